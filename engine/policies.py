@@ -1,0 +1,122 @@
+"""Routing policies behind one small interface.
+
+A policy orders the waiting queue (``queue_key``) and picks an agent among the
+available ones that pass the hard constraints (``pick``). ``priority`` is
+routeq's own; the baselines are what the field ships by default:
+
+- ``fifo_round_robin``: first come first served, agents in turn (Chatwoot).
+- ``least_loaded``: FIFO, the agent with the lowest share of capacity in use
+  (Rocket.Chat load balancing, Zendesk spare capacity).
+- ``longest_idle``: FIFO, the agent who finished a chat or came online
+  longest ago (Genesys "next agent", Rocket.Chat load rotation).
+
+Every choice is a maximum over a total order that ends in the agent's
+persisted ``seq``, so it does not depend on dict order and a restored engine
+chooses exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from engine.rules import Rules
+from engine.scoring import eligible, match_total
+from engine.state import Agent, Chat, Tenant, Visitor
+
+
+class Policy:
+    name = "policy"
+    #: reservations for the exclusive / last agent (sticky routing)
+    reserves = False
+    #: the queue is ordered by priority (a visitor's change re-keys their chat)
+    prioritised = False
+
+    def queue_key(self, rules: Rules, base: float, t0: int) -> float:
+        """Ascending key of a waiting chat (smaller = served first)."""
+        return float(t0)
+
+    def pool(self, rules: Rules, t: Tenant, c: Chat) -> Iterable[Agent]:
+        if rules.skill_required and c.skill is not None:
+            return t.avail.get(c.skill, {}).values()
+        return t.avail_all.values()
+
+    def pick(self, rules: Rules, t: Tenant, c: Chat, v: Visitor) -> Agent | None:
+        best: Agent | None = None
+        best_key: tuple[float, ...] | None = None
+        for a in self.pool(rules, t, c):
+            if not eligible(rules, a, c, v):
+                continue
+            k = self.rank(rules, t, a, c, v)
+            if best_key is None or k < best_key:
+                best, best_key = a, k
+        return best
+
+    def rank(self, rules: Rules, t: Tenant, a: Agent, c: Chat, v: Visitor) -> tuple[float, ...]:
+        """Ascending rank of a candidate agent (smallest wins)."""
+        raise NotImplementedError
+
+
+class PriorityPolicy(Policy):
+    name = "priority"
+    reserves = True
+    prioritised = True
+
+    def queue_key(self, rules: Rules, base: float, t0: int) -> float:
+        return rules.aging_per_ms * t0 - base
+
+    def pick(self, rules: Rules, t: Tenant, c: Chat, v: Visitor) -> Agent | None:
+        # agents with the chat's skill first; anyone else only if none of them fits
+        if c.skill is not None and not rules.skill_required:
+            skilled = t.avail.get(c.skill)
+            if skilled:
+                best = self._best(rules, skilled.values(), c, v)
+                if best is not None:
+                    return best
+        return self._best(rules, self.pool(rules, t, c), c, v)
+
+    @staticmethod
+    def _best(rules: Rules, pool: Iterable[Agent], c: Chat, v: Visitor) -> Agent | None:
+        best: Agent | None = None
+        best_score = 0.0
+        for a in pool:
+            if not eligible(rules, a, c, v):
+                continue
+            s = match_total(rules, a, c, v)
+            if best is None or s > best_score or (s == best_score and a.seq < best.seq):
+                best, best_score = a, s
+        return best
+
+    def rank(self, rules: Rules, t: Tenant, a: Agent, c: Chat, v: Visitor) -> tuple[float, ...]:
+        return (-match_total(rules, a, c, v), a.seq)
+
+
+class RoundRobinPolicy(Policy):
+    name = "fifo_round_robin"
+
+    def rank(self, rules: Rules, t: Tenant, a: Agent, c: Chat, v: Visitor) -> tuple[float, ...]:
+        # the next agent after the last one served, in order of first appearance
+        return ((a.seq - t.rr - 1) % (t.next_seq + 1), a.seq)
+
+
+class LeastLoadedPolicy(Policy):
+    name = "least_loaded"
+
+    def rank(self, rules: Rules, t: Tenant, a: Agent, c: Chat, v: Visitor) -> tuple[float, ...]:
+        return (len(a.active) / a.capacity, len(a.active), a.idle_since, a.seq)
+
+
+class LongestIdlePolicy(Policy):
+    name = "longest_idle"
+
+    def rank(self, rules: Rules, t: Tenant, a: Agent, c: Chat, v: Visitor) -> tuple[float, ...]:
+        return (a.idle_since, a.seq)
+
+
+POLICIES: dict[str, Policy] = {
+    p.name: p
+    for p in (PriorityPolicy(), RoundRobinPolicy(), LeastLoadedPolicy(), LongestIdlePolicy())
+}
+
+
+def policy_for(rules: Rules) -> Policy:
+    return POLICIES[rules.policy]

@@ -1,0 +1,50 @@
+"""Waiting chats in service order.
+
+An entry is ``(key, seq, chat)``: ``key`` does not change with time (for the
+priority policy it is ``-(base - aging·t0)``, see DESIGN.md), so the order is
+the same at every instant and nothing is rescanned as time passes. A sorted
+list with bisection gives the head in O(1), insert/remove in O(log n) plus a
+memmove, and a chat's 1-based position in O(log n) for ``chat.queued``.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator
+
+Entry = tuple[float, int, str]
+
+
+class WaitQueue:
+    __slots__ = ("entries",)
+
+    def __init__(self) -> None:
+        self.entries: list[Entry] = []
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self.entries)
+
+    def push(self, entry: Entry) -> int:
+        """Insert; return the 1-based position."""
+        entries = self.entries
+        if not entries or entries[-1] < entry:
+            entries.append(entry)
+            return len(entries)
+        i = bisect_left(entries, entry)
+        entries.insert(i, entry)
+        return i + 1
+
+    def remove(self, entry: Entry) -> None:
+        entries = self.entries
+        i = bisect_left(entries, entry)
+        if i < len(entries) and entries[i] == entry:
+            del entries[i]
+
+    def position(self, entry: Entry) -> int:
+        return bisect_left(self.entries, entry) + 1
+
+    def head(self) -> Entry | None:
+        return self.entries[0] if self.entries else None

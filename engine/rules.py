@@ -1,0 +1,385 @@
+"""Routing rules: data, with a default for every key, validated on load.
+
+The engine receives a ``Rules`` object; shells read the TOML file and call
+``rules_from_toml(text)`` (or ``parse_rules(mapping)``). Errors name the key:
+``rules: key 'assignment.offer_timeout_s' must be a number > 0, got "soon"``.
+``examples/rules.toml`` shows every key with its default and a comment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+POLICIES = ("priority", "fifo_round_robin", "least_loaded", "longest_idle")
+MODES = ("human_only", "human_first", "robot_first", "robot_only")
+AWAY_REQUEUES = ("unaccepted", "all", "none")
+
+
+class RulesError(ValueError):
+    """Invalid rules; the message names the key and what was expected."""
+
+
+DEFAULTS: dict[str, Any] = {
+    "policy": "priority",
+    "platform": "platform",
+    "priority": {
+        "aging_per_s": 0.1,
+        "returning": 15.0,
+        "member": 10.0,
+        "per_order": 1.0,
+        "max_orders": 20,
+        "per_1000_ltv": 2.0,
+        "max_ltv_points": 20.0,
+        "levels": [0.0, 2.0, 5.0, 10.0, 20.0, 40.0],
+        "pages": {
+            "home": 0.0,
+            "list": 5.0,
+            "search": 8.0,
+            "detail": 15.0,
+            "cart": 30.0,
+            "checkout": 50.0,
+            "order": 25.0,
+            "after_sales": 20.0,
+            "default": 0.0,
+        },
+    },
+    "assignment": {
+        "acceptance_required": False,
+        "offer_timeout_s": 30.0,
+        "sticky_wait_s": 60.0,
+        "exclusive_wait_s": 120.0,
+        "skill_required": False,
+        "channel_required": False,
+        "region_required": False,
+        "away_requeues": "unaccepted",
+        "eta_handle_s": 180.0,
+        "weights": {
+            "skill": 10.0,
+            "load": 20.0,
+            "sticky": 50.0,
+            "exclusive": 100.0,
+            "region": 5.0,
+            "channel": 5.0,
+        },
+    },
+    "overflow": {"enabled": False, "after_s": 120.0, "tenants": []},
+    "skills": {
+        "keywords": {
+            "refund": "after_sales",
+            "return": "after_sales",
+            "broken": "after_sales",
+            "退款": "after_sales",
+            "退货": "after_sales",
+            "invoice": "billing",
+            "发票": "billing",
+            "coupon": "sales",
+            "优惠": "sales",
+        },
+        "pages": {
+            "after_sales": "after_sales",
+            "order": "after_sales",
+            "checkout": "sales",
+            "cart": "sales",
+            "detail": "presales",
+        },
+        "search": {},
+        "categories": {},
+    },
+    "modes": {"default": "human_first", "pages": {}, "tenants": {}},
+    "dedup": {"window": 100_000},
+}
+
+
+def _show(v: object) -> str:
+    try:
+        return orjson.dumps(v).decode()[:60]
+    except TypeError:
+        return repr(v)[:60]
+
+
+def _number(lo: float, lo_open: bool = False) -> Callable[[str, object], float]:
+    def check(key: str, v: object) -> float:
+        ok = type(v) in (int, float) and (v > lo if lo_open else v >= lo)  # type: ignore[operator]
+        if not ok:
+            op = ">" if lo_open else ">="
+            raise RulesError(f"rules: key '{key}' must be a number {op} {lo:g}, got {_show(v)}")
+        return float(v)  # type: ignore[arg-type]
+
+    return check
+
+
+def _int(lo: int) -> Callable[[str, object], int]:
+    def check(key: str, v: object) -> int:
+        if not (type(v) is int and v >= lo):
+            raise RulesError(f"rules: key '{key}' must be an integer >= {lo}, got {_show(v)}")
+        return v
+
+    return check
+
+
+def _bool(key: str, v: object) -> bool:
+    if type(v) is not bool:
+        raise RulesError(f"rules: key '{key}' must be true or false, got {_show(v)}")
+    return v
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str, object], str]:
+    def check(key: str, v: object) -> str:
+        if v not in options:
+            raise RulesError(
+                f"rules: key '{key}' must be one of {', '.join(options)}, got {_show(v)}"
+            )
+        return str(v)
+
+    return check
+
+
+def _string(key: str, v: object) -> str:
+    if not (type(v) is str and v):
+        raise RulesError(f"rules: key '{key}' must be a non-empty string, got {_show(v)}")
+    return v
+
+
+def _strings(key: str, v: object) -> list[str]:
+    if not (type(v) is list and all(type(x) is str and x for x in v)):
+        raise RulesError(f"rules: key '{key}' must be a list of strings, got {_show(v)}")
+    return list(v)
+
+
+def _levels(key: str, v: object) -> list[float]:
+    if not (type(v) is list and len(v) == 6 and all(type(x) in (int, float) for x in v)):
+        raise RulesError(
+            f"rules: key '{key}' must be a list of 6 numbers (bonus for tiers 0-5), got {_show(v)}"
+        )
+    return [float(x) for x in v]
+
+
+def _map(value_check: Callable[[str, object], Any]) -> Callable[[str, object], dict[str, Any]]:
+    def check(key: str, v: object) -> dict[str, Any]:
+        if type(v) is not dict:
+            raise RulesError(f"rules: key '{key}' must be a table, got {_show(v)}")
+        return {str(k): value_check(f"{key}.{k}", x) for k, x in v.items()}
+
+    return check
+
+
+def _tenant_mode(key: str, v: object) -> dict[str, Any]:
+    if type(v) is not dict:
+        raise RulesError(f"rules: key '{key}' must be a table with default and pages")
+    out: dict[str, Any] = {}
+    for k, x in v.items():
+        if k == "default":
+            out["default"] = _choice(MODES)(f"{key}.default", x)
+        elif k == "pages":
+            out["pages"] = _map(_choice(MODES))(f"{key}.pages", x)
+        else:
+            raise RulesError(f"rules: unknown key '{key}.{k}' (expected default, pages)")
+    return out
+
+
+SPEC: dict[str, Any] = {
+    "policy": _choice(POLICIES),
+    "platform": _string,
+    "priority": {
+        "aging_per_s": _number(0),
+        "returning": _number(0),
+        "member": _number(0),
+        "per_order": _number(0),
+        "max_orders": _int(0),
+        "per_1000_ltv": _number(0),
+        "max_ltv_points": _number(0),
+        "levels": _levels,
+        "pages": _map(_number(0)),
+    },
+    "assignment": {
+        "acceptance_required": _bool,
+        "offer_timeout_s": _number(0, lo_open=True),
+        "sticky_wait_s": _number(0),
+        "exclusive_wait_s": _number(0),
+        "skill_required": _bool,
+        "channel_required": _bool,
+        "region_required": _bool,
+        "away_requeues": _choice(AWAY_REQUEUES),
+        "eta_handle_s": _number(0, lo_open=True),
+        "weights": {k: _number(0) for k in DEFAULTS["assignment"]["weights"]},
+    },
+    "overflow": {"enabled": _bool, "after_s": _number(0), "tenants": _strings},
+    "skills": {
+        "keywords": _map(_string),
+        "pages": _map(_string),
+        "search": _map(_string),
+        "categories": _map(_string),
+    },
+    "modes": {
+        "default": _choice(MODES),
+        "pages": _map(_choice(MODES)),
+        "tenants": _map(_tenant_mode),
+    },
+    "dedup": {"window": _int(1)},
+}
+
+# maps whose entries a rules file adds to the defaults; every other map given in
+# a rules file replaces its default entirely (so a default keyword can be dropped)
+_MERGED_MAPS = {"priority.pages"}
+
+
+def _merge(spec: dict[str, Any], defaults: dict[str, Any], data: object, path: str) -> Any:
+    if type(data) is not dict:
+        raise RulesError(f"rules: key '{path or '(top)'}' must be a table, got {_show(data)}")
+    out: dict[str, Any] = {}
+    for key, check in spec.items():
+        full = f"{path}.{key}" if path else key
+        if isinstance(check, dict):
+            out[key] = _merge(check, defaults[key], data.get(key, {}), full)
+        elif key in data and full in _MERGED_MAPS and type(data[key]) is dict:
+            out[key] = check(full, {**defaults[key], **data[key]})
+        elif key in data:
+            out[key] = check(full, data[key])
+        else:
+            out[key] = check(full, defaults[key])
+    for key in data:
+        if key not in spec:
+            full = f"{path}.{key}" if path else key
+            raise RulesError(f"rules: unknown key '{full}' (expected one of {', '.join(spec)})")
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """Parsed, validated rules. ``data`` is the full normalised tree."""
+
+    data: dict[str, Any]
+    hash: str
+    policy: str
+    platform: str
+    aging_per_ms: float
+    returning: float
+    member: float
+    per_order: float
+    max_orders: int
+    per_1000_ltv: float
+    max_ltv_points: float
+    levels: tuple[float, ...]
+    page_weights: dict[str, float]
+    page_default: float
+    acceptance_required: bool
+    offer_timeout_ms: int
+    sticky_wait_ms: int
+    exclusive_wait_ms: int
+    skill_required: bool
+    channel_required: bool
+    region_required: bool
+    away_requeues: str
+    eta_handle_s: float
+    w_skill: float
+    w_load: float
+    w_sticky: float
+    w_exclusive: float
+    w_region: float
+    w_channel: float
+    overflow_enabled: bool
+    overflow_after_ms: int
+    overflow_tenants: frozenset[str]
+    skill_keywords: tuple[tuple[str, str], ...]
+    skill_pages: dict[str, str]
+    skill_search: tuple[tuple[str, str], ...]
+    skill_categories: dict[str, str]
+    mode_default: str
+    mode_pages: dict[str, str]
+    mode_tenants: dict[str, dict[str, Any]]
+    dedup_window: int
+
+    def mode_for(self, tenant: str, page: str | None) -> str:
+        """The service mode for a chat requested by a visitor of ``tenant`` on ``page``."""
+        t = self.mode_tenants.get(tenant)
+        if t is not None:
+            if page is not None and page in t.get("pages", {}):
+                return str(t["pages"][page])
+            if page is not None and page in self.mode_pages:
+                return self.mode_pages[page]
+            if "default" in t:
+                return str(t["default"])
+        elif page is not None and page in self.mode_pages:
+            return self.mode_pages[page]
+        return self.mode_default
+
+    def page_weight(self, page: str | None) -> float:
+        if page is None:
+            return self.page_default
+        return self.page_weights.get(page, self.page_default)
+
+    def may_overflow(self, tenant: str) -> bool:
+        if not self.overflow_enabled or tenant == self.platform:
+            return False
+        return not self.overflow_tenants or tenant in self.overflow_tenants
+
+
+def parse_rules(data: Mapping[str, Any] | None = None) -> Rules:
+    """Validate a rules mapping (as from TOML) over the defaults."""
+    tree = _merge(SPEC, DEFAULTS, dict(data or {}), "")
+    digest = hashlib.sha256(orjson.dumps(tree, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
+    p, a, o, s, m = (tree[k] for k in ("priority", "assignment", "overflow", "skills", "modes"))
+    w = a["weights"]
+    pages = dict(p["pages"])
+    page_default = float(pages.pop("default", 0.0))
+    return Rules(
+        data=tree,
+        hash=digest,
+        policy=tree["policy"],
+        platform=tree["platform"],
+        aging_per_ms=p["aging_per_s"] / 1000.0,
+        returning=p["returning"],
+        member=p["member"],
+        per_order=p["per_order"],
+        max_orders=p["max_orders"],
+        per_1000_ltv=p["per_1000_ltv"],
+        max_ltv_points=p["max_ltv_points"],
+        levels=tuple(p["levels"]),
+        page_weights=pages,
+        page_default=page_default,
+        acceptance_required=a["acceptance_required"],
+        offer_timeout_ms=round(a["offer_timeout_s"] * 1000),
+        sticky_wait_ms=round(a["sticky_wait_s"] * 1000),
+        exclusive_wait_ms=round(a["exclusive_wait_s"] * 1000),
+        skill_required=a["skill_required"],
+        channel_required=a["channel_required"],
+        region_required=a["region_required"],
+        away_requeues=a["away_requeues"],
+        eta_handle_s=a["eta_handle_s"],
+        w_skill=w["skill"],
+        w_load=w["load"],
+        w_sticky=w["sticky"],
+        w_exclusive=w["exclusive"],
+        w_region=w["region"],
+        w_channel=w["channel"],
+        overflow_enabled=o["enabled"],
+        overflow_after_ms=round(o["after_s"] * 1000),
+        overflow_tenants=frozenset(o["tenants"]),
+        skill_keywords=tuple((k.lower(), v) for k, v in s["keywords"].items()),
+        skill_pages=dict(s["pages"]),
+        skill_search=tuple((k.lower(), v) for k, v in s["search"].items()),
+        skill_categories=dict(s["categories"]),
+        mode_default=m["default"],
+        mode_pages=dict(m["pages"]),
+        mode_tenants=dict(m["tenants"]),
+        dedup_window=tree["dedup"]["window"],
+    )
+
+
+def rules_from_toml(text: str) -> Rules:
+    """Parse rules from TOML text (the shell reads the file)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesError(f"rules: not valid TOML ({exc})") from None
+    return parse_rules(data)
+
+
+def default_rules() -> Rules:
+    return parse_rules({})

@@ -1,0 +1,194 @@
+"""The engine's entities: agents, visitors, chats and tenants.
+
+Plain classes with ``__slots__`` (fast, about 300 bytes a visitor). Each
+persisted entity converts to a JSON-able record and back; ``Tenant`` also
+holds the derived indexes (queues, availability, timers) that ``restore``
+rebuilds and that are never persisted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.dedup import IdWindow
+from engine.queue import WaitQueue
+from engine.timers import TimerHeap
+
+Record = dict[str, Any]
+EntityKey = tuple[str, str, str]  # (kind, tenant, id)
+
+ONLINE, AWAY, OFFLINE = "online", "away", "offline"
+WAITING, ASSIGNED, BOT, FORWARDED = "waiting", "assigned", "bot", "forwarded"
+
+
+class Agent:
+    __slots__ = (
+        "id", "seq", "status", "capacity", "skills", "channels", "regions", "active",
+        "idle_since",
+    )
+
+    def __init__(self, agent_id: str, seq: int) -> None:
+        self.id = agent_id
+        self.seq = seq
+        self.status = OFFLINE
+        self.capacity = 0
+        self.skills: dict[str, int] = {}
+        self.channels: tuple[str, ...] | None = None
+        self.regions: tuple[str, ...] | None = None
+        self.active: dict[str, int] = {}  # chat key -> chat seq
+        self.idle_since = 0
+
+    def has_room(self) -> bool:
+        return self.status == ONLINE and len(self.active) < self.capacity
+
+    def to_record(self) -> Record:
+        return {
+            "seq": self.seq, "status": self.status, "capacity": self.capacity,
+            "skills": dict(self.skills), "channels": self.channels, "regions": self.regions,
+            "active": dict(self.active), "idle_since": self.idle_since,
+        }
+
+    @classmethod
+    def from_record(cls, agent_id: str, r: Record) -> Agent:
+        a = cls(agent_id, r["seq"])
+        a.status, a.capacity, a.skills = r["status"], r["capacity"], dict(r["skills"])
+        a.channels = tuple(r["channels"]) if r["channels"] is not None else None
+        a.regions = tuple(r["regions"]) if r["regions"] is not None else None
+        a.active, a.idle_since = dict(r["active"]), r["idle_since"]
+        return a
+
+
+class Visitor:
+    __slots__ = (
+        "id", "first_ts", "last_ts", "pages", "page", "keyword", "category", "channel",
+        "region", "member", "tier", "orders", "ltv", "last_agent", "exclusive", "returning",
+        "left", "chats",
+    )
+
+    def __init__(self, visitor_id: str, ts: int) -> None:
+        self.id = visitor_id
+        self.first_ts = ts
+        self.last_ts = ts
+        self.pages = 0
+        self.page: str | None = None
+        self.keyword: str | None = None
+        self.category: str | None = None
+        self.channel: str | None = None
+        self.region: str | None = None
+        self.member = False
+        self.tier = 0
+        self.orders = 0
+        self.ltv: float = 0
+        self.last_agent: str | None = None
+        self.exclusive: str | None = None
+        self.returning = False
+        self.left = False
+        self.chats: list[str] = []  # open chat keys
+
+    def time_on_site_ms(self) -> int:
+        return self.last_ts - self.first_ts
+
+    def to_record(self) -> Record:
+        r = {s: getattr(self, s) for s in self.__slots__ if s != "id"}
+        r["chats"] = list(self.chats)
+        return r
+
+    @classmethod
+    def from_record(cls, visitor_id: str, r: Record) -> Visitor:
+        v = cls(visitor_id, r["first_ts"])
+        for s in cls.__slots__:
+            if s != "id":
+                setattr(v, s, r[s])
+        v.chats = list(r["chats"])
+        return v
+
+
+class Chat:
+    __slots__ = (
+        "key", "id", "origin", "seq", "visitor", "t0", "status", "skill", "agent", "accepted",
+        "offer_until", "excluded", "reserved_for", "reserve_kind", "reserve_until", "to",
+        "mode", "base", "qkey",
+    )
+
+    def __init__(self, key: str, chat_id: str, seq: int, visitor: str, t0: int) -> None:
+        self.key = key  # id inside this tenant (``M/chat`` for a chat overflowed from M)
+        self.id = chat_id  # the id the chat server knows
+        self.origin: str | None = None  # merchant it overflowed from
+        self.seq = seq
+        self.visitor = visitor
+        self.t0 = t0
+        self.status = WAITING
+        self.skill: str | None = None
+        self.agent: str | None = None
+        self.accepted = False
+        self.offer_until = 0
+        self.excluded: list[str] = []
+        self.reserved_for: str | None = None
+        self.reserve_kind: str | None = None
+        self.reserve_until = 0
+        self.to: str | None = None  # tenant it was forwarded to
+        self.mode = "human_only"  # service mode decided at request
+        # derived, not persisted
+        self.base = 0.0
+        self.qkey: tuple[float, int, str] | None = None
+
+    _PERSISTED = (
+        "id", "origin", "seq", "visitor", "t0", "status", "skill", "agent", "accepted",
+        "offer_until", "excluded", "reserved_for", "reserve_kind", "reserve_until", "to",
+        "mode",
+    )
+
+    def to_record(self) -> Record:
+        r = {s: getattr(self, s) for s in self._PERSISTED}
+        r["excluded"] = list(self.excluded)
+        return r
+
+    @classmethod
+    def from_record(cls, key: str, r: Record) -> Chat:
+        c = cls(key, r["id"], r["seq"], r["visitor"], r["t0"])
+        for s in cls._PERSISTED:
+            setattr(c, s, r[s])
+        c.excluded = list(r["excluded"])
+        return c
+
+
+class Tenant:
+    """One tenant's state and the indexes derived from it."""
+
+    __slots__ = (
+        "name", "seq", "now", "next_seq", "rr", "agents", "visitors", "chats", "ids",
+        "queues", "personal", "avail", "avail_all", "timers", "online_agents",
+        "online_capacity",
+    )
+
+    def __init__(self, name: str, seq: int, now: int, dedup_window: int) -> None:
+        self.name = name
+        self.seq = seq  # creation order among tenants
+        self.now = now
+        self.next_seq = 0  # numbers agents and chats in order of first mention
+        self.rr = -1  # seq of the agent the round-robin pointer last gave a chat
+        self.agents: dict[str, Agent] = {}
+        self.visitors: dict[str, Visitor] = {}
+        self.chats: dict[str, Chat] = {}
+        self.ids = IdWindow(dedup_window)
+        # derived indexes
+        self.queues: dict[str | None, WaitQueue] = {}  # skill bucket -> waiting chats
+        self.personal: dict[str, WaitQueue] = {}  # agent -> chats reserved for them
+        self.avail: dict[str, dict[str, Agent]] = {}  # skill -> agents with room
+        self.avail_all: dict[str, Agent] = {}  # agents with room
+        self.timers = TimerHeap()
+        self.online_agents = 0
+        self.online_capacity = 0
+
+    def take_seq(self) -> int:
+        self.next_seq += 1
+        return self.next_seq
+
+    def to_record(self) -> Record:
+        return {"seq": self.seq, "now": self.now, "next_seq": self.next_seq, "rr": self.rr}
+
+    @classmethod
+    def from_record(cls, name: str, r: Record, dedup_window: int) -> Tenant:
+        t = cls(name, r["seq"], r["now"], dedup_window)
+        t.next_seq, t.rr = r["next_seq"], r["rr"]
+        return t

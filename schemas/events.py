@@ -1,0 +1,298 @@
+"""Input events of the contract (v1): decoding and validation in one place.
+
+``decode(line)`` turns one JSON Lines line into a clean event dict (only the
+contract's fields, defaults filled in) or raises ``EventError`` whose message
+names the event type, the field and what was expected, e.g.::
+
+    page.viewed: field 'ts' must be an integer ms timestamp, got "yesterday"
+
+Events are plain dicts (fast to build, to compare and to encode); their shape
+per type is documented by the ``FIELDS`` table below, which is also the
+validator.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+
+Event = dict[str, Any]
+
+MAX_LINE_BYTES = 64 * 1024
+MAX_TS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+MAX_TEXT = 4096
+MAX_LIST = 64
+
+TENANT_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+#: the chat id an overflowed chat has inside the tenant that took it over
+OVERFLOW_SEP = "/"
+
+
+class EventError(ValueError):
+    """A malformed input event. ``str(err)`` names the type, field and expectation."""
+
+    def __init__(self, message: str, tenant: str | None = None, ts: int | None = None) -> None:
+        super().__init__(message)
+        self.tenant = tenant
+        self.ts = ts
+
+
+def _show(value: object) -> str:
+    """A short, JSON-looking rendering of a bad value for error messages."""
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+Check = Callable[[object], object]  # returns the clean value or raises _Bad
+
+
+class _Bad(Exception):
+    def __init__(self, expected: str) -> None:
+        self.expected = expected
+
+
+def _ident(v: object) -> str:
+    if type(v) is str and 1 <= len(v) <= 128:
+        return v
+    raise _Bad("a string of 1-128 chars")
+
+
+def _text(v: object) -> str:
+    if type(v) is str and len(v) <= MAX_TEXT:
+        return v
+    raise _Bad(f"a string of at most {MAX_TEXT} chars")
+
+
+def _name(v: object) -> str:
+    if type(v) is str and 1 <= len(v) <= 128:
+        return v
+    raise _Bad("a non-empty string of at most 128 chars")
+
+
+def _tenant(v: object) -> str:
+    if type(v) is str and TENANT_RE.fullmatch(v):
+        return v
+    raise _Bad("a string of 1-64 chars of [A-Za-z0-9_.-]")
+
+
+def _ts(v: object) -> int:
+    if type(v) is int and 0 <= v <= MAX_TS:
+        return v
+    raise _Bad("an integer ms timestamp")
+
+
+def _status(v: object) -> str:
+    if type(v) is str and v in ("online", "away", "offline"):
+        return v
+    raise _Bad("one of online, away, offline")
+
+
+def _capacity(v: object) -> int:
+    if type(v) is int and 0 <= v <= 100:
+        return v
+    raise _Bad("an integer 0-100")
+
+
+def _skills(v: object) -> dict[str, int]:
+    if type(v) is dict and len(v) <= MAX_LIST:
+        out: dict[str, int] = {}
+        for k, lvl in v.items():
+            if not (type(k) is str and 1 <= len(k) <= 128 and type(lvl) is int and 1 <= lvl <= 5):
+                raise _Bad("an object of skill name -> level 1-5")
+            out[k] = lvl
+        return out
+    raise _Bad("an object of skill name -> level 1-5")
+
+
+def _names(v: object) -> list[str]:
+    if type(v) is list and len(v) <= MAX_LIST and all(
+        type(x) is str and 1 <= len(x) <= 128 for x in v
+    ):
+        return list(v)
+    raise _Bad(f"a list of at most {MAX_LIST} non-empty strings")
+
+
+def _bool(v: object) -> bool:
+    if type(v) is bool:
+        return v
+    raise _Bad("true or false")
+
+
+def _amount(v: object) -> float:
+    if (type(v) is int or type(v) is float) and math.isfinite(v) and v >= 0:
+        return v
+    raise _Bad("a finite number >= 0")
+
+
+def _customer(v: object) -> dict[str, Any]:
+    if type(v) is not dict:
+        raise _Bad("an object {member, tier, orders, ltv}")
+    out: dict[str, Any] = {"member": False, "tier": 0, "orders": 0, "ltv": 0}
+    for key, check, what in (
+        ("member", _bool, "true or false"),
+        ("tier", None, "an integer 0-5"),
+        ("orders", None, "an integer >= 0"),
+        ("ltv", _amount, "a finite number >= 0"),
+    ):
+        if key not in v:
+            continue
+        val = v[key]
+        if key == "tier":
+            if not (type(val) is int and 0 <= val <= 5):
+                raise _Bad(f"an object whose 'tier' is {what}")
+        elif key == "orders":
+            if not (type(val) is int and 0 <= val <= 10**9):
+                raise _Bad(f"an object whose 'orders' is {what}")
+        else:
+            assert check is not None
+            try:
+                val = check(val)
+            except _Bad:
+                raise _Bad(f"an object whose '{key}' is {what}") from None
+        out[key] = val
+    return out
+
+
+# field -> (check, required, default). The common fields are checked first.
+Spec = tuple[tuple[str, Check, bool, object], ...]
+
+FIELDS: Mapping[str, Spec] = {
+    "agent.state": (
+        ("agent", _ident, True, None),
+        ("status", _status, True, None),
+        ("capacity", _capacity, False, 5),
+        ("skills", _skills, False, {}),
+        ("channels", _names, False, None),
+        ("regions", _names, False, None),
+    ),
+    "visitor.arrived": (
+        ("visitor", _ident, True, None),
+        ("channel", _name, True, None),
+        ("region", _name, False, None),
+        ("customer", _customer, False, None),
+        ("exclusive_agent", _ident, False, None),
+    ),
+    "page.viewed": (
+        ("visitor", _ident, True, None),
+        ("page", _name, True, None),
+        ("keyword", _text, False, None),
+        ("category", _name, False, None),
+        ("sku", _name, False, None),
+    ),
+    "chat.requested": (
+        ("visitor", _ident, True, None),
+        ("chat", _ident, True, None),
+        ("message", _text, False, None),
+        ("skill", _name, False, None),
+    ),
+    "chat.accepted": (
+        ("chat", _ident, True, None), ("agent", _ident, True, None),
+        ("origin", _tenant, False, None),
+    ),
+    "chat.declined": (
+        ("chat", _ident, True, None), ("agent", _ident, True, None),
+        ("origin", _tenant, False, None),
+    ),
+    "bot.escalated": (("chat", _ident, True, None),),
+    "chat.ended": (
+        ("chat", _ident, True, None), ("resolved", _bool, False, None),
+        ("origin", _tenant, False, None),
+    ),
+    "visitor.left": (("visitor", _ident, True, None),),
+    "order.placed": (("visitor", _ident, True, None), ("amount", _amount, True, None)),
+    "clock": (),
+    # routeq's own: a merchant's overflowed chat arriving at the platform tenant
+    # (re-published by a distributed runtime; the embedded one applies it inline)
+    "chat.handed_over": (
+        ("chat", _ident, True, None),
+        ("visitor", _ident, True, None),
+        ("from", _tenant, True, None),
+        ("requested_ts", _ts, True, None),
+        ("skill", _name, False, None),
+        ("page", _name, False, None),
+        ("keyword", _text, False, None),
+        ("category", _name, False, None),
+        ("channel", _name, False, None),
+        ("region", _name, False, None),
+        ("customer", _customer, False, None),
+        ("returning", _bool, False, None),
+    ),
+}
+
+TYPES = tuple(FIELDS)
+_TYPES_TEXT = ", ".join(TYPES)
+
+
+def validate(obj: object) -> Event:
+    """Check a decoded JSON value against the contract; return a clean event."""
+    if type(obj) is not dict:
+        raise EventError(f"event: must be a JSON object, got {_show(obj)}")
+    etype = obj.get("type")
+    if etype not in FIELDS:
+        if "type" not in obj:
+            raise EventError("event: field 'type' is required (one of " + _TYPES_TEXT + ")")
+        raise EventError(f"event: field 'type' must be one of {_TYPES_TEXT}, got {_show(etype)}")
+    assert isinstance(etype, str)
+    out: Event = {"type": etype}
+    tenant: str | None = None
+    ts: int | None = None
+    raw_tenant = obj.get("tenant")
+    if type(raw_tenant) is str and TENANT_RE.fullmatch(raw_tenant):
+        tenant = raw_tenant
+    common: tuple[tuple[str, Check, bool], ...] = (
+        ("id", _ident, True),
+        ("ts", _ts, True),
+        ("tenant", _tenant, etype != "clock"),
+    )
+    for name, check, required in common:
+        if name not in obj:
+            if required:
+                raise EventError(f"{etype}: field '{name}' is required", tenant)
+            continue
+        try:
+            out[name] = check(obj[name])
+        except _Bad as bad:
+            raise EventError(
+                f"{etype}: field '{name}' must be {bad.expected}, got {_show(obj[name])}", tenant
+            ) from None
+    ts = out["ts"]
+    for name, check, required, default in FIELDS[etype]:
+        if name not in obj or (obj[name] is None and not required):
+            if required:
+                raise EventError(f"{etype}: field '{name}' is required", tenant, ts)
+            if default is not None:
+                out[name] = dict(default) if isinstance(default, dict) else default
+            continue
+        try:
+            out[name] = check(obj[name])
+        except _Bad as bad:
+            raise EventError(
+                f"{etype}: field '{name}' must be {bad.expected}, got {_show(obj[name])}",
+                tenant,
+                ts,
+            ) from None
+    return out
+
+
+def decode(line: bytes | str) -> Event:
+    """Decode one JSON Lines line (bytes or str) into a validated event."""
+    if len(line) > MAX_LINE_BYTES:
+        raise EventError(f"event: line must be at most {MAX_LINE_BYTES} bytes, got {len(line)}")
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise EventError(f"event: line must be a JSON object ({exc.args[0]})") from None
+    return validate(obj)
+
+
+def encode_event(event: Mapping[str, Any]) -> bytes:
+    """The canonical JSON encoding of an input event (no newline)."""
+    return orjson.dumps(event)

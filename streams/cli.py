@@ -1,0 +1,46 @@
+"""The ``routeq`` command line.
+
+Each command lives in its own module exposing ``add_parser(subparsers)`` and
+``main(args) -> int``; this file only lists them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+#: command modules, in the order ``--help`` lists them
+COMMANDS = (
+    "streams.runner",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="routeq",
+        description="routeq: chat routing for e-commerce customer service. "
+        "Events in (JSON Lines, see CONTRACT.md), routing decisions out.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(name)
+        cmd = module.add_parser(sub)
+        cmd.set_defaults(handler=module.main)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except BrokenPipeError:  # e.g. `routeq run … | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

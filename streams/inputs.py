@@ -1,0 +1,158 @@
+"""Input lines from files (in order) or stdin, in chunks, with their positions.
+
+A chunk is a list of non-blank lines (``\\r\\n`` stripped) with their line
+numbers, plus where the chunk ends in its source: the byte position and the
+count of lines read so far. The durable runtime stores that position with the
+log, so a rerun with the same files skips what is already logged.
+
+Reading is streaming: a pipe gives whatever has arrived (one line if that is
+all there is), so outputs follow inputs without waiting for a full chunk; when
+a pipe stays quiet for ``idle_s`` the reader yields ``None`` so the caller can
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import stat
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+READ_SIZE = 1 << 20
+STDIN = "-"
+
+
+class InputError(Exception):
+    """An input cannot be read (the message names it)."""
+
+
+@dataclass
+class Chunk:
+    lines: list[bytes]  # non-blank, without the line end
+    linenos: list[int]  # 1-based line number of each, counted over the whole input
+    source: str  # absolute path, or "-" for stdin
+    pos: int  # byte position in ``source`` just after the chunk
+    nlines: int  # lines of ``source`` read up to ``pos`` (blank ones included)
+    nbytes: int  # bytes of ``source`` this chunk covers (for a progress bar)
+    ends: list[int]  # byte position in ``source`` just after each line
+    base: int  # global line number of the line before the source's first
+
+    def cut(self, k: int) -> tuple[int, int]:
+        """(byte position, lines of the source) just before line ``k`` of the chunk."""
+        if k == 0:
+            return self.pos - self.nbytes, self.linenos[0] - 1 - self.base
+        return self.ends[k - 1], self.linenos[k - 1] - self.base
+
+
+def source_name(path: str) -> str:
+    """How a source is remembered: stdin as ``-``, a file by absolute path."""
+    return STDIN if path == STDIN else os.path.abspath(path)
+
+
+def check_inputs(paths: list[str]) -> None:
+    """Raise InputError naming the first input that cannot be opened."""
+    for path in paths:
+        if path == STDIN:
+            continue
+        if not os.path.exists(path):
+            raise InputError(f"input file not found: {path}")
+        if os.path.isdir(path):
+            raise InputError(f"input is a directory, not a file of events: {path}")
+        if not os.access(path, os.R_OK):
+            raise InputError(f"input file not readable: {path}")
+
+
+def total_bytes(paths: list[str], done: Mapping[str, tuple[int, int]]) -> int | None:
+    """Bytes left to read in ``paths`` (None if one is stdin)."""
+    total = 0
+    for path in paths:
+        if path == STDIN:
+            return None
+        total += max(0, os.path.getsize(path) - done.get(source_name(path), (0, 0))[0])
+    return total
+
+
+def read_chunks(
+    paths: list[str], *, done: Mapping[str, tuple[int, int]] | None = None,
+    max_lines: int = 4096, idle_s: float | None = None,
+) -> Iterator[Chunk | None]:
+    """Chunks of at most ``max_lines`` lines from ``paths`` in order.
+
+    ``done`` maps a source to (byte position, lines) already consumed: those
+    files are read from there on (stdin is never skipped: it cannot rewind).
+    """
+    done = done or {}
+    lineno_base = 0
+    for path in paths:
+        name = source_name(path)
+        if path == STDIN:
+            fd = sys.stdin.buffer.fileno()
+            pos, nlines = 0, 0
+            closing = False
+        else:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                raise InputError(f"input file not found: {path}") from None
+            except OSError as exc:
+                raise InputError(f"cannot read input file {path}: {exc.strerror}") from None
+            pos, nlines = done.get(name, (0, 0))
+            if pos:
+                os.lseek(fd, pos, os.SEEK_SET)
+            closing = True
+        pollable = idle_s is not None and not stat.S_ISREG(os.fstat(fd).st_mode)
+        try:
+            lineno = yield from _chunks(fd, name, pos, nlines, lineno_base, max_lines,
+                                        idle_s if pollable else None)
+        finally:
+            if closing:
+                os.close(fd)
+        lineno_base = lineno
+
+
+def _chunks(fd: int, name: str, pos: int, nlines: int, base: int, max_lines: int,
+            idle_s: float | None) -> Iterator[Chunk | None]:
+    """Chunks of one source; returns the last global line number."""
+    tail = b""
+    eof = False
+    while not eof:
+        if idle_s is not None:
+            ready, _, _ = select.select([fd], [], [], idle_s)
+            if not ready:
+                yield None
+                continue
+        data = os.read(fd, READ_SIZE)
+        if data:
+            parts = (tail + data).split(b"\n") if tail else data.split(b"\n")
+            tail = parts.pop()
+        elif tail:
+            parts, tail, eof = [tail], b"", True  # a last line without a line end
+        else:
+            break
+        for i in range(0, len(parts), max_lines):
+            piece = parts[i:i + max_lines]
+            lines: list[bytes] = []
+            linenos: list[int] = []
+            ends: list[int] = []
+            n = base + nlines
+            end = pos
+            for raw in piece:
+                n += 1
+                end += len(raw) + 1
+                if raw.endswith(b"\r"):
+                    raw = raw.rstrip(b"\r")
+                if raw and not raw.isspace():
+                    lines.append(raw)
+                    linenos.append(n)
+                    ends.append(end)
+            if eof:
+                end -= 1  # that last line had no "\n"
+                if ends:
+                    ends[-1] = min(ends[-1], end)
+            size = end - pos
+            pos = end
+            nlines += len(piece)
+            yield Chunk(lines, linenos, name, pos, nlines, size, ends, base)
+    return base + nlines

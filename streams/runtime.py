@@ -1,0 +1,286 @@
+"""The embedded runtime: input lines → log → engine → output lines.
+
+``Runtime`` feeds chunks of input lines to one ``Engine``. In memory
+(``layout=None``) an input's offset is its position in the input (non-blank
+lines, from 0). With a durable ``StateLayout`` it is the position in the log,
+and each chunk goes through these steps, in this order:
+
+1. decode every line (a bad line becomes ``event.rejected`` later, in place);
+2. write ONE batch: the chunk's lines as a log segment, how far the input has
+   been read, and, when a checkpoint is due (every ``checkpoint_every`` events
+   or ``checkpoint_ms`` of wall time), the entities changed by everything
+   applied before the chunk and the offset up to which they are applied;
+3. apply the chunk and write its outputs with one ``write(2)``.
+
+So an input is in the log before it is applied, and a checkpoint covers only
+inputs whose outputs were already written. Killed at any point, a rerun finds
+a log prefix and a checkpoint at or before its end: it restores the entities,
+re-applies the log after the checkpoint (re-emitting those outputs with the
+same offsets; consumers drop them, see ``README.md``) and reads the input on
+from where the log ends.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from engine import Engine, Rules, RulesError, rules_from_toml
+from schemas.events import Event, EventError, decode
+from schemas.outputs import Output, encode_lines
+from streams.inputs import Chunk
+from streams.state import StateLayout
+
+DEFAULT_CHECKPOINT_EVENTS = 20_000
+DEFAULT_CHECKPOINT_MS = 1_000
+
+#: test-only: ``<point>:<n>`` kills the process with SIGKILL at the n-th time
+#: it passes ``point`` (``before-write``, ``after-write``, ``after-apply``,
+#: ``before-final``); see tests/integration/test_crash_safety.py
+CRASH_ENV = "ROUTEQ_CRASH_POINT"
+
+
+class StrictStop(Exception):
+    """--strict met a bad line."""
+
+    def __init__(self, lineno: int | None, error: EventError) -> None:
+        super().__init__(f"line {lineno}: {error}" if lineno is not None else str(error))
+
+
+def remembered_ids(engine: Engine) -> int:
+    """How many event ids the engine has taken in (duplicates are not counted)."""
+    return engine.ids.count + sum(t.ids.count for t in engine.tenants.values())
+
+
+class Sink:
+    """Output lines to a file descriptor, one ``write(2)`` per batch of outputs."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self.fd, view)
+            view = view[n:]
+
+
+class _Crash:
+    def __init__(self) -> None:
+        spec = os.environ.get(CRASH_ENV, "")
+        point, _, n = spec.partition(":")
+        self.point = point
+        self.left = int(n) if n else 1
+        self.active = bool(spec)
+
+    def at(self, point: str) -> None:
+        if self.active and point == self.point:
+            self.left -= 1
+            if self.left <= 0:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+def rules_in_force(history: list[tuple[int, str]], offset: int) -> tuple[int, str] | None:
+    """The (offset, text) of the rules deployed last at or before ``offset``."""
+    found = None
+    for first, text in history:
+        if first > offset:
+            break
+        found = (first, text)
+    return found
+
+
+def parse_recorded(text: str) -> Rules:
+    try:
+        return rules_from_toml(text)
+    except RulesError as exc:
+        raise RulesError(f"rules recorded in the state dir no longer load: {exc}") from None
+
+
+class Runtime:
+    def __init__(
+        self, rules: Rules, sink: Sink, layout: StateLayout | None = None, *,
+        rules_text: str = "", checkpoint_every: int = DEFAULT_CHECKPOINT_EVENTS,
+        checkpoint_ms: int = DEFAULT_CHECKPOINT_MS, strict: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rules = rules
+        self.rules_text = rules_text
+        self.sink = sink
+        self.layout = layout
+        self.checkpoint_every = max(1, checkpoint_every)
+        self.checkpoint_s = checkpoint_ms / 1000
+        self.strict = strict
+        self.clock = clock
+        self.crash = _Crash()
+        self.engine = Engine(rules, track_dirty=layout is not None)
+        self.offset = 0
+        self.counts: Counter[str] = Counter()
+        self.applied = 0
+        self.rejected = 0
+        self.reapplied = 0
+        self.resumed_from: int | None = None
+        self.deployed = False
+        self._ids0 = 0
+        self._since_cp = 0
+        self._cp_at = clock()
+
+    # ------------------------------------------------------------ start
+
+    def resume(self) -> None:
+        """Restore from the state dir, re-emit the outputs after its checkpoint,
+        and deploy this runtime's rules if they differ from the recorded ones."""
+        layout = self.layout
+        if layout is None:
+            return
+        history = layout.rules_history()
+        if layout.logged or layout.applied:
+            self.resumed_from = layout.applied
+            at = rules_in_force(history, layout.applied)
+            old = parse_recorded(at[1]) if at is not None else self.rules
+            self.engine = Engine.restore(old, layout.records())
+            self.offset = layout.applied
+            switches = [(o, t) for o, t in history if o > layout.applied]
+            for first, lines in layout.segments(layout.applied):
+                while switches and switches[0][0] <= first:
+                    self._switch(parse_recorded(switches.pop(0)[1]))
+                out = self._apply(first, lines, self._decode(lines),
+                                  layout.linenos(first, first + len(lines)))
+                self.reapplied += len(lines)
+                self.counts.update([o["type"] for o in out])
+                if out:
+                    self.sink.write(encode_lines(out))
+            self.offset = layout.logged
+        last = history[-1] if history else None
+        if last is None or parse_recorded(last[1]).hash != self.rules.hash:
+            b = layout.start_batch()
+            layout.checkpoint(b, self.engine.take_dirty(), self.offset)
+            layout.deploy(b, self.offset, self.rules_text, self.rules.hash)
+            layout.store.write(b)
+            self.deployed = last is not None
+            if self.engine.rules is not self.rules:
+                self._switch(self.rules)
+        self._ids0 = remembered_ids(self.engine)
+        self._since_cp = 0
+        self._cp_at = self.clock()
+
+    def _switch(self, rules: Rules) -> None:
+        """Carry the engine's entities over to ``rules`` (recomputing priorities)."""
+        self.engine = Engine.restore(rules, self.engine.snapshot(),
+                                     track_dirty=self.engine.track_dirty)
+
+    # ------------------------------------------------------------ feeding
+
+    @staticmethod
+    def _decode(lines: list[bytes]) -> list[Event | EventError]:
+        decoded: list[Event | EventError] = []
+        add = decoded.append
+        for line in lines:
+            try:
+                add(decode(line))
+            except EventError as exc:
+                add(exc)
+        return decoded
+
+    def _apply(self, first: int, lines: list[bytes], decoded: list[Event | EventError],
+               linenos: dict[int, int] | list[int]) -> list[Output]:
+        engine = self.engine
+        apply = engine.apply
+        out: list[Output] = []
+        extend = out.extend
+        off = first
+        for ev in decoded:
+            if type(ev) is dict:
+                extend(apply(ev, off))
+            else:
+                i = off - first
+                lineno = linenos[i] if isinstance(linenos, list) else linenos.get(off)
+                out.append(engine.reject(ev, lines[i], line=lineno, offset=off))  # type: ignore[arg-type]
+            off += 1
+        return out
+
+    def feed(self, chunk: Chunk) -> None:
+        """Log (with --state), apply and emit one chunk of input lines."""
+        lines = chunk.lines
+        decoded = self._decode(lines)
+        bad = [i for i, ev in enumerate(decoded) if type(ev) is not dict]
+        stop: StrictStop | None = None
+        pos, nlines = chunk.pos, chunk.nlines
+        if bad and self.strict:
+            k = bad[0]
+            stop = StrictStop(chunk.linenos[k], decoded[k])  # type: ignore[arg-type]
+            pos, nlines = chunk.cut(k)
+            lines, decoded, bad = lines[:k], decoded[:k], []
+        layout = self.layout
+        first = self.offset
+        if layout is not None:
+            b = layout.start_batch()
+            if self._checkpoint_due():
+                self._checkpoint(b)
+            if lines:
+                rejected = [(first + i, chunk.linenos[i]) for i in bad]
+                layout.append(b, lines, rejected, chunk.source, pos, nlines)
+            elif chunk.source != "-":
+                layout.inputs[chunk.source] = (pos, nlines)
+                layout.append_inputs(b)
+            self.crash.at("before-write")
+            layout.store.write(b)
+            self.crash.at("after-write")
+        out = self._apply(first, lines, decoded, chunk.linenos)
+        self.offset = first + len(lines)
+        self._since_cp += len(lines)
+        self.rejected += len(bad)
+        self.applied += len(lines) - len(bad)
+        if out:
+            self.counts.update([o["type"] for o in out])
+            self.sink.write(encode_lines(out))
+        self.crash.at("after-apply")
+        if stop is not None:
+            self.finish()
+            raise stop
+
+    def idle(self) -> None:
+        """The input is quiet: checkpoint if one is due."""
+        if self.layout is not None and self._since_cp and self._checkpoint_due():
+            b = self.layout.start_batch()
+            self._checkpoint(b)
+            self.layout.store.write(b)
+
+    def finish(self) -> None:
+        """Checkpoint everything applied (the end of the input)."""
+        if self.layout is None:
+            return
+        self.crash.at("before-final")
+        b = self.layout.start_batch()
+        self._checkpoint(b)
+        self.layout.store.write(b)
+
+    def _checkpoint_due(self) -> bool:
+        return (self._since_cp >= self.checkpoint_every
+                or (self._since_cp > 0 and self.clock() - self._cp_at >= self.checkpoint_s))
+
+    def _checkpoint(self, b: Any) -> None:
+        assert self.layout is not None
+        self.layout.checkpoint(b, self.engine.take_dirty(), self.offset)
+        self._since_cp = 0
+        self._cp_at = self.clock()
+
+    # ------------------------------------------------------------ results
+
+    @property
+    def duplicates(self) -> int:
+        return self.applied - (remembered_ids(self.engine) - self._ids0)
+
+    def run(self, chunks: Iterable[Chunk | None], progress: Any = None) -> None:
+        for chunk in chunks:
+            if chunk is None:
+                self.idle()
+                continue
+            self.feed(chunk)
+            if progress is not None:
+                progress.update(chunk.nbytes)
+        self.finish()

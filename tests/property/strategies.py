@@ -1,0 +1,113 @@
+"""Hypothesis strategies: random but contract-valid event streams and rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+
+from engine import Rules, parse_rules
+
+T0 = 1_790_000_000_000
+TENANTS = ("t1", "t2", "platform")
+AGENTS = tuple(f"a{i}" for i in range(4))
+VISITORS = tuple(f"v{i}" for i in range(6))
+CHATS = tuple(f"c{i}" for i in range(8))
+SKILLS = ("sales", "after_sales", "presales")
+PAGES = ("home", "list", "search", "detail", "cart", "checkout", "order", "after_sales", "promo")
+
+
+@st.composite
+def rules(draw: st.DrawFn) -> Rules:
+    data: dict[str, Any] = {
+        "policy": draw(st.sampled_from(
+            ["priority", "priority", "fifo_round_robin", "least_loaded", "longest_idle"])),
+        "assignment": {
+            "acceptance_required": draw(st.booleans()),
+            "offer_timeout_s": draw(st.sampled_from([5, 30])),
+            "sticky_wait_s": draw(st.sampled_from([0, 20, 60])),
+            "exclusive_wait_s": draw(st.sampled_from([0, 30, 120])),
+            "skill_required": draw(st.booleans()),
+            "channel_required": draw(st.booleans()),
+            "away_requeues": draw(st.sampled_from(["unaccepted", "all", "none"])),
+        },
+        "overflow": {"enabled": draw(st.booleans()), "after_s": draw(st.sampled_from([10, 60]))},
+        "modes": {
+            "default": draw(st.sampled_from(["human_first", "human_only", "human_only"])),
+            "pages": draw(st.sampled_from([{}, {"home": "robot_first"}, {"promo": "robot_only"}])),
+        },
+        "dedup": {"window": draw(st.sampled_from([3, 1000]))},
+    }
+    return parse_rules(data)
+
+
+def _event(draw: st.DrawFn, etype: str, tenant: str) -> dict[str, Any]:
+    ev: dict[str, Any] = {"type": etype, "tenant": tenant}
+    if etype == "agent.state":
+        ev["agent"] = draw(st.sampled_from(AGENTS))
+        ev["status"] = draw(st.sampled_from(["online", "online", "away", "offline"]))
+        ev["capacity"] = draw(st.integers(0, 3))
+        ev["skills"] = draw(st.dictionaries(st.sampled_from(SKILLS), st.integers(1, 5),
+                                            max_size=2))
+        if draw(st.booleans()):
+            ev["channels"] = draw(st.lists(st.sampled_from(["web", "app"]), max_size=2))
+    elif etype == "visitor.arrived":
+        ev["visitor"] = draw(st.sampled_from(VISITORS))
+        ev["channel"] = draw(st.sampled_from(["web", "app"]))
+        if draw(st.booleans()):
+            ev["customer"] = {"member": draw(st.booleans()), "tier": draw(st.integers(0, 5)),
+                              "orders": draw(st.integers(0, 30)),
+                              "ltv": draw(st.integers(0, 20000))}
+        if draw(st.integers(0, 3)) == 0:
+            ev["exclusive_agent"] = draw(st.sampled_from(AGENTS))
+    elif etype == "page.viewed":
+        ev["visitor"] = draw(st.sampled_from(VISITORS))
+        ev["page"] = draw(st.sampled_from(PAGES))
+    elif etype == "chat.requested":
+        ev["visitor"] = draw(st.sampled_from(VISITORS))
+        ev["chat"] = draw(st.sampled_from(CHATS))
+        if draw(st.integers(0, 3)) == 0:
+            ev["skill"] = draw(st.sampled_from(SKILLS))
+        if draw(st.integers(0, 3)) == 0:
+            ev["message"] = draw(st.sampled_from(["refund please", "coupon?", "hello"]))
+    elif etype in ("chat.accepted", "chat.declined"):
+        ev["chat"] = draw(st.sampled_from(CHATS))
+        ev["agent"] = draw(st.sampled_from(AGENTS))
+    elif etype in ("bot.escalated", "chat.ended"):
+        ev["chat"] = draw(st.sampled_from(CHATS))
+    elif etype in ("visitor.left",):
+        ev["visitor"] = draw(st.sampled_from(VISITORS))
+    elif etype == "order.placed":
+        ev["visitor"] = draw(st.sampled_from(VISITORS))
+        ev["amount"] = draw(st.integers(0, 2000))
+    return ev
+
+
+TYPE_WEIGHTS = (
+    ["agent.state"] * 3 + ["visitor.arrived"] * 2 + ["page.viewed"] * 3
+    + ["chat.requested"] * 4 + ["chat.accepted"] * 2 + ["chat.declined", "bot.escalated"]
+    + ["chat.ended"] * 3 + ["visitor.left", "order.placed", "clock"]
+)
+
+
+@st.composite
+def streams(draw: st.DrawFn, max_size: int = 60, duplicates: bool = False) -> list[dict[str, Any]]:
+    """A list of valid event dicts over a few tenants, time mostly moving forward."""
+    n = draw(st.integers(1, max_size))
+    ts = T0
+    out: list[dict[str, Any]] = []
+    for i in range(n):
+        ts += draw(st.sampled_from([0, 500, 3_000, 15_000, 45_000, 130_000]))
+        # now and then a late event: applied at the tenant's current time
+        ts_ev = ts - 20_000 if draw(st.integers(0, 15)) == 0 else ts
+        etype = draw(st.sampled_from(TYPE_WEIGHTS))
+        tenant = draw(st.sampled_from(TENANTS))
+        ev = _event(draw, etype, tenant)
+        ev["id"] = f"e{i}"
+        ev["ts"] = ts_ev
+        if etype == "clock" and draw(st.booleans()):
+            del ev["tenant"]
+        out.append(ev)
+        if duplicates and out and draw(st.integers(0, 4)) == 0:
+            out.append(dict(draw(st.sampled_from(out))))
+    return out
