@@ -128,7 +128,6 @@ class Simulation:
         self.hours = float(h)
         self.end = self.t0 + int(self.hours * HOUR_MS)
         self.engine = Engine(rules, track_dirty=False)
-        self.collector = Collector()
         self.heap: list[tuple[int, int, Callable[[int, Any], None], Any]] = []
         self._seq = itertools.count()
         self.offset = 0
@@ -157,6 +156,11 @@ class Simulation:
             self._queue_model(scenario)
         else:
             self._shop_model(scenario)
+        # the report leaves out the warm-up (queue scenarios) and the drain
+        if self.kind == "queue":
+            self.collector = Collector(since_ms=self.t0 + self.warmup_ms, until_ms=self.end)
+        else:
+            self.collector = Collector(busy_until_ms=self.end)
 
     # ------------------------------------------------------------ building
 
@@ -239,7 +243,9 @@ class Simulation:
         self._mult = [1.0]
         self._mmax = 1.0
         self._tenant_choice: Choice | None = None
-        self._push(self.t0, self._arrival, self.t0 + self.rng.expovariate(self.arrival_rate_ms))
+        first = self.t0 + self.rng.expovariate(self.arrival_rate_ms)
+        if first < self.end:
+            self._push(int(first), self._arrival, first)
 
     def _shop_model(self, sc: dict[str, Any]) -> None:
         traffic = need(sc, "traffic", "", dict)
@@ -313,6 +319,53 @@ class Simulation:
         first = self._next_arrival(float(self.t0))
         if first is not None:
             self._push(int(first), self._arrival, first)
+
+    def theory(self) -> dict[str, Any] | None:
+        """For a queue scenario, what Erlang C (no patience) or Erlang A predicts."""
+        if self.kind != "queue":
+            return None
+        from simulators import theory
+
+        q = self.queue_params
+        c, handle = int(q["agents"]), float(q["handle_s"])
+        lam, mu = float(q["offered_erlangs"]) / handle, 1.0 / handle
+        out: dict[str, Any] = dict(q)
+        if self.patience_s > 0:
+            a = theory.erlang_a(c, lam, mu, 1.0 / self.patience_s)
+            out.update(model="erlang_a", p_wait=a.p_wait, abandonment_rate=a.p_abandon,
+                       wait_all_mean_s=a.mean_wait_s, occupancy=a.occupancy)
+        elif lam < c * mu:
+            e = theory.erlang_c(c, lam, mu)
+            out.update(model="erlang_c", p_wait=e.p_wait, wait_all_mean_s=e.mean_wait_s,
+                       service_level=theory.erlang_c_service_level(c, lam, mu, 20.0),
+                       occupancy=e.occupancy)
+        else:
+            out.update(model="erlang_c", unstable=True)
+        return out
+
+    def summary(self, stats: RunStats) -> dict[str, Any]:
+        """Everything ``summary.json`` holds: the run, the metrics, theory where it applies."""
+        doc: dict[str, Any] = {
+            "scenario": self.scenario.get("name"),
+            "seed": self.seed,
+            "hours": self.hours,
+            "policy": self.rules.policy,
+            "rules": self.rules.hash,
+            "run": {
+                "events": stats.events, "outputs": stats.outputs, "visitors": stats.visitors,
+                "chats": stats.chats, "wall_s": round(stats.wall_s, 3),
+                "events_per_s": round(stats.events_per_s),
+                "start_ms": stats.sim_start_ms, "end_ms": stats.sim_end_ms,
+                "drained_ms": stats.drained_ms,
+            },
+        }
+        if self.kind == "queue":
+            doc["warmup_h"] = self.warmup_ms / HOUR_MS
+        doc.update(self.collector.summary())
+        th = self.theory()
+        if th is not None:
+            doc["theory"] = th
+        return doc
 
     def expected_visitors(self) -> float:
         """Expected arrivals over the horizon (from the rate curve)."""
@@ -418,9 +471,8 @@ class Simulation:
     def _arrival(self, t: int, tf: float) -> None:
         if self.kind == "queue":
             self._queue_arrival(t)
-            nxt: float | None = tf + self.rng.expovariate(self.arrival_rate_ms)
-            if nxt >= self.end:
-                nxt = None
+            after = tf + self.rng.expovariate(self.arrival_rate_ms)
+            nxt: float | None = after if after < self.end else None
         else:
             assert self._tenant_choice is not None
             self._visit(t, self.tenants[self._tenant_choice.draw(self.rng.random)])

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 #: command modules, in the order ``--help`` lists them
 COMMANDS = (
     "streams.runner",
+    "streams.simulate",
 )
 
 

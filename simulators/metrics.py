@@ -1,0 +1,601 @@
+"""Service metrics computed from a run's input events and the engine's outputs.
+
+One module for everything that reports on routing: ``routeq simulate`` feeds
+a :class:`Collector` event by event while it runs; replays and rule tuning
+call :func:`summarize_files` (or feed a ``Collector`` themselves) over a
+recorded ``events.jsonl`` and ``outputs.jsonl``. Both give the same numbers.
+
+Per tenant (the tenant the chat was requested at: an overflowed chat stays
+its merchant's) and overall:
+
+- ``chats`` requested; ``to_bot`` (sent to the bot first), ``escalated``,
+  ``bot_ended`` (ended with the bot, resolved or not); ``human`` (chats that
+  waited for a person: requested without the bot, or escalated); ``assigned``
+  (got an agent at least once), ``abandoned``, ``overflowed``, ``requeued``;
+- ``waited`` (chats that were queued rather than assigned at once) and
+  ``p_wait`` = waited / human;
+- waits, in seconds, from entering the human queue (the request, or the
+  escalation) to the first assignment, over assigned chats: ``wait_mean_s``,
+  ``wait_p50_s``, ``wait_p90_s``, ``wait_p99_s``; ``wait_all_mean_s`` over
+  assigned and abandoned chats (an abandoned chat counts the time it waited);
+- ``service_level``: share of human chats answered within ``sl_s`` (20 s);
+  ``abandonment_rate``: abandoned / human;
+- ``occupancy``: chat-time held by the tenant's agents / capacity-time of
+  its online agents (1.0 = every slot busy the whole time);
+- ``sticky_hit_rate``: of assigned chats whose visitor had been served
+  before, the share that went to that same agent;
+- ``skill_match_rate``: of assigned chats that needed a skill, the share
+  whose agent has it;
+- ``by_page``: chats, mean wait and service level by the page the visitor was
+  on when asking;
+- ``orders``, ``revenue``; ``chat_orders`` and ``chat_revenue``: those placed
+  by a visitor within ``attribution_s`` (1 h) of a chat of theirs that was
+  not abandoned.
+
+``since_ms``/``until_ms`` restrict the report to chats requested (visitors
+arrived, orders placed) in that window and the time integrals to it (the
+warm-up of a queueing test); ``busy_until_ms`` ends the time integrals
+earlier (the end of a simulated day, before the drain).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+SL_S = 20.0
+ATTRIBUTION_S = 3600.0
+OUTCOMES = ("served", "abandoned", "bot")
+
+
+class _Chat:
+    __slots__ = ("id", "tenant", "visitor", "page", "t_req", "entered", "counted", "human", "bot",
+                 "queued", "assigned_ts", "agent", "agent_tenant", "outcome", "escalated")
+
+    def __init__(self, cid: str, tenant: str, visitor: str, page: str | None, t: int,
+                 counted: bool) -> None:
+        self.id = cid
+        self.tenant = tenant
+        self.visitor = visitor
+        self.page = page
+        self.t_req = t
+        self.entered = t
+        self.counted = counted
+        self.human = False
+        self.bot = False
+        self.escalated = False
+        self.queued = False
+        self.assigned_ts = -1
+        self.agent: str | None = None  # the agent holding it now
+        self.agent_tenant = ""
+        self.outcome: str | None = None
+
+
+class _Tally:
+    """Counters of one tenant."""
+
+    __slots__ = ("chats", "to_bot", "escalated", "bot_ended", "human", "assigned", "abandoned",
+                 "overflowed", "requeued", "waited", "waits", "abandoned_wait_ms",
+                 "within_sl", "sticky_seen", "sticky_hits", "skill_seen", "skill_hits",
+                 "pages", "orders", "revenue", "chat_orders", "chat_revenue", "visitors",
+                 "busy", "cap", "held", "online_cap", "last_t", "served", "bot_resolved")
+
+    def __init__(self) -> None:
+        self.chats = self.to_bot = self.escalated = self.bot_ended = self.human = 0
+        self.assigned = self.abandoned = self.overflowed = self.requeued = self.waited = 0
+        self.served = self.bot_resolved = 0
+        self.waits: list[int] = []
+        self.abandoned_wait_ms = 0
+        self.within_sl = 0
+        self.sticky_seen = self.sticky_hits = 0
+        self.skill_seen = self.skill_hits = 0
+        self.pages: dict[str, list[float]] = {}  # page -> [chats, waits ms, answered, within]
+        self.orders = self.chat_orders = self.visitors = 0
+        self.revenue = self.chat_revenue = 0.0
+        # time integrals (agents of this tenant)
+        self.busy = 0.0  # chat-ms held
+        self.cap = 0.0  # capacity-ms online
+        self.held = 0
+        self.online_cap = 0
+        self.last_t: int | None = None
+
+
+class Collector:
+    """Feed it every input event (``event``) and every output (``output``) in order."""
+
+    def __init__(self, *, since_ms: int | None = None, until_ms: int | None = None,
+                 busy_until_ms: int | None = None, sl_s: float = SL_S,
+                 attribution_s: float = ATTRIBUTION_S) -> None:
+        self.since = since_ms if since_ms is not None else -(2**62)
+        self.until = until_ms if until_ms is not None else 2**62
+        self.busy_until = busy_until_ms if busy_until_ms is not None else self.until
+        self.sl_ms = sl_s * 1000.0
+        self.sl_s = sl_s
+        self.attribution_ms = attribution_s * 1000.0
+        self.tenants: dict[str, _Tally] = {}
+        self.chats: dict[tuple[str, str], _Chat] = {}
+        self.pages: dict[tuple[str, str], str] = {}  # (tenant, visitor) -> current page
+        self.last_agent: dict[tuple[str, str], str] = {}  # (tenant, visitor) -> last agent
+        self.last_chat: dict[tuple[str, str], _Chat] = {}
+        self.open_by_visitor: dict[tuple[str, str], list[_Chat]] = {}
+        self.agents: dict[tuple[str, str], tuple[str, int, dict[str, int]]] = {}
+        self.held: dict[tuple[str, str], int] = {}
+        self.first_ts: int | None = None
+        self.last_ts: int | None = None
+        self.outcomes: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
+        self._on_event = {
+            "agent.state": self._agent_state,
+            "visitor.arrived": self._arrived,
+            "page.viewed": self._page,
+            "chat.requested": self._requested,
+            "bot.escalated": self._escalated,
+            "chat.ended": self._ended,
+            "visitor.left": self._left,
+            "order.placed": self._order,
+        }
+        self._on_output = {
+            "chat.queued": self._queued,
+            "chat.assigned": self._assigned,
+            "chat.to_bot": self._to_bot,
+            "chat.requeued": self._requeued,
+            "chat.overflowed": self._overflowed,
+            "chat.abandoned": self._abandoned,
+        }
+
+    # ------------------------------------------------------------ feeding
+
+    def event(self, ev: dict[str, Any]) -> None:
+        ts = ev["ts"]
+        if self.first_ts is None:
+            self.first_ts = ts
+        if self.last_ts is None or ts > self.last_ts:
+            self.last_ts = ts
+        f = self._on_event.get(ev["type"])
+        if f is not None:
+            f(ev)
+
+    def output(self, o: dict[str, Any]) -> None:
+        f = self._on_output.get(o["type"])
+        if f is not None:
+            f(o)
+
+    def _tally(self, tenant: str) -> _Tally:
+        t = self.tenants.get(tenant)
+        if t is None:
+            t = self.tenants[tenant] = _Tally()
+        return t
+
+    def _integrate(self, t: _Tally, now: int) -> None:
+        lo, hi = self.since, self.busy_until
+        last = t.last_t
+        if last is not None and now > last:
+            a = last if last > lo else lo
+            b = now if now < hi else hi
+            if b > a:
+                t.busy += t.held * (b - a)
+                t.cap += t.online_cap * (b - a)
+        t.last_t = now if last is None or now > last else last
+
+    def _hold(self, tenant: str, agent: str, delta: int, now: int) -> None:
+        t = self._tally(tenant)
+        self._integrate(t, now)
+        t.held += delta
+        key = (tenant, agent)
+        self.held[key] = self.held.get(key, 0) + delta
+
+    # ------------------------------------------------------------ inputs
+
+    def _agent_state(self, ev: dict[str, Any]) -> None:
+        tenant = ev["tenant"]
+        key = (tenant, ev["agent"])
+        t = self._tally(tenant)
+        self._integrate(t, ev["ts"])
+        old = self.agents.get(key)
+        if old is not None and old[0] == "online":
+            t.online_cap -= old[1]
+        status, cap = ev["status"], ev.get("capacity", 5)
+        if status == "online":
+            t.online_cap += cap
+        self.agents[key] = (status, cap, ev.get("skills", {}))
+
+    def _arrived(self, ev: dict[str, Any]) -> None:
+        if self.since <= ev["ts"] < self.until:
+            self._tally(ev["tenant"]).visitors += 1
+
+    def _page(self, ev: dict[str, Any]) -> None:
+        self.pages[(ev["tenant"], ev["visitor"])] = ev["page"]
+
+    def _requested(self, ev: dict[str, Any]) -> None:
+        tenant, vid, ts = ev["tenant"], ev["visitor"], ev["ts"]
+        key = (tenant, ev["chat"])
+        if key in self.chats:
+            return
+        vkey = (tenant, vid)
+        counted = self.since <= ts < self.until
+        c = self.chats[key] = _Chat(ev["chat"], tenant, vid, self.pages.get(vkey), ts, counted)
+        self.last_chat[vkey] = c
+        self.open_by_visitor.setdefault(vkey, []).append(c)
+        if counted:
+            t = self._tally(tenant)
+            t.chats += 1
+            page = c.page or "(none)"
+            row = t.pages.get(page)
+            if row is None:
+                row = t.pages[page] = [0, 0, 0, 0]
+            row[0] += 1
+
+    def _escalated(self, ev: dict[str, Any]) -> None:
+        c = self.chats.get((ev["tenant"], ev["chat"]))
+        if c is None or not c.bot or c.human or c.escalated:
+            return
+        c.escalated = True
+        c.entered = ev["ts"]
+
+    def _finish(self, key: tuple[str, str], c: _Chat, outcome: str, ts: int) -> None:
+        c.outcome = outcome
+        del self.chats[key]
+        opened = self.open_by_visitor.get((c.tenant, c.visitor))
+        if opened is not None:
+            opened.remove(c)
+            if not opened:
+                del self.open_by_visitor[(c.tenant, c.visitor)]
+        if c.counted:
+            self.outcomes[outcome] += 1
+            t = self._tally(c.tenant)
+            if outcome == "served":
+                t.served += 1
+            elif outcome == "bot":
+                t.bot_ended += 1
+
+    def _ended(self, ev: dict[str, Any]) -> None:
+        key = (ev["tenant"], ev["chat"])
+        c = self.chats.get(key)
+        if c is None:
+            return
+        if c.agent is not None:
+            self._hold(c.agent_tenant, c.agent, -1, ev["ts"])
+            c.agent = None
+            self._finish(key, c, "served", ev["ts"])
+        elif not c.human:  # still with the bot (never escalated, or robot_only)
+            if c.counted and ev.get("resolved"):
+                self._tally(c.tenant).bot_resolved += 1
+            self._finish(key, c, "bot", ev["ts"])
+        # else it ended while it waited: the engine reports chat.abandoned
+
+    def _left(self, ev: dict[str, Any]) -> None:
+        vkey = (ev["tenant"], ev["visitor"])
+        for c in list(self.open_by_visitor.get(vkey, ())):
+            if c.agent is not None:  # the engine closes an assigned chat too
+                self._hold(c.agent_tenant, c.agent, -1, ev["ts"])
+                c.agent = None
+                self._finish((c.tenant, c.id), c, "served", ev["ts"])
+            elif not c.human:  # with the bot: the engine drops it
+                self._finish((c.tenant, c.id), c, "bot", ev["ts"])
+
+    def _order(self, ev: dict[str, Any]) -> None:
+        ts = ev["ts"]
+        if not self.since <= ts < self.until:
+            return
+        tenant = ev["tenant"]
+        t = self._tally(tenant)
+        amount = float(ev["amount"])
+        t.orders += 1
+        t.revenue += amount
+        c = self.last_chat.get((tenant, ev["visitor"]))
+        if c is not None and ts - c.t_req <= self.attribution_ms and c.outcome != "abandoned":
+            t.chat_orders += 1
+            t.chat_revenue += amount
+
+    # ------------------------------------------------------------ outputs
+
+    def _chat_of(self, o: dict[str, Any]) -> tuple[tuple[str, str], _Chat] | None:
+        key = (o.get("origin") or o["tenant"], o["chat"])
+        c = self.chats.get(key)
+        return (key, c) if c is not None else None
+
+    def _queued(self, o: dict[str, Any]) -> None:
+        found = self._chat_of(o)
+        if found is None:
+            return
+        c = found[1]
+        if not c.human:
+            self._human(c)
+        if not c.queued and c.assigned_ts < 0:
+            c.queued = True
+            if c.counted:
+                self._tally(c.tenant).waited += 1
+
+    def _human(self, c: _Chat) -> None:
+        c.human = True
+        if c.counted:
+            t = self._tally(c.tenant)
+            t.human += 1
+            if c.escalated:
+                t.escalated += 1
+
+    def _assigned(self, o: dict[str, Any]) -> None:
+        found = self._chat_of(o)
+        if found is None:
+            return
+        c = found[1]
+        ts = o["ts"]
+        if not c.human:
+            self._human(c)
+        agent, at = o["agent"], o["tenant"]
+        c.agent, c.agent_tenant = agent, at
+        self._hold(at, agent, 1, ts)
+        if c.assigned_ts >= 0:
+            return  # a reassignment after a requeue: the wait was counted once
+        c.assigned_ts = ts
+        vkey = (c.tenant, c.visitor)
+        last = self.last_agent.get(vkey)
+        if at == c.tenant:
+            self.last_agent[vkey] = agent
+        if not c.counted:
+            return
+        t = self._tally(c.tenant)
+        wait = ts - c.entered
+        t.assigned += 1
+        t.waits.append(wait)
+        within = wait <= self.sl_ms
+        if within:
+            t.within_sl += 1
+        row = t.pages[c.page or "(none)"]
+        row[1] += wait
+        row[2] += 1
+        if within:
+            row[3] += 1
+        if last is not None:
+            t.sticky_seen += 1
+            if last == agent:
+                t.sticky_hits += 1
+        skill = o.get("skill")
+        if skill is not None:
+            t.skill_seen += 1
+            info = self.agents.get((at, agent))
+            if info is not None and skill in info[2]:
+                t.skill_hits += 1
+
+    def _to_bot(self, o: dict[str, Any]) -> None:
+        found = self._chat_of(o)
+        if found is None:
+            return
+        c = found[1]
+        c.bot = True
+        if c.counted:
+            self._tally(c.tenant).to_bot += 1
+
+    def _requeued(self, o: dict[str, Any]) -> None:
+        found = self._chat_of(o)
+        if found is None:
+            return
+        c = found[1]
+        if c.agent is not None:
+            self._hold(c.agent_tenant, c.agent, -1, o["ts"])
+            c.agent = None
+        if c.counted:
+            self._tally(c.tenant).requeued += 1
+
+    def _overflowed(self, o: dict[str, Any]) -> None:
+        found = self._chat_of(o)
+        if found is not None and found[1].counted:
+            self._tally(found[1].tenant).overflowed += 1
+
+    def _abandoned(self, o: dict[str, Any]) -> None:
+        found = self._chat_of(o)
+        if found is None:
+            return
+        key, c = found
+        if not c.human:
+            self._human(c)
+        if c.counted:
+            t = self._tally(c.tenant)
+            t.abandoned += 1
+            t.abandoned_wait_ms += o["ts"] - c.entered
+        self._finish(key, c, "abandoned", o["ts"])
+
+    # ------------------------------------------------------------ report
+
+    def open_chats(self) -> int:
+        """Chats requested (in the window) that have not ended one way or another."""
+        return sum(1 for c in self.chats.values() if c.counted)
+
+    def summary(self) -> dict[str, Any]:
+        """``{"overall": {...}, "tenants": {name: {...}}}``; see the module doc."""
+        end = self.last_ts if self.last_ts is not None else 0
+        for t in self.tenants.values():
+            self._integrate(t, end)
+        tenants = {name: _report(t, self.sl_s) for name, t in sorted(self.tenants.items())}
+        total = _Tally()
+        for t in self.tenants.values():
+            _add(total, t)
+        overall = _report(total, self.sl_s)
+        overall["outcomes"] = dict(self.outcomes)
+        overall["open"] = self.open_chats()
+        return {"overall": overall, "tenants": tenants}
+
+
+def _add(into: _Tally, t: _Tally) -> None:
+    for name in _Tally.__slots__:
+        v = getattr(t, name)
+        if name in ("last_t", "held", "online_cap"):
+            continue
+        if isinstance(v, list):
+            getattr(into, name).extend(v)
+        elif isinstance(v, dict):
+            dst = into.pages
+            for page, row in v.items():
+                acc = dst.setdefault(page, [0, 0, 0, 0])
+                for i in range(4):
+                    acc[i] += row[i]
+        else:
+            setattr(into, name, getattr(into, name) + v)
+
+
+def percentile(sorted_values: list[int] | list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) by linear interpolation; 0 for no values."""
+    n = len(sorted_values)
+    if n == 0:
+        return 0.0
+    pos = q * (n - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, n - 1)
+    return float(sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo))
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 6) if b else None
+
+
+def _report(t: _Tally, sl_s: float) -> dict[str, Any]:
+    waits = sorted(t.waits)
+    human = t.human
+    answered_or_left = t.assigned + t.abandoned
+    by_page = {}
+    for page, (n, wait_ms, answered, within) in sorted(t.pages.items()):
+        by_page[page] = {
+            "chats": int(n),
+            "assigned": int(answered),
+            "wait_mean_s": round(wait_ms / answered / 1000.0, 3) if answered else None,
+            "service_level": _ratio(within, answered),
+        }
+    return {
+        "visitors": t.visitors,
+        "chats": t.chats,
+        "to_bot": t.to_bot,
+        "escalated": t.escalated,
+        "bot_ended": t.bot_ended,
+        "bot_resolved": t.bot_resolved,
+        "human": human,
+        "assigned": t.assigned,
+        "served": t.served,
+        "abandoned": t.abandoned,
+        "overflowed": t.overflowed,
+        "requeued": t.requeued,
+        "waited": t.waited,
+        "p_wait": _ratio(t.waited, human),
+        "wait_mean_s": round(sum(waits) / len(waits) / 1000.0, 3) if waits else None,
+        "wait_p50_s": round(percentile(waits, 0.5) / 1000.0, 3) if waits else None,
+        "wait_p90_s": round(percentile(waits, 0.9) / 1000.0, 3) if waits else None,
+        "wait_p99_s": round(percentile(waits, 0.99) / 1000.0, 3) if waits else None,
+        "wait_all_mean_s": (round((sum(waits) + t.abandoned_wait_ms) / answered_or_left / 1000.0,
+                                  3) if answered_or_left else None),
+        "sl_s": sl_s,
+        "service_level": _ratio(t.within_sl, human),
+        "abandonment_rate": _ratio(t.abandoned, human),
+        "occupancy": _ratio(t.busy, t.cap),
+        "sticky_hit_rate": _ratio(t.sticky_hits, t.sticky_seen),
+        "skill_match_rate": _ratio(t.skill_hits, t.skill_seen),
+        "orders": t.orders,
+        "revenue": round(t.revenue, 2),
+        "chat_orders": t.chat_orders,
+        "chat_revenue": round(t.chat_revenue, 2),
+        "by_page": by_page,
+    }
+
+
+def collect(events: Iterable[dict[str, Any]], outputs: Iterable[dict[str, Any]],
+            collector: Collector | None = None) -> Collector:
+    """Feed events and outputs, interleaved by the outputs' ``offset`` (their cause)."""
+    col = collector if collector is not None else Collector()
+    outs = iter(outputs)
+    pending = next(outs, None)
+    for offset, ev in enumerate(events):
+        col.event(ev)
+        while pending is not None and pending.get("offset", offset) <= offset:
+            col.output(pending)
+            pending = next(outs, None)
+    while pending is not None:
+        col.output(pending)
+        pending = next(outs, None)
+    return col
+
+
+def _jsonl(path: Path) -> Iterable[dict[str, Any]]:
+    with open(path, "rb") as f:
+        for line in f:
+            if line.strip():
+                yield orjson.loads(line)
+
+
+def summarize_files(events: str | Path, outputs: str | Path, **window: Any) -> dict[str, Any]:
+    """The summary of a recorded run (``events.jsonl`` + ``outputs.jsonl``).
+
+    Outputs must carry the ``offset`` of their input (``routeq run`` and
+    ``routeq simulate`` write it); ``window`` is passed to :class:`Collector`.
+    """
+    col = collect(_jsonl(Path(events)), _jsonl(Path(outputs)), Collector(**window))
+    return col.summary()
+
+
+# ---------------------------------------------------------------- the table
+
+_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("visitors", "visitors", "d"),
+    ("chats", "chats", "d"),
+    ("to_bot", "to bot", "d"),
+    ("bot_ended", "ended with bot", "d"),
+    ("human", "for a human", "d"),
+    ("assigned", "assigned", "d"),
+    ("abandoned", "abandoned", "d"),
+    ("overflowed", "overflowed", "d"),
+    ("requeued", "requeued", "d"),
+    ("p_wait", "P(wait)", "%"),
+    ("wait_mean_s", "wait mean s", "f"),
+    ("wait_p50_s", "wait p50 s", "f"),
+    ("wait_p90_s", "wait p90 s", "f"),
+    ("wait_p99_s", "wait p99 s", "f"),
+    ("service_level", "answered <= 20 s", "%"),
+    ("abandonment_rate", "abandonment", "%"),
+    ("occupancy", "occupancy", "%"),
+    ("sticky_hit_rate", "sticky hits", "%"),
+    ("skill_match_rate", "skill match", "%"),
+    ("orders", "orders", "d"),
+    ("chat_orders", "orders after chat", "d"),
+    ("revenue", "revenue", "m"),
+    ("chat_revenue", "revenue after chat", "m"),
+)
+
+
+def _cell(v: Any, fmt: str) -> str:
+    if v is None:
+        return "-"
+    if fmt == "d":
+        return f"{v:,}"
+    if fmt == "%":
+        return f"{100 * v:.1f}%"
+    if fmt == "m":
+        return f"{v:,.0f}"
+    return f"{v:.1f}"
+
+
+def table(summary: dict[str, Any], max_tenants: int = 6) -> str:
+    """The summary as a text table: overall, then the busiest tenants, then by page."""
+    overall = summary["overall"]
+    tenants = summary.get("tenants", {})
+    busiest = sorted(tenants, key=lambda n: (-tenants[n]["chats"], n))
+    shown = busiest[:max_tenants] if len(tenants) > 1 else []
+    cols = ["overall", *shown]
+    data = [overall, *(tenants[n] for n in shown)]
+    width = max(len(label) for _, label, _ in _ROWS)
+    cells = [[_cell(d.get(key), fmt) for d in data] for key, _, fmt in _ROWS]
+    colw = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    lines = ["  ".join([" " * width, *(c.rjust(w) for c, w in zip(cols, colw, strict=True))])]
+    for (_, label, _), row in zip(_ROWS, cells, strict=True):
+        lines.append("  ".join([label.ljust(width),
+                                *(c.rjust(w) for c, w in zip(row, colw, strict=True))]))
+    if len(tenants) > len(shown) + (0 if shown else 1):
+        lines.append(f"({len(tenants)} tenants in all; every one is in summary.json)")
+    pages = overall.get("by_page", {})
+    if pages:
+        lines.append("")
+        lines.append(f"{'page':{width}}  {'chats':>7}  {'wait mean s':>11}  {'<= 20 s':>7}")
+        for page, row in sorted(pages.items(), key=lambda kv: -kv[1]["chats"]):
+            lines.append(f"{page:{width}}  {row['chats']:>7,}  "
+                         f"{_cell(row['wait_mean_s'], 'f'):>11}  "
+                         f"{_cell(row['service_level'], '%'):>7}")
+    return "\n".join(lines)
