@@ -15,6 +15,8 @@ from collections.abc import Sequence
 COMMANDS = (
     "streams.runner",
     "streams.simulate",
+    "streams.replay",
+    "streams.export",
 )
 
 

@@ -1,18 +1,34 @@
-"""``routeq run`` in memory: lines in, decisions out, a summary at the end."""
+"""``routeq run``: events in (files or stdin), decisions out, in memory or durable.
+
+Without ``--state`` the engine lives in memory and an output's ``offset`` is
+its input's position among the non-blank input lines. With ``--state DIR``
+the input log, the engine's entities and the checkpoint live in one rocksdict
+database under DIR (see ``streams/runtime.py`` for the write order that makes
+a kill at any point safe); running the same command again resumes.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
-from collections import Counter
-from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any
 
-from engine import Engine, RulesError
-from schemas.events import EventError, decode
-from schemas.outputs import encode_lines
-from streams.rules_file import load_rules
+from engine import RulesError
+from streams.inputs import InputError, check_inputs, read_chunks, total_bytes
+from streams.outfile import open_resumed
+from streams.rules_file import read_rules
+from streams.runtime import (
+    DEFAULT_CHECKPOINT_EVENTS,
+    DEFAULT_CHECKPOINT_MS,
+    Runtime,
+    Sink,
+    StrictStop,
+    parse_recorded,
+)
+from streams.state import StateLayout
+from streams.store import RocksStore, StoreError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -20,76 +36,123 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
         "run",
         help="apply events and write routing decisions as JSON Lines",
         description="Apply events from files (in order) or stdin ('-') and write the outputs "
-        "as JSON Lines. Bad lines become event.rejected outputs and the run goes on.",
+        "as JSON Lines. Bad lines become event.rejected outputs and the run goes on. "
+        "With --state DIR the run is durable: run the same command again after a crash "
+        "and it resumes from its last checkpoint.",
     )
     run.add_argument("events", nargs="*", default=["-"], metavar="EVENTS",
                      help="event files (JSON Lines), or - for stdin (default)")
-    run.add_argument("--rules", metavar="R.toml", help="rules file (default: built-in defaults)")
-    run.add_argument("--out", metavar="FILE", help="write outputs here (default: stdout)")
+    run.add_argument("--rules", metavar="R.toml",
+                     help="rules file (default: the rules recorded in --state, else the "
+                          "built-in defaults); other rules than the recorded ones are "
+                          "deployed from the end of the log on")
+    run.add_argument("--state", metavar="DIR",
+                     help="durable state directory (one rocksdict database): input log, "
+                          "entities, checkpoint")
+    run.add_argument("--out", metavar="FILE",
+                     help="write outputs here (default: stdout); with --state a resumed run "
+                          "appends to it without duplicates")
     run.add_argument("--strict", action="store_true",
                      help="stop at the first bad line with exit code 2")
-    run.add_argument("--quiet", action="store_true", help="no summary on stderr")
+    run.add_argument("--checkpoint-every", type=int, default=DEFAULT_CHECKPOINT_EVENTS,
+                     metavar="N", help="checkpoint every N events (default %(default)s)")
+    run.add_argument("--checkpoint-ms", type=int, default=DEFAULT_CHECKPOINT_MS, metavar="T",
+                     help="... or every T ms of wall time while input flows "
+                          "(default %(default)s)")
+    run.add_argument("--sync", action="store_true",
+                     help="fsync every write of the state (survives power loss, slower)")
+    run.add_argument("--quiet", action="store_true", help="no summary or progress on stderr")
     return run
 
 
-def input_lines(paths: list[str]) -> Iterator[bytes]:
-    """Lines of the given files in order ('-' = stdin), streamed."""
-    for path in paths:
-        if path == "-":
-            yield from sys.stdin.buffer
-            continue
-        try:
-            f = open(path, "rb")  # noqa: SIM115
-        except FileNotFoundError:
-            raise SystemExit(f"routeq: input file not found: {path}") from None
-        with f:
-            yield from f
+def fail(message: str) -> int:
+    print(f"routeq: {message}", file=sys.stderr)
+    return 2
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.checkpoint_every < 1 or args.checkpoint_ms < 1:
+        return fail("--checkpoint-every and --checkpoint-ms must be at least 1")
     try:
-        rules = load_rules(args.rules)
-    except RulesError as exc:
-        print(f"routeq: {exc}", file=sys.stderr)
-        return 2
-    engine = Engine(rules, track_dirty=False)
-    out: BinaryIO = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
-    counts: Counter[str] = Counter()
-    applied = rejected = 0
-    started = time.perf_counter()
-    stream = sys.stdin.buffer is not None and args.events == ["-"]
+        check_inputs(args.events)
+        rules, rules_text = read_rules(args.rules)  # before the state is touched
+    except (InputError, RulesError) as exc:
+        return fail(str(exc))
+    store: RocksStore | None = None
+    layout: StateLayout | None = None
+    if args.state:
+        try:
+            store = RocksStore(args.state, sync=args.sync)
+            layout = StateLayout(store, args.state)
+            history = layout.rules_history()
+            if args.rules is None and history:  # keep the rules in force
+                rules_text = history[-1][1]
+                rules = parse_recorded(rules_text)
+        except (StoreError, RulesError) as exc:
+            if store is not None:
+                store.close()
+            return fail(str(exc))
     try:
-        for n, line in enumerate(input_lines(args.events), start=1):
-            if not line.strip():
-                continue
-            offset = applied + rejected
-            try:
-                event = decode(line.rstrip(b"\r\n"))
-            except EventError as exc:
-                if args.strict:
-                    print(f"routeq: line {n}: {exc}", file=sys.stderr)
-                    return 2
-                outputs = [engine.reject(exc, line.rstrip(b"\r\n"), line=n, offset=offset)]
-                rejected += 1
-            else:
-                outputs = engine.apply(event, offset)
-                applied += 1
-            for o in outputs:
-                counts[o["type"]] += 1
-            if outputs:
-                out.write(encode_lines(outputs))
-                if stream:
-                    out.flush()
+        return _run(args, rules, rules_text, layout)
     finally:
-        out.flush()
-        if args.out:
-            out.close()
+        if store is not None:
+            store.close()
+
+
+def _run(args: argparse.Namespace, rules: Any, rules_text: str,
+         layout: StateLayout | None) -> int:
+    emit_from = 0
+    if args.out is None:
+        fd, own = sys.stdout.fileno(), False
+    elif layout is not None and layout.logged:
+        fd, emit_from = open_resumed(args.out, layout.logged)
+        own = True
+    else:
+        fd, own = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), True
+    started = time.perf_counter()
+    rt = Runtime(rules, Sink(fd), layout, rules_text=rules_text,
+                 checkpoint_every=args.checkpoint_every, checkpoint_ms=args.checkpoint_ms,
+                 strict=args.strict)
+    progress = None
+    code = 0
+    try:
+        rt.resume(emit_from)
+        done = layout.inputs if layout is not None else None
+        chunks = read_chunks(args.events, done=done, idle_s=args.checkpoint_ms / 1000)
+        if not args.quiet and "-" not in args.events and sys.stderr.isatty():
+            from tqdm import tqdm  # only when a person watches
+
+            progress = tqdm(total=total_bytes(args.events, done or {}), unit="B",
+                            unit_scale=True, file=sys.stderr, desc="routeq run",
+                            leave=False)
+        rt.run(chunks, progress)
+    except StrictStop as exc:
+        code = fail(f"--strict: stopped at a bad line: {exc}")
+    except InputError as exc:
+        rt.finish()
+        code = fail(str(exc))
+    finally:
+        if progress is not None:
+            progress.close()
+        if own:
+            os.close(fd)
     if not args.quiet:
-        wall = time.perf_counter() - started
-        total = applied + rejected
-        rate = total / wall if wall > 0 else 0.0
-        print(f"routeq run: {applied} events applied, {rejected} rejected, "
-              f"{wall:.2f} s, {rate:,.0f} events/s", file=sys.stderr)
-        for otype, k in sorted(counts.items()):
-            print(f"  {otype:16} {k}", file=sys.stderr)
-    return 0
+        summary(rt, time.perf_counter() - started, "run")
+    return code
+
+
+def summary(rt: Runtime, wall: float, name: str) -> None:
+    total = rt.applied + rt.rejected
+    rate = total / wall if wall > 0 else 0.0
+    lines = []
+    if rt.resumed_from is not None:
+        lines.append(f"resumed from the checkpoint at offset {rt.resumed_from}, "
+                     f"re-applied {rt.reapplied} logged events")
+    if rt.deployed:
+        lines.append(f"deployed rules {rt.rules.hash} from offset {rt.offset_at_resume}")
+    lines.append(f"{rt.applied} events applied, {rt.rejected} rejected, "
+                 f"{rt.duplicates} duplicates ignored, {wall:.2f} s, {rate:,.0f} events/s")
+    out = [f"routeq {name}: " + "\n  ".join(lines)]
+    for otype, k in sorted(rt.counts.items()):
+        out.append(f"  {otype:16} {k}")
+    print("\n".join(out), file=sys.stderr)

@@ -125,15 +125,17 @@ class Runtime:
         self.reapplied = 0
         self.resumed_from: int | None = None
         self.deployed = False
+        self.offset_at_resume = 0
         self._ids0 = 0
         self._since_cp = 0
         self._cp_at = clock()
 
     # ------------------------------------------------------------ start
 
-    def resume(self) -> None:
-        """Restore from the state dir, re-emit the outputs after its checkpoint,
-        and deploy this runtime's rules if they differ from the recorded ones."""
+    def resume(self, emit_from: int = 0) -> None:
+        """Restore from the state dir, re-emit the outputs after its checkpoint
+        (those with an offset below ``emit_from`` are not written again), and
+        deploy this runtime's rules if they differ from the recorded ones."""
         layout = self.layout
         if layout is None:
             return
@@ -151,6 +153,8 @@ class Runtime:
                 out = self._apply(first, lines, self._decode(lines),
                                   layout.linenos(first, first + len(lines)))
                 self.reapplied += len(lines)
+                if emit_from:
+                    out = [o for o in out if o["offset"] >= emit_from]
                 self.counts.update([o["type"] for o in out])
                 if out:
                     self.sink.write(encode_lines(out))
@@ -162,11 +166,35 @@ class Runtime:
             layout.deploy(b, self.offset, self.rules_text, self.rules.hash)
             layout.store.write(b)
             self.deployed = last is not None
+            self.offset_at_resume = self.offset
             if self.engine.rules is not self.rules:
                 self._switch(self.rules)
         self._ids0 = remembered_ids(self.engine)
         self._since_cp = 0
         self._cp_at = self.clock()
+
+    def replay(self, layout: StateLayout, *, recorded_rules: bool = True) -> None:
+        """Apply the whole recorded log from offset 0 (the runtime is in memory).
+
+        With ``recorded_rules`` the rules follow the state's history of
+        deployments, as ``run`` applied them; otherwise this runtime's rules
+        apply throughout (a what-if).
+        """
+        switches = layout.rules_history() if recorded_rules else []
+        if switches and switches[0][0] == 0:
+            self.engine = Engine(parse_recorded(switches.pop(0)[1]), track_dirty=False)
+        for first, lines in layout.segments(0):
+            while switches and switches[0][0] <= first:
+                self._switch(parse_recorded(switches.pop(0)[1]))
+            decoded = self._decode(lines)
+            out = self._apply(first, lines, decoded, layout.linenos(first, first + len(lines)))
+            bad = sum(1 for ev in decoded if type(ev) is not dict)
+            self.rejected += bad
+            self.applied += len(lines) - bad
+            self.offset = first + len(lines)
+            if out:
+                self.counts.update([o["type"] for o in out])
+                self.sink.write(encode_lines(out))
 
     def _switch(self, rules: Rules) -> None:
         """Carry the engine's entities over to ``rules`` (recomputing priorities)."""

@@ -1,0 +1,89 @@
+"""The ``--out`` file of a durable run: appended to on resume, never duplicated.
+
+A run killed in the middle of writing its outputs may leave an incomplete last
+line, and the outputs of its last input may be cut short. When the same
+``--state`` is run again, the runtime re-derives every output after its last
+checkpoint. ``open_resumed`` prepares the file for that: it cuts the
+incomplete line and the outputs of the highest offset ``H`` found in the file
+(the only ones that may be incomplete), and says that re-derived outputs with
+an offset below ``H`` are already there. Appending the re-derived outputs from
+``H`` on then leaves the file exactly as an uninterrupted run would have.
+
+That is the consumer rule of the README, applied to the file by the runtime.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import orjson
+
+_BLOCK = 1 << 16
+
+
+def _complete_end(fd: int, size: int) -> int:
+    """The byte position just after the last newline (0 if there is none)."""
+    end = size
+    while end > 0:
+        start = max(0, end - _BLOCK)
+        data = os.pread(fd, end - start, start)
+        nl = data.rfind(b"\n")
+        if nl >= 0:
+            return start + nl + 1
+        end = start
+    return 0
+
+
+def _lines_back(fd: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """(byte position, line) of the complete lines before ``end``, last first."""
+    pos, buf = end, b""  # buf = the file's bytes [pos, end of unread lines)
+    while True:
+        j = buf.rfind(b"\n", 0, len(buf) - 1) if buf else -1
+        if j >= 0:
+            yield pos + j + 1, buf[j + 1:-1]
+            buf = buf[:j + 1]
+        elif pos > 0:
+            start = max(0, pos - _BLOCK)
+            buf = os.pread(fd, pos - start, start) + buf
+            pos = start
+        else:
+            if buf:
+                yield 0, buf[:-1]
+            return
+
+
+def _offset(line: bytes) -> int | None:
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    off = obj.get("offset") if isinstance(obj, dict) else None
+    return off if type(off) is int else None
+
+
+def open_resumed(path: str, logged: int) -> tuple[int, int]:
+    """Open ``path`` for appending after a resume; return (fd, emit_from).
+
+    Re-derived outputs with an offset below ``emit_from`` are in the file
+    already. ``logged`` is the end of the state's log: a file whose last offset
+    is not below it was not written from this state, so only its incomplete
+    line is cut and every re-derived output is appended (``emit_from`` 0).
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    rd = os.open(path, os.O_RDONLY)
+    try:
+        end = _complete_end(rd, os.fstat(rd).st_size)
+        cut, high = end, None
+        for start, line in _lines_back(rd, end):
+            off = _offset(line)
+            if off is None or (high is not None and off != high):
+                break
+            high, cut = off, start
+    finally:
+        os.close(rd)
+    if high is None or high >= logged:
+        cut, high = end, 0
+    os.ftruncate(fd, cut)
+    os.lseek(fd, cut, os.SEEK_SET)
+    return fd, high
