@@ -96,7 +96,7 @@ def main(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "rules.toml").write_text(rules_to_toml(
         rules, f"rules of `routeq simulate --scenario {args.scenario} --seed {args.seed}`\n"
-        f"hash {rules.hash}; replay: routeq run {out / 'events.jsonl'} --rules {out / 'rules.toml'}"
+        f"hash {rules.hash}; replay: routeq run DIR/events.jsonl --rules DIR/rules.toml"
     ), encoding="utf-8")
     progress = not args.quiet and sys.stderr.isatty()
     with open(out / "events.jsonl", "wb") as ev, open(out / "outputs.jsonl", "wb") as oo:
