@@ -3,10 +3,11 @@
 A run killed in the middle of writing its outputs may leave an incomplete last
 line, and the outputs of its last input may be cut short. When the same
 ``--state`` is run again, the runtime re-derives every output after its last
-checkpoint. ``open_resumed`` prepares the file for that: it cuts the
-incomplete line and the outputs of the highest offset ``H`` found in the file
-(the only ones that may be incomplete), and says that re-derived outputs with
-an offset below ``H`` are already there. Appending the re-derived outputs from
+checkpoint. ``open_resumed`` prepares the file for that: it cuts an
+incomplete last line and, when the highest offset ``H`` in the file is at or
+after the checkpoint, the outputs of ``H`` (the only ones that may be cut
+short), and says that re-derived outputs with an offset below ``H`` are
+already there. Appending the re-derived outputs from
 ``H`` on then leaves the file exactly as an uninterrupted run would have.
 
 That is the consumer rule of the README, applied to the file by the runtime.
@@ -62,13 +63,15 @@ def _offset(line: bytes) -> int | None:
     return off if type(off) is int else None
 
 
-def open_resumed(path: str, logged: int) -> tuple[int, int]:
+def open_resumed(path: str, applied: int, logged: int) -> tuple[int, int]:
     """Open ``path`` for appending after a resume; return (fd, emit_from).
 
-    Re-derived outputs with an offset below ``emit_from`` are in the file
-    already. ``logged`` is the end of the state's log: a file whose last offset
-    is not below it was not written from this state, so only its incomplete
-    line is cut and every re-derived output is appended (``emit_from`` 0).
+    ``applied`` is the state's checkpoint (re-derived outputs start there) and
+    ``logged`` the end of its log. Re-derived outputs with an offset below
+    ``emit_from`` are in the file already. When the file's highest offset is
+    below ``applied``, its outputs are complete and nothing is cut; when it is
+    not below ``logged``, the file was not written from this state, so only an
+    incomplete line is cut and every re-derived output is appended.
     """
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
     rd = os.open(path, os.O_RDONLY)
@@ -82,7 +85,7 @@ def open_resumed(path: str, logged: int) -> tuple[int, int]:
             high, cut = off, start
     finally:
         os.close(rd)
-    if high is None or high >= logged:
+    if high is None or not applied <= high < logged:
         cut, high = end, 0
     os.ftruncate(fd, cut)
     os.lseek(fd, cut, os.SEEK_SET)

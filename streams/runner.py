@@ -105,7 +105,7 @@ def _run(args: argparse.Namespace, rules: Any, rules_text: str,
     if args.out is None:
         fd, own = sys.stdout.fileno(), False
     elif layout is not None and layout.logged:
-        fd, emit_from = open_resumed(args.out, layout.logged)
+        fd, emit_from = open_resumed(args.out, layout.applied, layout.logged)
         own = True
     else:
         fd, own = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), True

@@ -39,8 +39,9 @@ DEFAULT_CHECKPOINT_EVENTS = 20_000
 DEFAULT_CHECKPOINT_MS = 1_000
 
 #: test-only: ``<point>:<n>`` kills the process with SIGKILL at the n-th time
-#: it passes ``point`` (``before-write``, ``after-write``, ``after-apply``,
-#: ``before-final``); see tests/integration/test_crash_safety.py
+#: it passes ``point`` (``checkpoint``: a batch holding a checkpoint is about to
+#: be written; ``before-write``, ``after-write``, ``after-apply``: of every
+#: chunk; ``before-final``); see tests/integration/test_crash_safety.py
 CRASH_ENV = "ROUTEQ_CRASH_POINT"
 
 
@@ -249,6 +250,7 @@ class Runtime:
             b = layout.start_batch()
             if self._checkpoint_due():
                 self._checkpoint(b)
+                self.crash.at("checkpoint")
             if lines:
                 rejected = [(first + i, chunk.linenos[i]) for i in bad]
                 layout.append(b, lines, rejected, chunk.source, pos, nlines)
