@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.mixed_events import write
-from tests.integration.routeq import ROUTEQ, ROOT, consume, env, lines, routeq
+from tests.integration.routeq import ROOT, ROUTEQ, consume, env, lines, routeq
 
 N_EVENTS = 120_000
 #: small checkpoints and chunks, so that kills land between and during many of them
