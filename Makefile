@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/routeq run examples/shop_morning.jsonl --rules examples/rules.toml
+	$(BIN)/routeq simulate --scenario demo --seed 1 --out out/demo
+	@echo "(routeq is $(BIN)/routeq; other scenarios: double11, marketplace, erlang_c, erlang_a)"
 
 test: $(STAMP)
 	$(BIN)/ruff check engine schemas streams simulators benchmarks tests
