@@ -77,6 +77,7 @@ class Engine:
         self.handoff = handoff
         self.rules = rules if rules is not None else default_rules()
         self.policy = policy_for(self.rules)
+        self._roster = self.policy.uses_roster  # keep Tenant.roster up to date
         self.tenants: dict[str, Tenant] = {}
         self.ids = IdWindow(self.rules.dedup_window)  # clock events for all tenants
         self.now = 0  # latest time of any tenant (for rejected outputs)
@@ -540,6 +541,8 @@ class Engine:
         a.active[c.key] = c.seq
         if len(a.active) >= a.capacity:
             self._unindex(t, a)
+        elif self._roster:
+            self._refile(t, a)
         v.last_agent = a.id
         t.rr = a.seq
         self._mark_chat(t, c)
@@ -610,8 +613,11 @@ class Engine:
         had_room = a.has_room()
         del a.active[c.key]
         a.idle_since = t.now
-        if not had_room and a.has_room():
-            self._index(t, a)
+        if not had_room:
+            if a.has_room():
+                self._index(t, a)
+        elif self._roster:
+            self._refile(t, a)
         self._mark("agent", t.name, a.id)
 
     def _close(self, t: Tenant, c: Chat) -> None:
@@ -735,6 +741,8 @@ class Engine:
                 if d is None:
                     d = t.avail[s] = {}
                 d[a.id] = a
+            if self._roster:
+                t.roster.file(a, self.rules.w_skill, self.rules.w_load)
 
     def _unindex(self, t: Tenant, a: Agent) -> None:
         if t.avail_all.pop(a.id, None) is not None:
@@ -742,6 +750,13 @@ class Engine:
                 d = t.avail.get(s)
                 if d is not None:
                     d.pop(a.id, None)
+            if self._roster:
+                t.roster.unfile(a)
+
+    def _refile(self, t: Tenant, a: Agent) -> None:
+        """An agent with room took or gave back a chat: its load class changed."""
+        t.roster.unfile(a)
+        t.roster.file(a, self.rules.w_skill, self.rules.w_load)
 
     # ------------------------------------------------------------ dirty set
 

@@ -30,6 +30,8 @@ class Policy:
     reserves = False
     #: the queue is ordered by priority (a visitor's change re-keys their chat)
     prioritised = False
+    #: picks from ``Tenant.roster`` (score classes) rather than scanning agents
+    uses_roster = False
 
     def queue_key(self, rules: Rules, base: float, t0: int) -> float:
         """Ascending key of a waiting chat (smaller = served first)."""
@@ -60,30 +62,69 @@ class PriorityPolicy(Policy):
     name = "priority"
     reserves = True
     prioritised = True
+    uses_roster = True
 
     def queue_key(self, rules: Rules, base: float, t0: int) -> float:
         return rules.aging_per_ms * t0 - base
 
     def pick(self, rules: Rules, t: Tenant, c: Chat, v: Visitor) -> Agent | None:
         # agents with the chat's skill first; anyone else only if none of them fits
-        if c.skill is not None and not rules.skill_required:
-            skilled = t.avail.get(c.skill)
-            if skilled:
-                best = self._best(rules, skilled.values(), c, v)
-                if best is not None:
-                    return best
-        return self._best(rules, self.pool(rules, t, c), c, v)
+        if c.skill is not None:
+            best = self.best_in(rules, t, c.skill, c, v)
+            if best is not None or rules.skill_required:
+                return best
+        return self.best_in(rules, t, None, c, v)
 
     @staticmethod
-    def _best(rules: Rules, pool: Iterable[Agent], c: Chat, v: Visitor) -> Agent | None:
+    def best_in(rules: Rules, t: Tenant, pool: str | None, c: Chat, v: Visitor) -> Agent | None:
+        """The best agent of ``pool`` for ``c``: highest match, then lowest seq.
+
+        Walks the roster's classes (see ``engine/roster.py``) instead of the
+        agents; the visitor's exclusive and last agent are scored one by one.
+        """
+        roster = t.roster
         best: Agent | None = None
         best_score = 0.0
-        for a in pool:
-            if not eligible(rules, a, c, v):
+        for aid in (v.exclusive, v.last_agent):
+            if aid is None:
+                continue
+            a = t.agents.get(aid)
+            if a is None or not roster.in_pool(a, pool) or not eligible(rules, a, c, v):
                 continue
             s = match_total(rules, a, c, v)
             if best is None or s > best_score or (s == best_score and a.seq < best.seq):
                 best, best_score = a, s
+        classes = roster.pools.get(pool)
+        if not classes:
+            return best
+        region, channel, excluded = v.region, v.channel, c.excluded
+        w_region, w_channel = rules.w_region, rules.w_channel
+        # the most region and channel can add: bounds every later class
+        up_r = w_region if region is not None and w_region > 0 else 0.0
+        up_c = w_channel if channel is not None and w_channel > 0 else 0.0
+        by_seq = roster.by_seq
+        for key in roster.order(pool):
+            part, regions, channels = key
+            if best is not None and part + up_r + up_c < best_score:
+                break
+            if rules.channel_required and channels is not None and channel not in channels:
+                continue
+            if rules.region_required and regions is not None and region not in regions:
+                continue
+            s = part  # summed in match_total's order: bit-identical scores
+            if region is not None and regions and region in regions:
+                s += w_region
+            if channel is not None and channels and channel in channels:
+                s += w_channel
+            if best is not None and s < best_score:
+                continue
+            for seq in classes[key]:
+                if best is not None and s == best_score and seq >= best.seq:
+                    break
+                a = by_seq[seq]
+                if a.id not in excluded:
+                    best, best_score = a, s
+                    break
         return best
 
     def rank(self, rules: Rules, t: Tenant, a: Agent, c: Chat, v: Visitor) -> tuple[float, ...]:

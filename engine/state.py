@@ -12,6 +12,7 @@ from typing import Any
 
 from engine.dedup import IdWindow
 from engine.queue import WaitQueue
+from engine.roster import Roster
 from engine.timers import TimerHeap
 
 Record = dict[str, Any]
@@ -157,7 +158,7 @@ class Tenant:
 
     __slots__ = (
         "name", "seq", "now", "next_seq", "rr", "agents", "visitors", "chats", "ids",
-        "queues", "personal", "avail", "avail_all", "timers", "online_agents",
+        "queues", "personal", "avail", "avail_all", "roster", "timers", "online_agents",
         "online_capacity",
     )
 
@@ -176,6 +177,7 @@ class Tenant:
         self.personal: dict[str, WaitQueue] = {}  # agent -> chats reserved for them
         self.avail: dict[str, dict[str, Agent]] = {}  # skill -> agents with room
         self.avail_all: dict[str, Agent] = {}  # agents with room
+        self.roster = Roster()  # agents with room by score class (priority policy)
         self.timers = TimerHeap()
         self.online_agents = 0
         self.online_capacity = 0

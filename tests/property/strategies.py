@@ -14,6 +14,7 @@ AGENTS = tuple(f"a{i}" for i in range(4))
 VISITORS = tuple(f"v{i}" for i in range(6))
 CHATS = tuple(f"c{i}" for i in range(8))
 SKILLS = ("sales", "after_sales", "presales")
+REGIONS = ("north", "south")
 PAGES = ("home", "list", "search", "detail", "cart", "checkout", "order", "after_sales", "promo")
 
 
@@ -51,9 +52,13 @@ def _event(draw: st.DrawFn, etype: str, tenant: str) -> dict[str, Any]:
                                             max_size=2))
         if draw(st.booleans()):
             ev["channels"] = draw(st.lists(st.sampled_from(["web", "app"]), max_size=2))
+        if draw(st.integers(0, 2)) == 0:
+            ev["regions"] = draw(st.lists(st.sampled_from(REGIONS), max_size=2))
     elif etype == "visitor.arrived":
         ev["visitor"] = draw(st.sampled_from(VISITORS))
         ev["channel"] = draw(st.sampled_from(["web", "app"]))
+        if draw(st.booleans()):
+            ev["region"] = draw(st.sampled_from(REGIONS))
         if draw(st.booleans()):
             ev["customer"] = {"member": draw(st.booleans()), "tier": draw(st.integers(0, 5)),
                               "orders": draw(st.integers(0, 30)),
