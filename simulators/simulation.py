@@ -429,7 +429,8 @@ class Simulation:
     def emit(self, ev: dict[str, Any]) -> list[dict[str, Any]]:
         """Log one input event, apply it at the next offset, react to its outputs."""
         buf = self._ev_buf
-        buf.append(orjson.dumps(ev))
+        if self._events_out is not None:
+            buf.append(orjson.dumps(ev))
         if self.track_queue:
             self._queue_before(ev["ts"])
         outs = self.engine.apply(ev, self.offset)
@@ -439,7 +440,8 @@ class Simulation:
         self.collector.event(ev)
         if outs:
             self.n_outputs += len(outs)
-            self._out_buf.append(encode_lines(outs))
+            if self._outputs_out is not None:
+                self._out_buf.append(encode_lines(outs))
             react = self._react
             output = self.collector.output
             for o in outs:
