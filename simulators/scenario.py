@@ -72,7 +72,8 @@ def apply_param(data: dict[str, Any], assignment: str) -> None:
             else:
                 node = node.setdefault(part, {})
         else:
-            raise ScenarioError(f"--param {path}: '{where}' is inside a value, not a table")
+            parent = ".".join(parts[:i])
+            raise ScenarioError(f"--param {path}: '{parent}' is a value, not a table")
 
 
 def load_scenario(name: str, params: list[str] | None = None) -> dict[str, Any]:
