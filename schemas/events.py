@@ -233,10 +233,22 @@ _TYPES_TEXT = ", ".join(TYPES)
 
 def validate(obj: object) -> Event:
     """Check a decoded JSON value against the contract; return a clean event."""
+    if type(obj) is dict:
+        etype = obj.get("type")
+        fast = _FAST.get(etype) if type(etype) is str else None
+        if fast is not None:
+            event = fast(obj)
+            if event is not None:
+                return event
+    return _validate(obj)
+
+
+def _validate(obj: object) -> Event:
+    """``validate`` step by step: the reference, and the error messages."""
     if type(obj) is not dict:
         raise EventError(f"event: must be a JSON object, got {_show(obj)}")
     etype = obj.get("type")
-    if etype not in FIELDS:
+    if type(etype) is not str or etype not in FIELDS:
         if "type" not in obj:
             raise EventError("event: field 'type' is required (one of " + _TYPES_TEXT + ")")
         raise EventError(f"event: field 'type' must be one of {_TYPES_TEXT}, got {_show(etype)}")
@@ -280,6 +292,102 @@ def validate(obj: object) -> Event:
                 ts,
             ) from None
     return out
+
+
+# ------------------------------------------------------------ the fast path
+#
+# ``validate`` first tries a function generated from ``FIELDS`` per type, with
+# the simple checks inlined: it returns the same event as ``_validate`` for a
+# valid input, and None for anything it does not accept, which then goes the
+# step-by-step way (and gets its precise error). tests/unit/test_fast_validate.py
+# checks that both agree.
+
+_MISSING = object()
+
+#: inline tests (on ``v``) of the checks that keep the value as is
+_INLINE: dict[Check, str] = {
+    _ident: "type(v) is str and 0 < len(v) <= 128",
+    _name: "type(v) is str and 0 < len(v) <= 128",
+    _text: f"type(v) is str and len(v) <= {MAX_TEXT}",
+    _tenant: "type(v) is str and _tenant_ok(v) is not None",
+    _ts: f"type(v) is int and 0 <= v <= {MAX_TS}",
+    _status: "type(v) is str and v in ('online', 'away', 'offline')",
+    _capacity: "type(v) is int and 0 <= v <= 100",
+    _bool: "type(v) is bool",
+}
+
+
+def _fast_source(etype: str, spec: Spec, checks: dict[str, Check]) -> str:
+    code = [f"def fast(obj):\n    ev = {{'type': {etype!r}}}"]
+
+    def field(name: str, check: Check, required: bool, default: object, common: bool) -> None:
+        if check in _INLINE:
+            test, take = f"not ({_INLINE[check]})", "v"
+        else:
+            checks[name] = check
+            test, take = "False", f"_check_{name.replace('.', '_')}(v)"
+        if required:
+            code.append(f"    v = obj.get({name!r}, _MISSING)\n"
+                        f"    if {test}: return None\n"
+                        f"    ev[{name!r}] = {take}")
+        elif common:  # an optional common field may be absent, not null
+            code.append(f"    v = obj.get({name!r}, _MISSING)\n"
+                        f"    if v is not _MISSING:\n"
+                        f"        if {test}: return None\n"
+                        f"        ev[{name!r}] = {take}")
+        else:
+            absent = (f"ev[{name!r}] = {default!r}" if default is not None else "pass")
+            code.append(f"    v = obj.get({name!r})\n"
+                        f"    if v is None:\n        {absent}\n"
+                        f"    else:\n"
+                        f"        if {test}: return None\n"
+                        f"        ev[{name!r}] = {take}")
+
+    field("id", _ident, True, None, True)
+    field("ts", _ts, True, None, True)
+    field("tenant", _tenant, etype != "clock", None, True)
+    for name, check, required, default in spec:
+        field(name, check, required, default, False)
+    code.append("    return ev")
+    return "\n".join(code)
+
+
+def _checked(check: Check) -> Callable[[object], object]:
+    """``check``, raising a private signal the fast path turns into None."""
+    def run(v: object) -> object:
+        try:
+            return check(v)
+        except _Bad:
+            raise _NotFast from None
+    return run
+
+
+class _NotFast(Exception):
+    pass
+
+
+def _compile_fast(etype: str, spec: Spec) -> Callable[[dict[str, Any]], Event | None]:
+    checks: dict[str, Check] = {}
+    source = _fast_source(etype, spec, checks)
+    scope: dict[str, Any] = {"_MISSING": _MISSING, "_tenant_ok": TENANT_RE.fullmatch}
+    for name, check in checks.items():
+        scope[f"_check_{name.replace('.', '_')}"] = _checked(check)
+    exec(compile(source, f"<fast validate {etype}>", "exec"), scope)
+    inner: Callable[[dict[str, Any]], Event | None] = scope["fast"]
+    if not checks:
+        return inner
+
+    def fast(obj: dict[str, Any]) -> Event | None:
+        try:
+            return inner(obj)
+        except _NotFast:
+            return None
+    return fast
+
+
+_FAST: dict[str, Callable[[dict[str, Any]], Event | None]] = {
+    etype: _compile_fast(etype, spec) for etype, spec in FIELDS.items()
+}
 
 
 def decode(line: bytes | str) -> Event:

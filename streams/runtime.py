@@ -22,6 +22,7 @@ from where the log ends.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import time
@@ -43,6 +44,23 @@ DEFAULT_CHECKPOINT_MS = 1_000
 #: be written; ``before-write``, ``after-write``, ``after-apply``: of every
 #: chunk; ``before-final``); see tests/integration/test_crash_safety.py
 CRASH_ENV = "ROUTEQ_CRASH_POINT"
+
+
+#: events between two ``settle_garbage`` calls
+FREEZE_EVERY = 50_000
+
+
+def settle_garbage() -> None:
+    """Collect cyclic garbage, then move every live object out of the collector's sight.
+
+    The engine's state grows to millions of objects that live for the whole
+    run; without this every full collection walks all of them again (a third
+    of the run time on a large input). ``gc.collect`` here only walks what was
+    allocated since the last call, and frozen objects are still freed by
+    reference counting when the engine drops them.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 class StrictStop(Exception):
@@ -213,6 +231,8 @@ class Runtime:
                 add(decode(line))
             except EventError as exc:
                 add(exc)
+            except Exception as exc:  # a validator bug must not stop the run
+                add(EventError(f"event: cannot be read ({type(exc).__name__}: {exc})"))
         return decoded
 
     def _apply(self, first: int, lines: list[bytes], decoded: list[Event | EventError],
@@ -306,6 +326,20 @@ class Runtime:
         return self.applied - (remembered_ids(self.engine) - self._ids0)
 
     def run(self, chunks: Iterable[Chunk | None], progress: Any = None) -> None:
+        """Feed every chunk, then checkpoint. The cyclic garbage collector is
+        paused meanwhile and run by ``settle_garbage`` every ``FREEZE_EVERY``
+        events instead (reference counting frees nearly everything anyway)."""
+        was_enabled = gc.isenabled()
+        gc.disable()
+        settle_garbage()
+        try:
+            self._run(chunks, progress)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def _run(self, chunks: Iterable[Chunk | None], progress: Any) -> None:
+        since_freeze = 0
         for chunk in chunks:
             if chunk is None:
                 self.idle()
@@ -313,4 +347,8 @@ class Runtime:
             self.feed(chunk)
             if progress is not None:
                 progress.update(chunk.nbytes)
+            since_freeze += len(chunk.lines)
+            if since_freeze >= FREEZE_EVERY:
+                settle_garbage()
+                since_freeze = 0
         self.finish()

@@ -110,6 +110,10 @@ def bad_lines() -> st.SearchStrategy[bytes]:
         b'{"type": "page.viewed", "id": "x5", "ts": 1, "tenant": "t1", "visitor": "v1", '
         b'"page": "' + b"p" * MAX_LINE_BYTES + b'"}',
         b"\xff\xfe not utf-8",
+        b'{"type": [], "id": "x6"}',
+        b"[" * 2000 + b"]" * 2000,
+        b'{"type": "order.placed", "id": "x7", "ts": 1, "tenant": "t 1", "visitor": "v1", '
+        b'"amount": 5}',
     ])
 
 
