@@ -16,6 +16,7 @@ That is the consumer rule of the README, applied to the file by the runtime.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 
 import orjson
@@ -74,6 +75,8 @@ def open_resumed(path: str, applied: int, logged: int) -> tuple[int, int]:
     incomplete line is cut and every re-derived output is appended.
     """
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # /dev/null, a pipe: nothing to mend
+        return fd, 0
     rd = os.open(path, os.O_RDONLY)
     try:
         end = _complete_end(rd, os.fstat(rd).st_size)

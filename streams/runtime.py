@@ -36,8 +36,8 @@ from schemas.outputs import Output, encode_lines
 from streams.inputs import Chunk
 from streams.state import StateLayout
 
-DEFAULT_CHECKPOINT_EVENTS = 20_000
-DEFAULT_CHECKPOINT_MS = 1_000
+DEFAULT_CHECKPOINT_EVENTS = 100_000
+DEFAULT_CHECKPOINT_MS = 2_000
 
 #: test-only: ``<point>:<n>`` kills the process with SIGKILL at the n-th time
 #: it passes ``point`` (``checkpoint``: a batch holding a checkpoint is about to
