@@ -8,10 +8,13 @@ Faust tables will join this suite with their own fixture.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from streams.store import MemoryStore, RocksStore, Store, StoreError
 
@@ -131,3 +134,41 @@ def test_rocks_store_refuses_a_second_writer(tmp_path: Path) -> None:
 def test_rocks_store_read_only_of_a_missing_dir_says_so(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot open state dir"):
         RocksStore(tmp_path / "nothing", read_only=True)
+
+
+# ------------------------------------------------------------------ a model
+
+KEYS = st.sampled_from([b"L" + i.to_bytes(8, "big") for i in (0, 1, 255, 256, 4096)]
+                       + [b"Ea\x00b", b"Ea\x00c", b"M", b"Mapplied", b"N\x00", b"L"])
+OPS = st.lists(st.tuples(KEYS, st.one_of(st.none(), st.binary(max_size=20))), max_size=8)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches=st.lists(st.tuples(OPS, st.booleans()), max_size=8),
+       prefix=st.sampled_from([b"", b"L", b"E", b"M", b"N"]),
+       kind=st.sampled_from(["mem", "rocks"]))
+def test_store_behaves_like_a_sorted_dict(
+        batches: list[tuple[list[tuple[bytes, bytes | None]], bool]], prefix: bytes,
+        kind: str) -> None:
+    """Any sequence of batches (and reopenings) leaves the store equal to a dict
+    model: ``get`` per key, ``items`` per prefix in byte order."""
+    model: dict[bytes, bytes] = {}
+    with tempfile.TemporaryDirectory() as d:
+        store: Store = MemoryStore() if kind == "mem" else RocksStore(Path(d) / "s")
+        try:
+            for ops, reopen_after in batches:
+                put(store, *ops)
+                for k, v in ops:
+                    if v is None:
+                        model.pop(k, None)
+                    else:
+                        model[k] = v
+                if reopen_after and kind == "rocks":
+                    store.close()
+                    store = RocksStore(Path(d) / "s")
+                for k in {k for k, _ in ops}:
+                    assert store.get(k) == model.get(k)
+            want = sorted((k, v) for k, v in model.items() if k.startswith(prefix))
+            assert list(store.items(prefix)) == want
+        finally:
+            store.close()
