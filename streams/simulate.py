@@ -21,7 +21,7 @@ from engine import POLICIES, RulesError, parse_rules
 from simulators.metrics import table
 from simulators.rules_toml import rules_to_toml
 from simulators.scenario import ScenarioError, bundled, load_scenario
-from simulators.simulation import Simulation
+from simulators.simulation import Simulation, relaxed_gc
 
 #: command-line shortcuts for the queue scenarios' parameters
 QUEUE_FLAGS = (
@@ -99,7 +99,8 @@ def main(args: argparse.Namespace) -> int:
         f"hash {rules.hash}; replay: routeq run DIR/events.jsonl --rules DIR/rules.toml"
     ), encoding="utf-8")
     progress = not args.quiet and sys.stderr.isatty()
-    with open(out / "events.jsonl", "wb") as ev, open(out / "outputs.jsonl", "wb") as oo:
+    with open(out / "events.jsonl", "wb") as ev, open(out / "outputs.jsonl", "wb") as oo, \
+            relaxed_gc():
         stats = sim.run(ev, oo, progress=progress)
     summary = sim.summary(stats)
     summary["params"] = params
