@@ -14,10 +14,11 @@ checkpoint.
 from __future__ import annotations
 
 import os
+import re
 import select
 import stat
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 READ_SIZE = 1 << 20
@@ -31,19 +32,26 @@ class InputError(Exception):
 @dataclass
 class Chunk:
     lines: list[bytes]  # non-blank, without the line end
-    linenos: list[int]  # 1-based line number of each, counted over the whole input
+    linenos: Sequence[int]  # 1-based line number of each, counted over the whole input
     source: str  # absolute path, or "-" for stdin
     pos: int  # byte position in ``source`` just after the chunk
     nlines: int  # lines of ``source`` read up to ``pos`` (blank ones included)
     nbytes: int  # bytes of ``source`` this chunk covers (for a progress bar)
-    ends: list[int]  # byte position in ``source`` just after each line
+    starts: list[int] | None  # byte position where each line starts; None: every
+    #                           line is followed by exactly one "\n" (no blanks, no "\r")
     base: int  # global line number of the line before the source's first
 
     def cut(self, k: int) -> tuple[int, int]:
         """(byte position, lines of the source) just before line ``k`` of the chunk."""
-        if k == 0:
-            return self.pos - self.nbytes, self.linenos[0] - 1 - self.base
-        return self.ends[k - 1], self.linenos[k - 1] - self.base
+        if self.starts is None:
+            start = self.pos - self.nbytes + sum(len(line) + 1 for line in self.lines[:k])
+        else:
+            start = self.starts[k]
+        return start, self.linenos[k] - 1 - self.base
+
+
+#: a blank (or whitespace-only) line, or a "\r", somewhere in a block of input
+_IRREGULAR = re.compile(rb"\r|(?:^|\n)[ \t\f\v]*\n")
 
 
 def source_name(path: str) -> str:
@@ -76,7 +84,7 @@ def total_bytes(paths: list[str], done: Mapping[str, tuple[int, int]]) -> int | 
 
 def read_chunks(
     paths: list[str], *, done: Mapping[str, tuple[int, int]] | None = None,
-    max_lines: int = 4096, idle_s: float | None = None,
+    max_lines: int = 4096, idle_s: float | None = None, read_size: int = READ_SIZE,
 ) -> Iterator[Chunk | None]:
     """Chunks of at most ``max_lines`` lines from ``paths`` in order.
 
@@ -105,7 +113,7 @@ def read_chunks(
         pollable = idle_s is not None and not stat.S_ISREG(os.fstat(fd).st_mode)
         try:
             lineno = yield from _chunks(fd, name, pos, nlines, lineno_base, max_lines,
-                                        idle_s if pollable else None)
+                                        idle_s if pollable else None, read_size)
         finally:
             if closing:
                 os.close(fd)
@@ -113,7 +121,7 @@ def read_chunks(
 
 
 def _chunks(fd: int, name: str, pos: int, nlines: int, base: int, max_lines: int,
-            idle_s: float | None) -> Iterator[Chunk | None]:
+            idle_s: float | None, read_size: int) -> Iterator[Chunk | None]:
     """Chunks of one source; returns the last global line number."""
     tail = b""
     eof = False
@@ -123,7 +131,8 @@ def _chunks(fd: int, name: str, pos: int, nlines: int, base: int, max_lines: int
             if not ready:
                 yield None
                 continue
-        data = os.read(fd, READ_SIZE)
+        data = os.read(fd, read_size)
+        tail_was = tail
         if data:
             parts = (tail + data).split(b"\n") if tail else data.split(b"\n")
             tail = parts.pop()
@@ -131,28 +140,37 @@ def _chunks(fd: int, name: str, pos: int, nlines: int, base: int, max_lines: int
             parts, tail, eof = [tail], b"", True  # a last line without a line end
         else:
             break
+        regular = not eof and _IRREGULAR.search(data) is None and not (
+            tail_was and (tail_was[-1:] == b"\r" or tail_was.isspace()))
         for i in range(0, len(parts), max_lines):
             piece = parts[i:i + max_lines]
+            n0 = base + nlines
+            if regular:  # the common case: one event a line, nothing to skip
+                size = sum(map(len, piece)) + len(piece)
+                yield Chunk(piece, range(n0 + 1, n0 + 1 + len(piece)), name, pos + size,
+                            nlines + len(piece), size, None, base)
+                pos += size
+                nlines += len(piece)
+                continue
             lines: list[bytes] = []
             linenos: list[int] = []
-            ends: list[int] = []
-            n = base + nlines
+            starts: list[int] = []
+            n = n0
             end = pos
             for raw in piece:
                 n += 1
+                start = end
                 end += len(raw) + 1
                 if raw.endswith(b"\r"):
                     raw = raw.rstrip(b"\r")
                 if raw and not raw.isspace():
                     lines.append(raw)
                     linenos.append(n)
-                    ends.append(end)
+                    starts.append(start)
             if eof:
                 end -= 1  # that last line had no "\n"
-                if ends:
-                    ends[-1] = min(ends[-1], end)
             size = end - pos
             pos = end
             nlines += len(piece)
-            yield Chunk(lines, linenos, name, pos, nlines, size, ends, base)
+            yield Chunk(lines, linenos, name, pos, nlines, size, starts, base)
     return base + nlines

@@ -27,7 +27,7 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from engine import Engine, Rules, RulesError, rules_from_toml
@@ -236,7 +236,7 @@ class Runtime:
         return decoded
 
     def _apply(self, first: int, lines: list[bytes], decoded: list[Event | EventError],
-               linenos: dict[int, int] | list[int]) -> list[Output]:
+               linenos: dict[int, int] | Sequence[int]) -> list[Output]:
         engine = self.engine
         apply = engine.apply
         out: list[Output] = []
@@ -247,7 +247,7 @@ class Runtime:
                 extend(apply(ev, off))
             else:
                 i = off - first
-                lineno = linenos[i] if isinstance(linenos, list) else linenos.get(off)
+                lineno = linenos.get(off) if isinstance(linenos, dict) else linenos[i]
                 out.append(engine.reject(ev, lines[i], line=lineno, offset=off))  # type: ignore[arg-type]
             off += 1
         return out
