@@ -16,7 +16,7 @@ import time
 from engine import Engine, RulesError
 from streams.rules_file import read_rules
 from streams.runner import fail, summary
-from streams.runtime import Runtime, Sink
+from streams.runtime import Runtime, Sink, paused_gc
 from streams.state import StateLayout
 from streams.store import RocksStore, StoreError
 
@@ -65,7 +65,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         rt = Runtime(rules, Sink(fd), rules_text=rules_text)
         rt.engine = Engine(rules, track_dirty=False)
-        rt.replay(layout, recorded_rules=args.rules is None)
+        with paused_gc():
+            rt.replay(layout, recorded_rules=args.rules is None)
     except (RulesError, StoreError) as exc:
         return fail(str(exc))
     finally:

@@ -26,6 +26,7 @@ from streams.runtime import (
     Sink,
     StrictStop,
     parse_recorded,
+    paused_gc,
 )
 from streams.state import StateLayout
 from streams.store import RocksStore, StoreError
@@ -116,7 +117,8 @@ def _run(args: argparse.Namespace, rules: Any, rules_text: str,
     progress = None
     code = 0
     try:
-        rt.resume(emit_from)
+        with paused_gc():  # restoring builds millions of objects at once
+            rt.resume(emit_from)
         done = layout.inputs if layout is not None else None
         chunks = read_chunks(args.events, done=done, idle_s=args.checkpoint_ms / 1000)
         if not args.quiet and "-" not in args.events and sys.stderr.isatty():
@@ -128,8 +130,10 @@ def _run(args: argparse.Namespace, rules: Any, rules_text: str,
         rt.run(chunks, progress)
     except StrictStop as exc:
         code = fail(f"--strict: stopped at a bad line: {exc}")
-    except InputError as exc:
+    except InputError as exc:  # an input became unreadable: keep what was applied
         rt.finish()
+        code = fail(str(exc))
+    except (RulesError, StoreError) as exc:  # recorded rules, a damaged state dir
         code = fail(str(exc))
     finally:
         if progress is not None:

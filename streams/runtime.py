@@ -22,12 +22,13 @@ from where the log ends.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from engine import Engine, Rules, RulesError, rules_from_toml
@@ -61,6 +62,20 @@ def settle_garbage() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector; ``settle_garbage`` runs it now and
+    then instead (reference counting frees nearly everything anyway)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    settle_garbage()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class StrictStop(Exception):
@@ -326,17 +341,9 @@ class Runtime:
         return self.applied - (remembered_ids(self.engine) - self._ids0)
 
     def run(self, chunks: Iterable[Chunk | None], progress: Any = None) -> None:
-        """Feed every chunk, then checkpoint. The cyclic garbage collector is
-        paused meanwhile and run by ``settle_garbage`` every ``FREEZE_EVERY``
-        events instead (reference counting frees nearly everything anyway)."""
-        was_enabled = gc.isenabled()
-        gc.disable()
-        settle_garbage()
-        try:
+        """Feed every chunk, then checkpoint."""
+        with paused_gc():
             self._run(chunks, progress)
-        finally:
-            if was_enabled:
-                gc.enable()
 
     def _run(self, chunks: Iterable[Chunk | None], progress: Any) -> None:
         since_freeze = 0
