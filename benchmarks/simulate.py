@@ -141,7 +141,7 @@ def routeq_mmc(hours: float, seed: int) -> dict[str, Any]:
 
 
 def ciw_mmc(hours: float, seed: int) -> dict[str, Any]:
-    import ciw  # benchmark only
+    import ciw  # type: ignore[import-untyped]  # benchmark only
 
     lam = MMC["offered_erlangs"] / MMC["handle_s"]
     mu = 1.0 / MMC["handle_s"]

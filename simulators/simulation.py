@@ -395,8 +395,8 @@ class Simulation:
     def expected_visitors(self) -> float:
         """Expected arrivals over the horizon (from the rate curve)."""
         if self.kind == "queue":
-            return self.arrival_rate_ms * (self.end - self.t0)
-        return sum(self._mult) * self.arrival_rate_ms * MINUTE_MS
+            return float(self.arrival_rate_ms * (self.end - self.t0))
+        return float(sum(self._mult) * self.arrival_rate_ms * MINUTE_MS)
 
     # ------------------------------------------------------------ the loop
 
@@ -409,7 +409,7 @@ class Simulation:
         self._events_out, self._outputs_out = events_out, outputs_out
         bar = None
         if progress:
-            from tqdm import tqdm
+            from tqdm import tqdm  # type: ignore[import-untyped]
             bar = tqdm(total=round(self.hours * 60), unit="min", desc="simulating",
                        dynamic_ncols=True, leave=False)
         tick = self.t0 + MINUTE_MS

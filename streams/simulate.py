@@ -35,7 +35,7 @@ QUEUE_FLAGS = (
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    p = sub.add_parser(
+    p: argparse.ArgumentParser = sub.add_parser(
         "simulate",
         help="simulate a shop day (or a queue) closed-loop through the engine",
         description="Closed-loop, discrete-event simulation of a scenario through the routing "
