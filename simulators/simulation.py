@@ -335,7 +335,6 @@ class Simulation:
         if not weights:
             raise ScenarioError("scenario: no tenant has visitors_per_hour > 0")
         self._tenant_choice = Choice(weights, "tenants")
-        self._tenant_models = self.tenants
         self.arrival_rate_ms = sum(weights.values()) / HOUR_MS
         self._mult = multipliers(list(traffic.get("curve", [1.0] * 24)),
                                  list(traffic.get("peaks", [])), self.t0, self.utc_offset,
