@@ -93,8 +93,7 @@ def log_only_bytes(state: Path, work: Path) -> int:
             b = dst.batch()
             b.put(LOG + first.to_bytes(8, "big"), b"\n".join(lines))
             dst.write(b)
-        dst.db.flush()
-        dst.db.compact_range(None, None)
+        dst.compact()
     finally:
         src.close()
         dst.close()

@@ -167,5 +167,10 @@ class RocksStore:
                 return
             yield key, value
 
+    def compact(self) -> None:
+        """Flush the memtable and compact every key (for measuring the size on disk)."""
+        self.db.flush()
+        self.db.compact_range(None, None)
+
     def close(self) -> None:
         self.db.close()

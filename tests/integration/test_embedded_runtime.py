@@ -300,3 +300,20 @@ def test_replay_beside_a_live_run_is_allowed(tmp_path: Path) -> None:
         holder.close()
     assert (tmp_path / "r").read_bytes() == ran
     assert not (tmp_path / "x").exists()  # refused before anything was written
+
+
+def test_replay_with_other_rules_is_a_what_if(tmp_path: Path) -> None:
+    state = tmp_path / "s"
+    ran = outputs(run_to(tmp_path / "1", EXAMPLE, "--rules", EXAMPLE_RULES, "--state", state))
+    other = tmp_path / "fifo.toml"
+    other.write_text('policy = "fifo_round_robin"\n')
+    assert routeq("replay", "--state", state, "--rules", other, "--out", tmp_path / "r",
+                  "--quiet") == 0
+    what_if = outputs((tmp_path / "r").read_bytes())
+    assigned = [o for o in what_if if o["type"] == "chat.assigned"]
+    assert assigned and {o["reason"] for o in assigned} == {"fifo_round_robin"}
+    assert {o["rules"] for o in assigned}.isdisjoint(
+        {o["rules"] for o in ran if o["type"] == "chat.assigned"})
+    # the state is only read: a replay with the recorded rules still gives the run
+    assert routeq("replay", "--state", state, "--out", tmp_path / "r2", "--quiet") == 0
+    assert outputs((tmp_path / "r2").read_bytes()) == ran
