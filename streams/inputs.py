@@ -22,6 +22,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 READ_SIZE = 1 << 20
+#: an unfinished line longer than this is kept cut to this many bytes (the
+#: rest is skipped, its bytes still counted): far over the 64 KiB limit of a
+#: line, so it is rejected all the same, and a line with no end never fills
+#: the memory
+MAX_KEPT_LINE = 1 << 20
 STDIN = "-"
 
 
@@ -85,6 +90,7 @@ def total_bytes(paths: list[str], done: Mapping[str, tuple[int, int]]) -> int | 
 def read_chunks(
     paths: list[str], *, done: Mapping[str, tuple[int, int]] | None = None,
     max_lines: int = 4096, idle_s: float | None = None, read_size: int = READ_SIZE,
+    max_kept_line: int = MAX_KEPT_LINE,
 ) -> Iterator[Chunk | None]:
     """Chunks of at most ``max_lines`` lines from ``paths`` in order.
 
@@ -113,7 +119,8 @@ def read_chunks(
         pollable = idle_s is not None and not stat.S_ISREG(os.fstat(fd).st_mode)
         try:
             lineno = yield from _chunks(fd, name, pos, nlines, lineno_base, max_lines,
-                                        idle_s if pollable else None, read_size)
+                                        idle_s if pollable else None, read_size,
+                                        max_kept_line)
         finally:
             if closing:
                 os.close(fd)
@@ -121,9 +128,10 @@ def read_chunks(
 
 
 def _chunks(fd: int, name: str, pos: int, nlines: int, base: int, max_lines: int,
-            idle_s: float | None, read_size: int) -> Iterator[Chunk | None]:
+            idle_s: float | None, read_size: int, max_kept: int) -> Iterator[Chunk | None]:
     """Chunks of one source; returns the last global line number."""
     tail = b""
+    excess = 0  # bytes of the unfinished line (``tail``) skipped beyond ``max_kept``
     eof = False
     while not eof:
         if idle_s is not None:
@@ -133,20 +141,28 @@ def _chunks(fd: int, name: str, pos: int, nlines: int, base: int, max_lines: int
                 continue
         data = os.read(fd, read_size)
         tail_was = tail
+        skipped = excess  # bytes of parts[0] that were not kept
         if data:
             parts = (tail + data).split(b"\n") if tail else data.split(b"\n")
             tail = parts.pop()
+            if parts:
+                excess = 0
+            if len(tail) > max_kept:
+                excess += len(tail) - max_kept
+                tail = tail[:max_kept]
         elif tail:
             parts, tail, eof = [tail], b"", True  # a last line without a line end
         else:
             break
+        if not parts:
+            continue
         regular = not eof and _IRREGULAR.search(data) is None and not (
             tail_was and (tail_was[-1:] == b"\r" or tail_was.isspace()))
         for i in range(0, len(parts), max_lines):
             piece = parts[i:i + max_lines]
             n0 = base + nlines
             if regular:  # the common case: one event a line, nothing to skip
-                size = sum(map(len, piece)) + len(piece)
+                size = sum(map(len, piece)) + len(piece) + (skipped if i == 0 else 0)
                 yield Chunk(piece, range(n0 + 1, n0 + 1 + len(piece)), name, pos + size,
                             nlines + len(piece), size, None, base)
                 pos += size
@@ -157,10 +173,12 @@ def _chunks(fd: int, name: str, pos: int, nlines: int, base: int, max_lines: int
             starts: list[int] = []
             n = n0
             end = pos
+            extra = skipped if i == 0 else 0  # the first line's bytes not kept
             for raw in piece:
                 n += 1
                 start = end
-                end += len(raw) + 1
+                end += len(raw) + 1 + extra
+                extra = 0
                 if raw.endswith(b"\r"):
                     raw = raw.rstrip(b"\r")
                 if raw and not raw.isspace():

@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 from streams.inputs import Chunk, read_chunks
 
 LINES = st.lists(st.sampled_from([b'{"a":1}', b"x", b"", b"  ", b"\t", b"y\r", b"\r", b"zz z",
-                                  b"w\rv"]), max_size=30)
+                                  b"w\rv", b"L" * 25, b"M" * 60 + b"\r"]), max_size=30)
+MAX_KEPT = 16  # lines longer than this may come out cut to it
 
 
-def expected(content: bytes) -> list[tuple[bytes, int, int]]:
+def expected(content: bytes, max_kept: int = 1 << 30) -> list[tuple[bytes, int, int]]:
     """(line, line number, byte position after it) of every non-blank line."""
     out = []
     pos = 0
@@ -25,7 +26,7 @@ def expected(content: bytes) -> list[tuple[bytes, int, int]]:
         pos += len(raw) + 1
         line = raw.rstrip(b"\r") if raw.endswith(b"\r") else raw
         if line and not line.isspace():
-            out.append((line, n, min(pos, len(content))))
+            out.append((line[:max_kept], n, min(pos, len(content))))
     return out
 
 
@@ -40,10 +41,14 @@ def test_chunks_give_every_non_blank_line_with_its_number_and_position(
         with open(path, "wb") as f:
             f.write(content)
         chunks: list[Chunk] = [c for c in read_chunks([path], max_lines=max_lines,
-                                                      read_size=read_size) if c is not None]
+                                                      read_size=read_size,
+                                                      max_kept_line=MAX_KEPT) if c is not None]
         got = [(line, n) for c in chunks for line, n in zip(c.lines, c.linenos, strict=True)]
-        want = expected(content)
-        assert got == [(line, n) for line, n, _ in want]
+        want = expected(content, MAX_KEPT)
+        # a long line is cut to MAX_KEPT bytes at least (more when it came whole in one read)
+        assert [n for _, n in got] == [n for _, n, _ in want]
+        for (line, _), (full, _, _) in zip(got, expected(content), strict=True):
+            assert full.startswith(line) and len(line) >= min(len(full), MAX_KEPT)
         assert sum(c.nbytes for c in chunks) == len(content)
         if chunks:
             assert chunks[-1].pos == len(content)
@@ -53,7 +58,8 @@ def test_chunks_give_every_non_blank_line_with_its_number_and_position(
             c, k = flat[min(skip, len(flat) - 1)]
             pos, nlines = c.cut(k)
             rest = [(line, n) for r in read_chunks([path], done={path: (pos, nlines)},
-                                                   read_size=read_size) if r is not None
+                                                   read_size=read_size, max_kept_line=MAX_KEPT)
+                    if r is not None
                     for line, n in zip(r.lines, r.linenos, strict=True)]
             i = flat.index((c, k))
-            assert rest == got[i:]
+            assert [n for _, n in rest] == [n for _, n in got[i:]]
