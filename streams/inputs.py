@@ -156,13 +156,13 @@ def _chunks(fd: int, name: str, pos: int, nlines: int, base: int, max_lines: int
             break
         if not parts:
             continue
-        regular = not eof and _IRREGULAR.search(data) is None and not (
+        regular = not eof and not skipped and _IRREGULAR.search(data) is None and not (
             tail_was and (tail_was[-1:] == b"\r" or tail_was.isspace()))
         for i in range(0, len(parts), max_lines):
             piece = parts[i:i + max_lines]
             n0 = base + nlines
             if regular:  # the common case: one event a line, nothing to skip
-                size = sum(map(len, piece)) + len(piece) + (skipped if i == 0 else 0)
+                size = sum(map(len, piece)) + len(piece)
                 yield Chunk(piece, range(n0 + 1, n0 + 1 + len(piece)), name, pos + size,
                             nlines + len(piece), size, None, base)
                 pos += size
