@@ -55,8 +55,15 @@ class Chunk:
         return start, self.linenos[k] - 1 - self.base
 
 
-#: a blank (or whitespace-only) line, or a "\r", somewhere in a block of input
-_IRREGULAR = re.compile(rb"\r|(?:^|\n)[ \t\f\v]*\n")
+#: a whitespace-only line inside a block of input
+_SPACE_LINE = re.compile(rb"\n[ \t\x0b\x0c]+\n")
+
+
+def _irregular(data: bytes) -> bool:
+    """Whether a block of input may hold a blank or whitespace-only line or a "\r"
+    (so its lines need a careful look). Cheaper than one regular expression."""
+    return (b"\r" in data or b"\n\n" in data or data[:1].isspace()
+            or _SPACE_LINE.search(data) is not None)
 
 
 def source_name(path: str) -> str:
@@ -156,7 +163,7 @@ def _chunks(fd: int, name: str, pos: int, nlines: int, base: int, max_lines: int
             break
         if not parts:
             continue
-        regular = not eof and not skipped and _IRREGULAR.search(data) is None and not (
+        regular = not eof and not skipped and not _irregular(data) and not (
             tail_was and (tail_was[-1:] == b"\r" or tail_was.isspace()))
         for i in range(0, len(parts), max_lines):
             piece = parts[i:i + max_lines]

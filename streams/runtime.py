@@ -239,16 +239,25 @@ class Runtime:
 
     @staticmethod
     def _decode(lines: list[bytes]) -> list[Event | EventError]:
+        return Runtime._decode_bad(lines)[0]
+
+    @staticmethod
+    def _decode_bad(lines: list[bytes]) -> tuple[list[Event | EventError], list[int]]:
+        """The decoded lines (an ``EventError`` in place of a bad one), and the
+        indexes of the bad ones."""
         decoded: list[Event | EventError] = []
+        bad: list[int] = []
         add = decoded.append
         for line in lines:
             try:
                 add(decode(line))
             except EventError as exc:
+                bad.append(len(decoded))
                 add(exc)
             except Exception as exc:  # a validator bug must not stop the run
+                bad.append(len(decoded))
                 add(EventError(f"event: cannot be read ({type(exc).__name__}: {exc})"))
-        return decoded
+        return decoded, bad
 
     def _apply(self, first: int, lines: list[bytes], decoded: list[Event | EventError],
                linenos: dict[int, int] | Sequence[int]) -> list[Output]:
@@ -270,8 +279,7 @@ class Runtime:
     def feed(self, chunk: Chunk) -> None:
         """Log (with --state), apply and emit one chunk of input lines."""
         lines = chunk.lines
-        decoded = self._decode(lines)
-        bad = [i for i, ev in enumerate(decoded) if type(ev) is not dict]
+        decoded, bad = self._decode_bad(lines)
         stop: StrictStop | None = None
         pos, nlines = chunk.pos, chunk.nlines
         if bad and self.strict:
