@@ -132,6 +132,7 @@ class RocksStore:
         opts.create_if_missing(create and not read_only)
         opts.set_compression_type(DBCompressionType.zstd())
         opts.set_bottommost_compression_type(DBCompressionType.zstd())
+        opts.set_write_buffer_size(128 << 20)  # fewer flushes and stalls under a fast log
         opts.set_keep_log_file_num(3)
         opts.set_max_log_file_size(8 << 20)
         try:
