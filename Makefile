@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck clean venv
+.PHONY: run test lint typecheck clean venv chromium
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) (Python 3.11)"; exit 1; }
@@ -19,7 +19,11 @@ run: $(STAMP)
 	$(BIN)/routeq simulate --scenario demo --seed 1 --out out/demo
 	@echo "(routeq is $(BIN)/routeq; other scenarios: double11, marketplace, erlang_c, erlang_a)"
 
-test: $(STAMP)
+# the what-if report tests render HTML in headless Chromium (Debian's package)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
+test: $(STAMP) chromium
 	$(BIN)/ruff check engine schemas streams simulators benchmarks tests
 	$(BIN)/mypy --strict engine schemas
 	$(BIN)/pytest

@@ -17,6 +17,8 @@ COMMANDS = (
     "streams.simulate",
     "streams.replay",
     "streams.export",
+    "streams.compare",
+    "streams.tune",
 )
 
 

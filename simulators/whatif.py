@@ -1,0 +1,745 @@
+"""Trace-driven what-if: a recorded history re-simulated under other rules.
+
+Reading a trace (:func:`read_trace`): the trace's input events are replayed
+once through the engine under the rules they were recorded with, which gives
+back every decision (when each chat was queued, offered, assigned, sent to the
+bot). Each event is then sorted into one of two kinds:
+
+- **exogenous**, kept as recorded (time and content): agent state changes,
+  visitor arrivals, page views, chat requests, orders that no chat led to,
+  and a visitor leaving while they had no open chat;
+- **endogenous**, dropped and re-created by the re-simulation, because under
+  other rules they would happen at other times or not at all: acceptances and
+  declines of offers, chat ends, ``bot.escalated``, a visitor leaving while
+  their chat waited (that is their patience running out), the order a visitor
+  placed after a chat an agent served, and ``clock`` events.
+
+From the endogenous events each chat keeps what was observed about it:
+
+- its **handle time** (from the assignment, or the acceptance when offers were
+  confirmed, to the end) where an agent served it; for a chat nobody served,
+  a handle time drawn from the served chats of the same page;
+- the visitor's **patience**: observed exactly where they gave up; where they
+  were served after waiting ``w`` it is only known to be longer than ``w``
+  (censored), so the rest is drawn from an exponential model fitted to all of
+  them (mean = total time chats were exposed to waiting / number who gave up;
+  by memorylessness, patience = ``w`` + a fresh draw);
+- how each offer was answered (accepted after a delay, declined, left to time
+  out), replayed on the chat's offers in order; later offers are accepted
+  after the chat's last observed delay;
+- what the bot did (resolved, ended or escalated after a delay);
+- whether an order followed. The chance of an order after a served chat is
+  modelled as ``p(page) * exp(-wait / tau)``, fitted to the trace by maximum
+  likelihood (``tau`` on a grid). Each chat gets a uniform number coupled to
+  what was observed (below ``p·exp(-w/tau)`` where an order followed, above
+  where none did), so a shorter wait can win an order and a longer one lose
+  it, and the trace's own rules give its orders back exactly. The amount and
+  the delay after the chat are the observed ones, or drawn from the trace.
+
+Re-simulating (:func:`run_candidate`): the exogenous events are fed in their
+recorded order, merged by time with a heap of endogenous actions scheduled
+from the candidate engine's own outputs, exactly as the closed-loop simulator
+does; ``clock`` events fire the engine's timers on time. Every draw for a
+chat comes from a ``random.Random`` seeded by (seed, tenant, chat), so every
+candidate sees the same patience, handle time and order luck for the same
+chat (common random numbers), and the result does not depend on which
+process ran it.
+
+Limits (also in the README): a visitor's clicks after a chat keep their
+recorded times even if the chat now ends earlier or later; handle time does
+not depend on which agent takes the chat; declines are tied to the chat's
+n-th offer, not to the agent; patience is one exponential model for everyone.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from engine import Engine, Rules
+from schemas.events import EventError, decode
+from simulators.whatif_metrics import WhatIfCollector
+
+ATTRIBUTION_MS = 3_600_000
+TAU_GRID_S = (15.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 240.0, 360.0, 600.0, 1200.0,
+              3600.0, math.inf)
+
+# chat states, as the reader and the re-simulation know them from outputs
+NEW, BOT, WAITING, ASSIGNED, CLOSED = range(5)
+
+
+class TraceError(ValueError):
+    """A trace that cannot be re-simulated (the message says why)."""
+
+
+class Obs:
+    """What the trace shows about one chat."""
+
+    __slots__ = ("tenant", "chat", "visitor", "page", "t_req", "entered", "status", "human",
+                 "wait_ms", "handle_ms", "start_t", "offers", "offer_t", "patience_ms",
+                 "abandon", "end", "bot", "bot_t", "order", "end_t")
+
+    def __init__(self, tenant: str, chat: str, visitor: str, page: str | None, t: int) -> None:
+        self.tenant = tenant
+        self.chat = chat
+        self.visitor = visitor
+        self.page = page
+        self.t_req = t
+        self.entered = t
+        self.status = NEW
+        self.human = False
+        self.wait_ms = -1  # first wait for a human (the censoring point of patience)
+        self.handle_ms = -1
+        self.start_t = -1  # when the current agent started on it
+        self.offers: list[tuple[str, int]] = []  # ("accept"|"decline"|"none", delay ms)
+        self.offer_t = -1  # an offer awaiting its answer
+        self.patience_ms = -1  # observed where the visitor gave up
+        self.abandon = "visitor.left"  # how they gave up
+        self.end: tuple[str, bool] = ("chat.ended", True)  # how a served chat ended
+        self.bot: tuple[str, int, bool] | None = None  # (escalate|end|left, delay, resolved)
+        self.bot_t = -1
+        self.order: tuple[int, float] | None = None  # (delay after the end, amount)
+        self.end_t = -1
+
+
+@dataclass
+class Trace:
+    """A trace read for re-simulation; ``exo`` is a file of the exogenous lines."""
+
+    path: str
+    rules: Rules
+    exo: str
+    chats: dict[tuple[str, str], Obs]
+    events: int
+    exo_events: int
+    rejected: int
+    t0: int
+    t1: int
+    acceptance: bool  # offers were confirmed (chat.accepted) in the trace
+    patience_mean_ms: float  # inf: nobody gave up
+    handle_pool: dict[str, list[int]]
+    accept_pool: list[int]
+    bot_pool: list[tuple[str, int, bool]]
+    order_p: dict[str, float]
+    order_tau_ms: float
+    amount_pool: dict[str, list[float]]
+    delay_pool: list[int]
+    recorded: dict[str, Any] = field(default_factory=dict)  # metrics of the trace as recorded
+    read_s: float = 0.0
+
+    def model(self) -> dict[str, Any]:
+        """The fitted models, for the report."""
+        served = sum(1 for o in self.chats.values() if o.handle_ms >= 0)
+        gave_up = sum(1 for o in self.chats.values() if o.patience_ms >= 0)
+        return {
+            "chats": len(self.chats), "served": served, "gave_up": gave_up,
+            "patience_mean_s": (None if math.isinf(self.patience_mean_ms)
+                                else round(self.patience_mean_ms / 1000, 1)),
+            "handle_mean_s": _mean_s([h for hs in self.handle_pool.values() for h in hs]),
+            "order_p": {p: round(v, 4) for p, v in sorted(self.order_p.items())},
+            "order_tau_s": None if math.isinf(self.order_tau_ms) else self.order_tau_ms / 1000,
+            "acceptance": self.acceptance,
+        }
+
+
+def _mean_s(xs: list[int]) -> float | None:
+    return round(sum(xs) / len(xs) / 1000, 1) if xs else None
+
+
+def trace_files(path: str) -> tuple[Path, Path | None]:
+    """The events file of a trace (a file, or a directory holding events.jsonl) and the
+    rules it was recorded with where the directory has them (``rules.toml``)."""
+    p = Path(path)
+    if p.is_dir():
+        ev = p / "events.jsonl"
+        if not ev.is_file():
+            raise TraceError(f"trace directory {path} has no events.jsonl")
+        rules = p / "rules.toml"
+        return ev, rules if rules.is_file() else None
+    if not p.exists():
+        raise TraceError(f"trace not found: {path}")
+    return p, None
+
+
+def _ts(line: bytes) -> int | None:
+    try:
+        return int(decode(line)["ts"])
+    except EventError:
+        return None
+
+
+def _span(path: Path) -> tuple[int, int] | None:
+    """(first, last) event time of a trace: the first valid line's ``ts`` and the
+    largest ``ts`` among the last valid lines (the report's time axis)."""
+    first = None
+    for line in _lines(path):
+        first = _ts(line)
+        if first is not None:
+            break
+    if first is None:
+        return None
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        f.seek(max(0, size - (1 << 16)))
+        tail = f.read().splitlines()[1:] if size > (1 << 16) else f.read().splitlines()
+    last = first
+    for line in tail:
+        if line.strip():
+            t = _ts(line.rstrip(b"\r"))
+            if t is not None and t > last:
+                last = t
+    return first, max(last, first + 60_000)
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        for raw in f:
+            line = raw.rstrip(b"\r\n")
+            if line.strip():
+                yield line
+
+
+# ---------------------------------------------------------------- reading
+
+class _Reader:
+    def __init__(self, rules: Rules) -> None:
+        self.rules = rules
+        self.engine = Engine(rules, track_dirty=False)
+        self.chats: dict[tuple[str, str], Obs] = {}
+        self.pages: dict[tuple[str, str], str] = {}
+        self.open: dict[tuple[str, str], Obs] = {}  # (tenant, visitor) -> latest open chat
+        self.last: dict[tuple[str, str], Obs] = {}  # (tenant, visitor) -> latest chat
+        self.acceptance = False
+        self.react: dict[str, Callable[[Obs, dict[str, Any]], None]] = {
+            "chat.queued": self._queued, "chat.assigned": self._assigned,
+            "chat.requeued": self._requeued, "chat.to_bot": self._to_bot,
+            "chat.abandoned": self._abandoned,
+        }
+
+    def classify(self, ev: dict[str, Any]) -> bool:
+        """Record what ``ev`` shows; True where it is exogenous (kept as recorded)."""
+        typ = ev["type"]
+        tenant = ev.get("tenant", "")
+        ts = ev["ts"]
+        if typ == "page.viewed":
+            self.pages[(tenant, ev["visitor"])] = ev["page"]
+            return True
+        if typ == "chat.requested":
+            key = (tenant, ev["chat"])
+            if key not in self.chats:
+                vkey = (tenant, ev["visitor"])
+                o = self.chats[key] = Obs(tenant, ev["chat"], ev["visitor"],
+                                          self.pages.get(vkey), ts)
+                self.open[vkey] = o
+                self.last[vkey] = o
+            return True
+        if typ == "clock":
+            return False
+        if typ in ("chat.accepted", "chat.declined"):
+            o = self.chats.get((tenant, ev["chat"]))
+            if o is not None and o.offer_t >= 0:
+                if typ == "chat.accepted":
+                    self.acceptance = True
+                    o.offers.append(("accept", ts - o.offer_t))
+                    o.start_t = ts
+                else:
+                    o.offers.append(("decline", ts - o.offer_t))
+                o.offer_t = -1
+            return False
+        if typ == "bot.escalated":
+            o = self.chats.get((tenant, ev["chat"]))
+            if o is not None and o.status == BOT:
+                o.bot = ("escalate", ts - o.bot_t, False)
+                o.entered = ts
+            return False
+        if typ == "chat.ended":
+            o = self.chats.get((tenant, ev["chat"]))
+            if o is not None:
+                self._end(o, ts, ("chat.ended", bool(ev.get("resolved", False))))
+            return False
+        if typ == "visitor.left":
+            o = self.open.get((tenant, ev["visitor"]))
+            if o is None or o.status in (CLOSED, NEW):
+                return True
+            self._end(o, ts, ("visitor.left", False))
+            return False
+        if typ == "order.placed":
+            o = self.last.get((tenant, ev["visitor"]))
+            if (o is not None and o.status == CLOSED and o.handle_ms >= 0 and o.order is None
+                    and ts >= o.end_t and ts - o.t_req <= ATTRIBUTION_MS):
+                o.order = (ts - o.end_t, float(ev["amount"]))
+                return False
+            return True
+        return True
+
+    def _end(self, o: Obs, ts: int, how: tuple[str, bool]) -> None:
+        if o.status == ASSIGNED:
+            o.handle_ms = ts - (o.start_t if o.start_t >= 0 else ts)
+            o.end = how
+            o.end_t = ts
+        elif o.status == WAITING:
+            o.patience_ms = ts - o.entered
+            o.abandon = how[0]
+        elif o.status == BOT:
+            o.bot = ("end" if how[0] == "chat.ended" else "left", ts - o.bot_t, how[1])
+        o.status = CLOSED
+        vkey = (o.tenant, o.visitor)
+        if self.open.get(vkey) is o:
+            del self.open[vkey]
+
+    def output(self, out: dict[str, Any]) -> None:
+        f = self.react.get(out["type"])
+        if f is None:
+            return
+        o = self.chats.get((out.get("origin") or out["tenant"], out["chat"]))
+        if o is not None:
+            f(o, out)
+
+    def _queued(self, o: Obs, out: dict[str, Any]) -> None:
+        if o.status == CLOSED:
+            return
+        o.status = WAITING
+        o.human = True
+
+    def _assigned(self, o: Obs, out: dict[str, Any]) -> None:
+        ts = out["ts"]
+        o.human = True
+        o.status = ASSIGNED
+        o.offer_t = ts
+        o.start_t = ts
+        if o.wait_ms < 0:
+            o.wait_ms = ts - o.entered
+
+    def _requeued(self, o: Obs, out: dict[str, Any]) -> None:
+        if o.offer_t >= 0 and out.get("why") == "offer_timeout":
+            o.offers.append(("none", 0))
+        o.offer_t = -1
+        o.start_t = -1
+        if o.status != CLOSED:
+            o.status = WAITING
+
+    def _to_bot(self, o: Obs, out: dict[str, Any]) -> None:
+        o.status = BOT
+        o.bot_t = out["ts"]
+
+    def _abandoned(self, o: Obs, out: dict[str, Any]) -> None:
+        if o.status == WAITING and o.patience_ms < 0:
+            o.patience_ms = out["ts"] - o.entered
+        o.status = CLOSED
+
+
+def read_trace(path: str, rules: Rules, workdir: str | None = None) -> Trace:
+    """Read a trace (see the module doc); raises :class:`TraceError` for one that
+    cannot be re-simulated (empty, no chats)."""
+    started = time.perf_counter()
+    events_path, _ = trace_files(path)
+    reader = _Reader(rules)
+    engine = reader.engine
+    span = _span(events_path)
+    if span is None:
+        raise TraceError(f"trace {path} is empty: no valid events")
+    col = WhatIfCollector(t0=span[0], t1=span[1], busy_until_ms=span[1])
+    fd, exo_path = tempfile.mkstemp(prefix="routeq-whatif-", suffix=".jsonl", dir=workdir)
+    events = exo_n = rejected = 0
+    bufs: list[bytes] = []
+    try:
+        with os.fdopen(fd, "wb") as exo:
+            for line in _lines(events_path):
+                try:
+                    ev = decode(line)
+                except EventError:
+                    rejected += 1
+                    continue
+                offset = events
+                events += 1
+                keep = reader.classify(ev)
+                outs = engine.apply(ev, offset)
+                col.event(ev)
+                for o in outs:
+                    col.output(o)
+                    reader.output(o)
+                if keep:
+                    exo_n += 1
+                    bufs.append(line)
+                    if len(bufs) >= 8192:
+                        exo.write(b"\n".join(bufs) + b"\n")
+                        bufs.clear()
+            if bufs:
+                exo.write(b"\n".join(bufs) + b"\n")
+    except BaseException:
+        os.unlink(exo_path)
+        raise
+    if events == 0:
+        os.unlink(exo_path)
+        raise TraceError(f"trace {path} is empty: no valid events"
+                         + (f" ({rejected} malformed lines)" if rejected else ""))
+    if not reader.chats:
+        os.unlink(exo_path)
+        raise TraceError(f"trace {path} has no chats (no chat.requested event): "
+                         "nothing to re-simulate")
+    trace = _fit(path, rules, exo_path, reader, events, exo_n, rejected, span[0], span[1])
+    trace.recorded = col.summary()
+    trace.read_s = time.perf_counter() - started
+    return trace
+
+
+def _fit(path: str, rules: Rules, exo_path: str, reader: _Reader, events: int, exo_n: int,
+         rejected: int, t0: int, t1: int) -> Trace:
+    chats = reader.chats
+    exposure = 0
+    gave_up = 0
+    handle_pool: dict[str, list[int]] = {}
+    accept_pool: list[int] = []
+    bot_pool: list[tuple[str, int, bool]] = []
+    amount_pool: dict[str, list[float]] = {}
+    delay_pool: list[int] = []
+    for o in chats.values():
+        if o.patience_ms >= 0:
+            gave_up += 1
+            exposure += o.patience_ms
+        elif o.wait_ms >= 0:
+            exposure += o.wait_ms
+        if o.handle_ms >= 0:
+            handle_pool.setdefault(o.page or "", []).append(o.handle_ms)
+        accept_pool.extend(d for kind, d in o.offers if kind == "accept")
+        if o.bot is not None:
+            bot_pool.append(o.bot)
+        if o.order is not None:
+            amount_pool.setdefault(o.page or "", []).append(o.order[1])
+            delay_pool.append(o.order[0])
+    patience = exposure / gave_up if gave_up else math.inf
+    order_p, tau = _fit_orders([o for o in chats.values() if o.handle_ms >= 0])
+    return Trace(path=path, rules=rules, exo=exo_path, chats=chats, events=events,
+                 exo_events=exo_n, rejected=rejected, t0=t0, t1=t1,
+                 acceptance=reader.acceptance, patience_mean_ms=patience,
+                 handle_pool=handle_pool, accept_pool=accept_pool, bot_pool=bot_pool,
+                 order_p=order_p, order_tau_ms=tau * 1000, amount_pool=amount_pool,
+                 delay_pool=delay_pool)
+
+
+def _fit_orders(served: list[Obs]) -> tuple[dict[str, float], float]:
+    """p(page) and tau of P(order | served after wait w) = p(page)·exp(-w/tau), by maximum
+    likelihood over a grid of tau (p has a closed form for a given tau, capped at 1)."""
+    by_page: dict[str, list[tuple[int, bool]]] = {}
+    for o in served:
+        by_page.setdefault(o.page or "", []).append((max(o.wait_ms, 0), o.order is not None))
+    best: tuple[float, dict[str, float], float] | None = None
+    for tau_s in TAU_GRID_S:
+        ll = 0.0
+        ps: dict[str, float] = {}
+        for page, rows in by_page.items():
+            decay = [math.exp(-w / (tau_s * 1000)) if not math.isinf(tau_s) else 1.0
+                     for w, _ in rows]
+            k = sum(1 for _, y in rows if y)
+            p = min(1.0, k / sum(decay)) if k else 0.0
+            ps[page] = p
+            for (_, y), d in zip(rows, decay, strict=True):
+                q = p * d
+                if y:
+                    ll += math.log(q) if q > 0 else -1e9
+                elif q < 1:
+                    ll += math.log1p(-q)
+                else:
+                    ll -= 1e9
+        if best is None or ll > best[0] + 1e-9:
+            best = (ll, ps, tau_s)
+    if best is None:
+        return {}, math.inf
+    return best[1], best[2]
+
+
+# ---------------------------------------------------------------- re-simulating
+
+class _Draws:
+    """One chat's random draws, the same in every candidate (common random numbers)."""
+
+    __slots__ = ("patience_ms", "handle_ms", "u_order", "amount", "delay", "bot", "accept_ms")
+
+    def __init__(self, trace: Trace, o: Obs | None, key: tuple[str, str], seed: int) -> None:
+        rng = random.Random(f"{seed}|{key[0]}|{key[1]}")
+        pm = trace.patience_mean_ms
+        page = (o.page or "") if o is not None else ""
+        # patience: observed, or censored at the observed wait, or unknown
+        extra = rng.expovariate(1.0 / pm) if not math.isinf(pm) else math.inf
+        if o is not None and o.patience_ms >= 0:
+            self.patience_ms = float(o.patience_ms)
+        elif o is not None and o.wait_ms >= 0:
+            self.patience_ms = o.wait_ms + extra
+        else:
+            self.patience_ms = extra
+        pool = trace.handle_pool.get(page) or [h for hs in trace.handle_pool.values()
+                                                for h in hs] or [180_000]
+        pick = pool[int(rng.random() * len(pool))]
+        self.handle_ms = o.handle_ms if o is not None and o.handle_ms >= 0 else pick
+        # the order: a uniform coupled to what was observed at the observed wait
+        u = rng.random()
+        if o is not None and o.handle_ms >= 0:
+            q0 = _order_chance(trace, page, o.wait_ms)
+            u = u * q0 if o.order is not None else q0 + u * (1.0 - q0)
+        self.u_order = u
+        amounts = trace.amount_pool.get(page) or [a for xs in trace.amount_pool.values()
+                                                   for a in xs] or [0.0]
+        a_pick = amounts[int(rng.random() * len(amounts))]
+        delays = trace.delay_pool or [60_000]
+        d_pick = delays[int(rng.random() * len(delays))]
+        if o is not None and o.order is not None:
+            self.delay, self.amount = o.order
+        else:
+            self.delay, self.amount = d_pick, a_pick
+        bots = trace.bot_pool or [("end", 40_000, True)]
+        b_pick = bots[int(rng.random() * len(bots))]
+        self.bot = o.bot if o is not None and o.bot is not None else b_pick
+        acc = trace.accept_pool or [0]
+        a_delay = acc[int(rng.random() * len(acc))]
+        if o is not None:
+            seen = [d for kind, d in o.offers if kind == "accept"]
+            if seen:
+                a_delay = seen[-1]
+        self.accept_ms = a_delay
+
+
+def _order_chance(trace: Trace, page: str, wait_ms: int) -> float:
+    p = trace.order_p.get(page, 0.0)
+    tau = trace.order_tau_ms
+    return p if math.isinf(tau) else p * math.exp(-max(wait_ms, 0) / tau)
+
+
+class _Chat:
+    __slots__ = ("key", "obs", "draws", "status", "gen", "entered", "wait_ms", "offers",
+                 "agent", "gave_up_at", "tenant")
+
+    def __init__(self, key: tuple[str, str], obs: Obs | None, draws: _Draws, t: int) -> None:
+        self.key = key
+        self.tenant = key[0]
+        self.obs = obs
+        self.draws = draws
+        self.status = NEW
+        self.gen = 0
+        self.entered = obs.t_req if obs is not None else t
+        self.wait_ms = -1
+        self.offers = 0
+        self.agent = ""
+        self.gave_up_at = -1
+
+
+class Replay:
+    """One candidate re-simulated over a trace."""
+
+    def __init__(self, trace: Trace, rules: Rules, seed: int = 1) -> None:
+        self.trace = trace
+        self.rules = rules
+        self.seed = seed
+        self.engine = Engine(rules, track_dirty=False)
+        self.collector = WhatIfCollector(t0=trace.t0, t1=trace.t1, busy_until_ms=trace.t1)
+        self.heap: list[tuple[int, int, Callable[[int, Any], None], Any]] = []
+        self._seq = itertools.count()
+        self.offset = 0
+        self.n_ids = 0
+        self.chats: dict[tuple[str, str], _Chat] = {}
+        self.clocks: set[tuple[str, int]] = set()
+        self.confirm = rules.acceptance_required or trace.acceptance
+        self._react: dict[str, Callable[[_Chat, dict[str, Any]], None]] = {
+            "chat.queued": self._on_queued, "chat.assigned": self._on_assigned,
+            "chat.to_bot": self._on_to_bot, "chat.requeued": self._on_requeued,
+            "chat.abandoned": self._on_abandoned,
+        }
+
+    def _push(self, t: int, action: Callable[[int, Any], None], arg: Any) -> None:
+        heapq.heappush(self.heap, (t, next(self._seq), action, arg))
+
+    def _id(self) -> str:
+        self.n_ids += 1
+        return f"whatif-{self.n_ids}"
+
+    def run(self) -> dict[str, Any]:
+        heap, pop = self.heap, heapq.heappop
+        for line in _lines(Path(self.trace.exo)):
+            ev = decode(line)
+            ts = ev["ts"]
+            while heap and heap[0][0] < ts:
+                t, _, action, arg = pop(heap)
+                action(t, arg)
+            self.emit(ev)
+        while heap:
+            t, _, action, arg = pop(heap)
+            action(t, arg)
+        return self.collector.summary()
+
+    def emit(self, ev: dict[str, Any]) -> None:
+        outs = self.engine.apply(ev, self.offset)
+        self.offset += 1
+        col = self.collector
+        col.event(ev)
+        touched = {ev.get("tenant")}
+        react = self._react
+        for o in outs:
+            col.output(o)
+            touched.add(o["tenant"])
+            f = react.get(o["type"])
+            if f is not None:
+                key = (o.get("origin") or o["tenant"], o["chat"])
+                c = self.chats.get(key)
+                if c is None:
+                    obs = self.trace.chats.get(key)
+                    c = self.chats[key] = _Chat(key, obs, _Draws(self.trace, obs, key, self.seed),
+                                                o["ts"])
+                f(c, o)
+        tenants = self.engine.tenants
+        for name in touched:
+            t = tenants.get(name) if name is not None else None
+            if t is None:
+                continue
+            d = t.timers.next_deadline()
+            if d is not None and (name, d) not in self.clocks:
+                self.clocks.add((name, d))
+                self._push(d, self._clock, name)
+
+    # ------------------------------------------------------------ reactions
+
+    def _on_queued(self, c: _Chat, o: dict[str, Any]) -> None:
+        if c.status == WAITING or c.status == CLOSED:
+            return
+        c.status = WAITING
+        c.gen += 1
+        if c.gave_up_at < 0:
+            p = c.draws.patience_ms
+            if not math.isinf(p):
+                c.gave_up_at = c.entered + int(p)
+                self._push(max(c.gave_up_at, o["ts"]), self._give_up, c)
+
+    def _on_assigned(self, c: _Chat, o: dict[str, Any]) -> None:
+        t = o["ts"]
+        c.status = ASSIGNED
+        c.gen += 1
+        c.agent = o["agent"]
+        if c.wait_ms < 0:
+            c.wait_ms = t - c.entered
+        if not self.confirm:
+            self._push(t + c.draws.handle_ms, self._end, (c, c.gen))
+            return
+        seen = c.obs.offers if c.obs is not None else []
+        kind, delay = seen[c.offers] if c.offers < len(seen) else ("accept", c.draws.accept_ms)
+        c.offers += 1
+        if kind == "accept":
+            self._push(t + delay, self._accept, (c, c.gen))
+        elif kind == "decline":
+            self._push(t + delay, self._decline, (c, c.gen))
+        # "none": the offer times out (the engine's timer)
+
+    def _on_to_bot(self, c: _Chat, o: dict[str, Any]) -> None:
+        c.status = BOT
+        c.gen += 1
+        self._push(o["ts"] + c.draws.bot[1], self._bot_done, (c, c.gen))
+
+    def _on_requeued(self, c: _Chat, o: dict[str, Any]) -> None:
+        if c.status != CLOSED:
+            c.status = NEW  # waiting again once queued
+            c.gen += 1
+
+    def _on_abandoned(self, c: _Chat, o: dict[str, Any]) -> None:
+        c.status = CLOSED
+        c.gen += 1
+
+    # ------------------------------------------------------------ actions
+
+    def _clock(self, t: int, tenant: str) -> None:
+        self.clocks.discard((tenant, t))
+        self.emit({"type": "clock", "id": self._id(), "ts": t, "tenant": tenant})
+
+    def _give_up(self, t: int, c: _Chat) -> None:
+        if c.status != WAITING:
+            return
+        obs = c.obs
+        how = obs.abandon if obs is not None else "visitor.left"
+        if how == "chat.ended":
+            self.emit({"type": "chat.ended", "id": self._id(), "ts": t, "tenant": c.tenant,
+                       "chat": c.key[1], "resolved": False})
+        else:
+            visitor = obs.visitor if obs is not None else ""
+            self.emit({"type": "visitor.left", "id": self._id(), "ts": t, "tenant": c.tenant,
+                       "visitor": visitor})
+
+    def _accept(self, t: int, arg: tuple[_Chat, int]) -> None:
+        c, gen = arg
+        if c.gen != gen or c.status != ASSIGNED:
+            return
+        self.emit({"type": "chat.accepted", "id": self._id(), "ts": t, "tenant": c.tenant,
+                   "chat": c.key[1], "agent": c.agent})
+        if c.gen == gen:
+            self._push(t + c.draws.handle_ms, self._end, (c, gen))
+
+    def _decline(self, t: int, arg: tuple[_Chat, int]) -> None:
+        c, gen = arg
+        if c.gen != gen or c.status != ASSIGNED:
+            return
+        self.emit({"type": "chat.declined", "id": self._id(), "ts": t, "tenant": c.tenant,
+                   "chat": c.key[1], "agent": c.agent})
+
+    def _end(self, t: int, arg: tuple[_Chat, int]) -> None:
+        c, gen = arg
+        if c.gen != gen or c.status != ASSIGNED:
+            return
+        c.status = CLOSED
+        c.gen += 1
+        obs = c.obs
+        how, resolved = obs.end if obs is not None else ("chat.ended", True)
+        if how == "visitor.left" and obs is not None:
+            self.emit({"type": "visitor.left", "id": self._id(), "ts": t, "tenant": c.tenant,
+                       "visitor": obs.visitor})
+        else:
+            self.emit({"type": "chat.ended", "id": self._id(), "ts": t, "tenant": c.tenant,
+                       "chat": c.key[1], "resolved": resolved})
+        if obs is None:
+            return
+        d = c.draws
+        if d.u_order < _order_chance(self.trace, obs.page or "", c.wait_ms):
+            self._push(t + d.delay, self._order, (c, d.amount))
+
+    def _order(self, t: int, arg: tuple[_Chat, float]) -> None:
+        c, amount = arg
+        assert c.obs is not None
+        self.emit({"type": "order.placed", "id": self._id(), "ts": t, "tenant": c.tenant,
+                   "visitor": c.obs.visitor, "amount": amount})
+
+    def _bot_done(self, t: int, arg: tuple[_Chat, int]) -> None:
+        c, gen = arg
+        if c.gen != gen or c.status != BOT:
+            return
+        kind, _, resolved = c.draws.bot
+        if kind == "escalate":
+            c.entered = t
+            self.emit({"type": "bot.escalated", "id": self._id(), "ts": t, "tenant": c.tenant,
+                       "chat": c.key[1]})
+            if c.status == BOT:  # robot_only: the engine keeps it with the bot
+                c.status = CLOSED
+                self.emit({"type": "chat.ended", "id": self._id(), "ts": t, "tenant": c.tenant,
+                           "chat": c.key[1], "resolved": False})
+            return
+        c.status = CLOSED
+        c.gen += 1
+        if kind == "left" and c.obs is not None:
+            self.emit({"type": "visitor.left", "id": self._id(), "ts": t, "tenant": c.tenant,
+                       "visitor": c.obs.visitor})
+        else:
+            self.emit({"type": "chat.ended", "id": self._id(), "ts": t, "tenant": c.tenant,
+                       "chat": c.key[1], "resolved": resolved})
+
+
+def run_candidate(trace: Trace, rules: Rules, seed: int = 1) -> dict[str, Any]:
+    """Re-simulate ``trace`` under ``rules``; the metrics summary (with ``whatif`` extras)."""
+    return Replay(trace, rules, seed).run()
+
+
+def dumps(summary: dict[str, Any]) -> bytes:
+    return orjson.dumps(summary, option=orjson.OPT_SORT_KEYS)
