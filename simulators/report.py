@@ -36,11 +36,9 @@ def _nice(lo: float, hi: float, n: int = 5) -> list[float]:
     mag = 10 ** math.floor(math.log10(raw))
     step = min((m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw), default=10 * mag)
     start = math.floor(lo / step) * step
-    ticks = []
-    t = start
-    while t <= hi + step * 1e-9:
-        ticks.append(round(t, 10))
-        t += step
+    ticks = [round(start, 10)]
+    while ticks[-1] < hi - step * 1e-9:  # the last tick covers the data
+        ticks.append(round(start + len(ticks) * step, 10))
     return ticks
 
 
@@ -102,7 +100,7 @@ def line_chart(title: str, series: list[Series], xlabel: str, ylabel: str,
         return f'<p class="empty">{_esc(title)}: no data</p>'
     xs = _nice(min(p[0] for p in pts), max(p[0] for p in pts))
     lo = ymin if ymin is not None else min(p[1] for p in pts)
-    hi = ymax if ymax is not None else max(p[1] for p in pts)
+    hi = ymax if ymax is not None else 1.05 * max(p[1] for p in pts)
     ys = _nice(lo, hi if hi > lo else lo + 1)
     parts, sx, sy = _frame(title, xlabel, ylabel, [xs[0], xs[-1]] if len(xs) < 2 else xs, ys,
                            xfmt, yfmt)
@@ -125,7 +123,7 @@ def bar_chart(title: str, groups: list[str], series: list[tuple[str, str, list[f
     vals = [v for _, _, vs in series for v in vs if v is not None]
     if not groups or not vals:
         return f'<p class="empty">{_esc(title)}: no data</p>'
-    ys = _nice(0.0, max(vals) or 1.0)
+    ys = _nice(0.0, 1.08 * max(vals) or 1.0)
     parts, _, sy = _frame(title, "page the visitor asked from", ylabel, [0.0, 1.0], ys,
                           lambda x: "", _fmt)
     pw = W - ML - MR

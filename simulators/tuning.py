@@ -74,7 +74,7 @@ class Param:
         return self._cast(rng.uniform(self.lo, self.hi))
 
     def _cast(self, x: float) -> Any:
-        return int(round(x)) if self.integer else round(x, 6)
+        return int(round(x)) if self.integer else round(x, 3)
 
 
 @dataclass
