@@ -19,6 +19,7 @@ COMMANDS = (
     "streams.export",
     "streams.compare",
     "streams.tune",
+    "streams.serve",
 )
 
 

@@ -1,0 +1,89 @@
+"""Prometheus metrics of ``routeq serve`` (``GET /metrics``), per tenant.
+
+Counters and the wait histogram are updated from the outputs as they are
+decided; queue length, agents and occupancy are read from the engine's state
+when scraped; service level and abandonment are over the last hour of event
+time (the same figures as the dashboard).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from streams.service import Item, Service, abandonment, service_level
+
+WAIT_BUCKETS = (1, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
+
+
+class ServeMetrics:
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.events = Counter("routeq_events", "Posted events by tenant and result "
+                              "(accepted, duplicate, rejected)", ["tenant", "result"],
+                              registry=self.registry)
+        self.decisions = Counter("routeq_decisions", "Outputs decided, by tenant and type",
+                                 ["tenant", "type"], registry=self.registry)
+        self.waits = Histogram("routeq_wait_seconds", "Wait from entering the queue to "
+                               "assignment (chat.assigned wait_ms)", ["tenant"],
+                               buckets=WAIT_BUCKETS, registry=self.registry)
+        self.requests = Counter("routeq_http_requests", "HTTP requests by route and status",
+                                ["route", "status"], registry=self.registry)
+        self.registry.register(_StateCollector(service))
+
+    def posted(self, tenant: str, result: str, n: int = 1) -> None:
+        self.events.labels(tenant, result).inc(n)
+
+    def outputs(self, items: list[Item], outs: list[dict[str, Any]]) -> None:
+        counts: dict[tuple[str, str], int] = {}
+        for it, o in zip(items, outs, strict=True):
+            key = (it.tenant, it.type)
+            counts[key] = counts.get(key, 0) + 1
+            if it.type == "chat.assigned":
+                self.waits.labels(it.origin or it.tenant).observe(o.get("wait_ms", 0) / 1000)
+        for (tenant, typ), n in counts.items():
+            self.decisions.labels(tenant, typ).inc(n)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _StateCollector(Collector):
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def describe(self) -> Iterator[Any]:
+        return iter(())
+
+    def collect(self) -> Iterator[Any]:
+        queue = GaugeMetricFamily("routeq_queue_length", "Chats waiting for an agent",
+                                  labels=["tenant"])
+        online = GaugeMetricFamily("routeq_agents_online", "Agents online", labels=["tenant"])
+        held = GaugeMetricFamily("routeq_chats_held", "Chats held by online agents",
+                                 labels=["tenant"])
+        occ = GaugeMetricFamily("routeq_agent_occupancy", "Chats held / capacity of online "
+                                "agents", labels=["tenant"])
+        sl = GaugeMetricFamily("routeq_service_level", "Share of chats for a human answered "
+                               "within 20 s, last hour of event time", labels=["tenant"])
+        ab = GaugeMetricFamily("routeq_abandonment", "Share of chats for a human abandoned "
+                               "while waiting, last hour of event time", labels=["tenant"])
+        log = GaugeMetricFamily("routeq_log_offset", "Next offset of the state's input log")
+        for name, waiting, n_online, n_held, cap in self.service.gauges():
+            queue.add_metric([name], waiting)
+            online.add_metric([name], n_online)
+            held.add_metric([name], n_held)
+            occ.add_metric([name], n_held / cap if cap else 0.0)
+        for name, st in sorted(self.service.stats.items()):
+            tot = st.totals()
+            s, a = service_level(tot), abandonment(tot)
+            if s is not None:
+                sl.add_metric([name], s)
+            if a is not None:
+                ab.add_metric([name], a)
+        log.add_metric([], self.service.offset)
+        yield from (queue, online, held, occ, sl, ab, log)

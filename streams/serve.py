@@ -1,0 +1,568 @@
+"""``routeq serve``: the embedded runtime behind HTTP, for chat servers.
+
+A thin aiohttp shell over ``streams.service.Service`` (which holds all the
+logic that tests can reach without HTTP):
+
+- ``POST /v1/events``: one JSON event, a JSON array of events, or NDJSON.
+  Requests that arrive together are logged in one write (group commit); the
+  answer comes after that write, so a 2xx means durable.
+- ``GET /v1/stream``: Server-Sent Events, ``id`` = ``OFFSET.K``; reconnect
+  with ``Last-Event-ID`` (or ``?from=OFFSET``) to resume with no gap.
+- ``GET /v1/chats/{chat}``, ``/v1/queue``, ``/v1/agents``, ``/v1/tenants``,
+  ``/v1/overview`` (admin), ``/metrics``, ``/`` (the dashboard).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import ClientSession, ClientTimeout, web
+
+from engine import RulesError
+from streams.metrics_http import ServeMetrics
+from streams.rules_file import read_rules
+from streams.service import Cursor, Item, Result, Service, parse_cursor, rules_for
+from streams.state import StateLayout
+from streams.store import RocksStore, StoreError
+from streams.tokens import Principal, Tokens, TokensError, load_tokens
+
+DEFAULT_MAX_BODY = 1 << 20
+HEARTBEAT_S = 15.0
+STATIC = Path(__file__).resolve().parent / "dashboard"
+NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl",
+                "application/json-lines", "application/jsonlines", "text/plain")
+STATIC_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css",
+                ".svg": "image/svg+xml"}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "serve",
+        help="run the engine behind HTTP: ingest, decision stream, queue views, metrics, "
+             "dashboard",
+        description="Serve the embedded runtime over HTTP for chat servers: POST /v1/events, "
+        "GET /v1/stream (Server-Sent Events), /v1/chats/{chat}, /v1/queue, /v1/agents, "
+        "/metrics and a live dashboard at /. See README.md.",
+    )
+    p.add_argument("--state", metavar="DIR", help="durable state directory (default: in "
+                   "memory, nothing survives a restart)")
+    p.add_argument("--rules", metavar="R.toml", help="rules file (default: the rules "
+                   "recorded in --state, else the built-in defaults)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on "
+                   "(default %(default)s)")
+    p.add_argument("--port", type=int, default=8080, help="port (default %(default)s; 0 "
+                   "picks a free one, printed on stderr)")
+    p.add_argument("--tokens", metavar="TOKENS.toml", help="bearer tokens per tenant and "
+                   "for the admin (without it: no auth, loopback only)")
+    p.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, metavar="BYTES",
+                   help="largest POST body (default %(default)s); larger -> 413")
+    p.add_argument("--clock-ms", type=int, default=1000, metavar="T",
+                   help="log a clock event (wall time) every T ms so timers fire when "
+                        "traffic is quiet; 0: never (default %(default)s)")
+    p.add_argument("--checkpoint-ms", type=int, default=2000, metavar="T",
+                   help="checkpoint the entities every T ms while events flow "
+                        "(default %(default)s)")
+    p.add_argument("--history", type=int, default=200_000, metavar="N",
+                   help="outputs kept in memory for resuming streams; older ones are "
+                        "re-derived from the log (default %(default)s)")
+    p.add_argument("--sync", action="store_true",
+                   help="fsync every write of the state (survives power loss, slower)")
+    p.add_argument("--ready-file", metavar="FILE", help=argparse.SUPPRESS)
+    return p
+
+
+def fail(message: str) -> int:
+    print(f"routeq serve: {message}", file=sys.stderr)
+    return 2
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        tokens = load_tokens(args.tokens)
+        rules, rules_text = read_rules(args.rules)
+    except (TokensError, RulesError) as exc:
+        return fail(str(exc))
+    if tokens.open and not is_loopback(args.host):
+        return fail(f"--host {args.host} is not a loopback address: give --tokens")
+    if args.max_body < 1 or args.checkpoint_ms < 1 or args.clock_ms < 0:
+        return fail("--max-body and --checkpoint-ms must be at least 1, --clock-ms at least 0")
+    store: RocksStore | None = None
+    layout: StateLayout | None = None
+    if args.state:
+        try:
+            store = RocksStore(args.state, sync=args.sync)
+            layout = StateLayout(store, args.state)
+            rules, rules_text = rules_for(layout, rules, rules_text, args.rules is not None)
+        except (StoreError, RulesError) as exc:
+            if store is not None:
+                store.close()
+            return fail(str(exc))
+    try:
+        service = Service(rules, layout, rules_text=rules_text,
+                          checkpoint_ms=args.checkpoint_ms, history=args.history)
+        try:
+            service.start()
+        except (RulesError, StoreError) as exc:
+            return fail(str(exc))
+        runner = _loop_runner()
+        with runner:
+            runner.run(serve(service, tokens, args))
+        return 0
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _loop_runner() -> asyncio.Runner:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        return asyncio.Runner()
+    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+
+
+# ---------------------------------------------------------------- the app
+
+
+class Batcher:
+    """Group commit: the posts that arrive while one is being written go in
+    the next write together."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.pending: list[tuple[list[bytes], asyncio.Future[list[Result]]]] = []
+        self.scheduled = False
+        self.closed = False
+
+    def submit(self, lines: list[bytes]) -> asyncio.Future[list[Result]]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[list[Result]] = loop.create_future()
+        if self.closed:
+            fut.set_exception(web.HTTPServiceUnavailable(text="routeq is shutting down\n"))
+            return fut
+        self.pending.append((lines, fut))
+        if not self.scheduled:
+            self.scheduled = True
+            loop.call_soon(self.flush)
+        return fut
+
+    def flush(self) -> None:
+        self.scheduled = False
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        try:
+            results = self.service.submit([lines for lines, _ in pending])
+        except Exception as exc:  # the store failed: nobody gets a 2xx
+            for _, fut in pending:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        for (_, fut), res in zip(pending, results, strict=True):
+            if not fut.done():
+                fut.set_result(res)
+
+
+class App:
+    def __init__(self, service: Service, tokens: Tokens, *, max_body: int,
+                 clock_ms: int = 0) -> None:
+        self.service = service
+        self.tokens = tokens
+        self.max_body = max_body
+        self.clock_ms = clock_ms
+        self.metrics = ServeMetrics(service)
+        service.on_output = self.metrics.outputs
+        self.batcher = Batcher(service)
+        self.closing = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.web = web.Application(client_max_size=max_body,
+                                   middlewares=[self._errors])
+        r = self.web.router
+        r.add_post("/v1/events", self.post_events)
+        r.add_get("/v1/stream", self.stream)
+        r.add_get("/v1/chats/{chat}", self.chat)
+        r.add_get("/v1/queue", self.queue)
+        r.add_get("/v1/agents", self.agents)
+        r.add_get("/v1/tenants", self.tenants_list)
+        r.add_get("/v1/overview", self.overview)
+        r.add_get("/metrics", self.metrics_page)
+        r.add_get("/healthz", self.health)
+        r.add_get("/", self.dashboard)
+        r.add_get("/static/{name}", self.static)
+
+    # ------------------------------------------------------------ plumbing
+
+    @web.middleware
+    async def _errors(self, request: web.Request,
+                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                      ) -> web.StreamResponse:
+        route = request.match_info.route.resource
+        name = route.canonical if route is not None else "other"
+        try:
+            resp = await handler(request)
+        except web.HTTPException as exc:
+            self.metrics.requests.labels(name, str(exc.status)).inc()
+            if exc.status < 400:
+                raise
+            text = exc.text.strip() if exc.text else exc.reason
+            if text.startswith(f"{exc.status}:"):  # aiohttp's own "413: Request Entity..."
+                text = text.split(":", 1)[1].strip()
+            return web.Response(  # every error answers JSON with a message
+                status=exc.status, body=orjson.dumps({"error": text}),
+                content_type="application/json",
+                headers={k: v for k, v in exc.headers.items()
+                         if k.lower() in ("www-authenticate", "allow")})
+        self.metrics.requests.labels(name, str(resp.status)).inc()
+        return resp
+
+    def principal(self, request: web.Request) -> Principal:
+        p = self.tokens.who(request.headers.get("Authorization"))
+        if p is None:
+            raise web.HTTPUnauthorized(
+                text="a bearer token is needed: Authorization: Bearer TOKEN",
+                headers={"WWW-Authenticate": 'Bearer realm="routeq"'})
+        return p
+
+    def scope(self, request: web.Request, p: Principal, *, required: bool) -> str | None:
+        """The tenant a read is about: the token's own, or ?tenant= for the admin."""
+        asked = request.query.get("tenant")
+        if p.tenant is not None:
+            if asked is not None and asked != p.tenant:
+                raise web.HTTPForbidden(text="this token may only read its own tenant")
+            return p.tenant
+        if asked is None and required:
+            raise web.HTTPBadRequest(text="the admin token must say which tenant: ?tenant=NAME")
+        return asked
+
+    def admin(self, request: web.Request) -> Principal:
+        p = self.principal(request)
+        if not p.admin:
+            raise web.HTTPForbidden(text="the admin token is needed here")
+        return p
+
+    @staticmethod
+    def json(data: Any, status: int = 200) -> web.Response:
+        return web.Response(body=orjson.dumps(data), status=status,
+                            content_type="application/json")
+
+    # -------------------------------------------------------------- ingest
+
+    async def post_events(self, request: web.Request) -> web.Response:
+        p = self.principal(request)
+        if self.closing.is_set():
+            raise web.HTTPServiceUnavailable(text="routeq is shutting down")
+        if request.content_length is not None and request.content_length > self.max_body:
+            raise web.HTTPRequestEntityTooLarge(max_size=self.max_body,
+                                                actual_size=request.content_length,
+                                                text=f"body over {self.max_body} bytes")
+        lines = parse_body(await request.read(), request.content_type)
+        if p.tenant is not None:
+            check_tenant(lines, p.tenant)
+        results = await self.batcher.submit(lines)
+        counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+        for r in results:
+            counts[r.status] += 1
+            self.metrics.posted(r.tenant, r.status)
+        return self.json({"accepted": counts["accepted"], "duplicates": counts["duplicate"],
+                          "rejected": counts["rejected"],
+                          "results": [r.as_json() for r in results]})
+
+    # -------------------------------------------------------------- stream
+
+    async def follow(self, tenant: str | None, cursor: Cursor | None,
+                     ) -> AsyncIterator[list[Item]]:
+        """Outputs visible to ``tenant`` after ``cursor`` (None: from now on), in
+        order, with no gap; an empty list now and then (a heartbeat)."""
+        svc = self.service
+        while True:
+            wake = asyncio.Event()
+            sub = svc.subscribe(tenant, wake.set)
+            try:
+                last = cursor
+                if cursor is not None:
+                    hist, hf = svc.recent(cursor, tenant)
+                    if cursor[0] < hf:
+                        if svc.layout is None:
+                            raise web.HTTPGone(text=f"outputs before offset {hf} are no "
+                                               f"longer kept (the server runs in memory)")
+                        old = await asyncio.to_thread(svc.replay_range, cursor, hf, tenant)
+                        if old:
+                            yield old
+                            last = old[-1].cursor
+                    assert last is not None
+                    hist = [it for it in hist if it.cursor > last]
+                    if hist:
+                        yield hist
+                        last = hist[-1].cursor
+                while True:
+                    if sub.items:
+                        got = list(sub.items)
+                        sub.items.clear()
+                        if last is not None:
+                            got = [it for it in got if it.cursor > last]
+                        if got:
+                            yield got
+                            last = got[-1].cursor
+                        continue
+                    if sub.dropped:
+                        break
+                    wake.clear()
+                    try:
+                        await asyncio.wait_for(wake.wait(), HEARTBEAT_S)
+                    except TimeoutError:
+                        yield []
+            finally:
+                svc.unsubscribe(sub)
+            if self.closing.is_set():
+                return
+            # fell too far behind: catch up from the history (or the log)
+            cursor = last if last is not None else (svc.offset, -1)
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        p = self.principal(request)
+        tenant = self.scope(request, p, required=False)
+        raw = request.headers.get("Last-Event-ID")
+        try:
+            if raw:
+                cursor = parse_cursor(raw)
+            elif "from" in request.query:
+                cursor = (int(request.query["from"]), -1)
+                if cursor[0] < 0:
+                    raise ValueError
+            else:
+                cursor = None
+        except ValueError:
+            raise web.HTTPBadRequest(text="Last-Event-ID must be OFFSET.K as sent in 'id:', "
+                                     "from= an offset >= 0") from None
+        if (cursor is not None and self.service.layout is None
+                and cursor[0] < self.service.history_from):
+            raise web.HTTPGone(text=f"outputs before offset {self.service.history_from} are "
+                               f"no longer kept (the server runs without --state)")
+        resp = web.StreamResponse(headers={
+            "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        await resp.write(f": routeq stream, next offset {self.service.offset}\n\n".encode())
+        with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
+            async for items in self.follow(tenant, cursor):
+                if not items:
+                    await resp.write(b": ping\n\n")
+                    continue
+                await resp.write(b"".join(
+                    b"id: %s\nevent: %s\ndata: %s\n\n" % (it.id.encode(), it.type.encode(),
+                                                           it.line)
+                    for it in items))
+        return resp
+
+    # --------------------------------------------------------------- views
+
+    async def chat(self, request: web.Request) -> web.Response:
+        p = self.principal(request)
+        tenant = self.scope(request, p, required=True)
+        assert tenant is not None
+        chat = request.match_info["chat"]
+        view = self.service.chat_view(tenant, chat)
+        if view is None:
+            raise web.HTTPNotFound(text=f"chat {chat!r} is not known to tenant {tenant!r} "
+                                   f"(never requested, or finished long ago)")
+        return self.json(view)
+
+    async def queue(self, request: web.Request) -> web.Response:
+        p = self.principal(request)
+        tenant = self.scope(request, p, required=True)
+        assert tenant is not None
+        try:
+            limit = int(request.query.get("limit", "1000"))
+        except ValueError:
+            raise web.HTTPBadRequest(text="limit must be an integer") from None
+        return self.json(self.service.queue_view(tenant, max(0, limit)))
+
+    async def agents(self, request: web.Request) -> web.Response:
+        p = self.principal(request)
+        tenant = self.scope(request, p, required=True)
+        assert tenant is not None
+        return self.json(self.service.agents_view(tenant))
+
+    async def tenants_list(self, request: web.Request) -> web.Response:
+        p = self.principal(request)
+        names = self.service.tenants() if p.admin else [p.tenant]
+        return self.json({"tenants": names})
+
+    async def overview(self, request: web.Request) -> web.Response:
+        self.admin(request)
+        svc = self.service
+        return self.json({"offset": svc.offset, "uptime_s": round(time.time() - svc.started),
+                          "tenants": [svc.tenant_summary(n) for n in svc.tenants()]})
+
+    async def metrics_page(self, request: web.Request) -> web.Response:
+        self.admin(request)
+        return web.Response(body=self.metrics.render(),
+                            headers={"Content-Type": "text/plain; version=0.0.4; "
+                                                     "charset=utf-8"})
+
+    async def health(self, request: web.Request) -> web.Response:
+        return self.json({"ok": not self.closing.is_set(), "offset": self.service.offset})
+
+    async def dashboard(self, request: web.Request) -> web.StreamResponse:
+        # the page holds no data: it asks for the token (kept in the browser)
+        # and reads /v1/overview and /v1/stream with it
+        return web.FileResponse(STATIC / "index.html",
+                                headers={"Cache-Control": "no-cache"})
+
+    async def static(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        path = STATIC / name
+        if "/" in name or name.startswith(".") or not path.is_file():
+            raise web.HTTPNotFound(text=f"no static file {name!r}")
+        return web.FileResponse(path, headers={
+            "Content-Type": STATIC_TYPES.get(path.suffix, "application/octet-stream"),
+            "Cache-Control": "no-cache"})
+
+    # ------------------------------------------------------ background work
+
+    def start_background(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.tasks.append(loop.create_task(self._ticker()))
+        for tenant, url in self.tokens.webhooks.items():
+            self.tasks.append(loop.create_task(self._webhook(tenant, url)))
+
+    async def _ticker(self) -> None:
+        """Checkpoints while idle; clock events so timers fire in quiet times."""
+        next_clock = time.monotonic()
+        while not self.closing.is_set():
+            await asyncio.sleep(0.2)
+            if self.clock_ms and time.monotonic() >= next_clock:
+                next_clock = time.monotonic() + self.clock_ms / 1000
+                ms = int(time.time() * 1000)
+                line = b'{"type":"clock","id":"serve-clock-%d","ts":%d}' % (ms, ms)
+                with contextlib.suppress(web.HTTPServiceUnavailable):
+                    await self.batcher.submit([line])
+            self.service.idle()
+
+    async def _webhook(self, tenant: str, url: str) -> None:
+        """POST the tenant's outputs (NDJSON) to ``url``, retrying with backoff."""
+        timeout = ClientTimeout(total=10)
+        async with ClientSession(timeout=timeout) as http:
+            async for items in self.follow(tenant, None):
+                if not items:
+                    continue
+                body = b"".join(it.line + b"\n" for it in items)
+                delay = 0.2
+                while not self.closing.is_set():
+                    try:
+                        async with http.post(url, data=body, headers={
+                                "Content-Type": "application/x-ndjson",
+                                "X-Routeq-Last-Event-ID": items[-1].id}) as r:
+                            if r.status < 300:
+                                break
+                    except (TimeoutError, OSError):
+                        pass
+                    self.metrics.requests.labels("webhook:" + tenant, "retry").inc()
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+
+    async def close(self) -> None:
+        """Stop accepting posts, write what is pending, checkpoint, end the streams."""
+        self.closing.set()
+        self.batcher.closed = True
+        self.batcher.flush()
+        for t in self.tasks:
+            t.cancel()
+        for t in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self.service.close()
+
+
+def parse_body(body: bytes, ctype: str) -> list[bytes]:
+    """The posted lines, or an HTTP error saying what is wrong with the body."""
+    if ctype == "application/json":
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise web.HTTPBadRequest(text=f"body is not valid JSON: {exc}") from None
+        if isinstance(data, dict):
+            return [orjson.dumps(data)]
+        if isinstance(data, list):
+            if not data:
+                raise web.HTTPBadRequest(text="the array holds no event")
+            return [orjson.dumps(x) for x in data]
+        raise web.HTTPBadRequest(text="expected an event (JSON object) or an array of events")
+    if ctype in NDJSON_TYPES:
+        lines = [ln.rstrip(b"\r") for ln in body.split(b"\n")]
+        lines = [ln for ln in lines if ln.strip()]
+        if not lines:
+            raise web.HTTPBadRequest(text="the body holds no event")
+        return lines
+    raise web.HTTPUnsupportedMediaType(
+        text=f"Content-Type {ctype or '(none)'} is not taken: send application/json (an "
+             f"event or an array) or application/x-ndjson (one event a line)")
+
+
+def check_tenant(lines: list[bytes], tenant: str) -> None:
+    """A tenant's token may post only that tenant's events (403 otherwise)."""
+    for i, line in enumerate(lines):
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue  # rejected as malformed, for nobody else
+        if not isinstance(obj, dict):
+            continue
+        named = obj.get("tenant")
+        if named is None and obj.get("type") == "clock":
+            raise web.HTTPForbidden(text=f"event {i + 1}: a clock for every tenant needs the "
+                                    f"admin token; name the tenant")
+        if isinstance(named, str) and named != tenant:
+            raise web.HTTPForbidden(text=f"event {i + 1}: this token may post only tenant "
+                                    f"{tenant!r}'s events")
+
+
+async def serve(service: Service, tokens: Tokens, args: argparse.Namespace) -> None:
+    app = App(service, tokens, max_body=args.max_body, clock_ms=args.clock_ms)
+    runner = web.AppRunner(app.web, access_log=None, handle_signals=False,
+                           shutdown_timeout=2.0)
+    await runner.setup()
+    site = web.TCPSite(runner, args.host, args.port, backlog=1024)
+    await site.start()
+    port = runner.addresses[0][1] if runner.addresses else args.port
+    app.start_background()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"routeq serve: listening on http://{args.host}:{port} "
+          f"(state: {args.state or 'in memory'}, next offset {service.offset}, "
+          f"auth: {'tokens' if not tokens.open else 'none, loopback only'})",
+          file=sys.stderr, flush=True)
+    if args.ready_file:
+        tmp = args.ready_file + ".tmp"
+        Path(tmp).write_text(f"{port}\n")
+        os.replace(tmp, args.ready_file)
+    await stop.wait()
+    print("routeq serve: stopping (no new connections; writing the checkpoint)",
+          file=sys.stderr, flush=True)
+    await site.stop()
+    await app.close()
+    await runner.cleanup()
+    print(f"routeq serve: stopped at offset {service.offset}", file=sys.stderr, flush=True)

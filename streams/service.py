@@ -1,0 +1,559 @@
+"""The live service's core, with no HTTP in it: ``routeq serve`` is a thin shell over it.
+
+``Service`` owns one embedded ``Runtime`` (durable with a ``StateLayout``) and
+
+- ``submit(requests)``: logs and applies the lines of several requests as ONE
+  chunk (one write to the state's log, so concurrent small posts commit
+  together) and says, per line, ``accepted`` (with its offset), ``duplicate``
+  or ``rejected`` (with the error naming the field). When it returns, every
+  line is in the log: it survives a killed process.
+- fans every output out to subscribers, each output numbered
+  ``(offset, k)`` = (its input's offset, its index among that input's
+  outputs). The numbering is a pure function of the log, so a subscriber that
+  reconnects with the last number it saw resumes with no gap and no
+  duplicate, across restarts too (recent outputs are kept in memory; older
+  ones are re-derived by replaying the log, which gives the same bytes).
+- answers the read views (a chat's state and queue position, a tenant's
+  queue and agents) from the engine's state, and keeps the per-minute
+  service-level figures that ``/metrics`` and the dashboard show.
+
+Everything here runs on one thread (the server's event loop); only
+``replay_range`` may run in a worker thread (it reads the store, never the
+live engine).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from engine import Rules
+from engine.state import ASSIGNED, BOT, FORWARDED, ONLINE, WAITING, Tenant
+from schemas.events import OVERFLOW_SEP, EventError, decode
+from streams.inputs import Chunk
+from streams.runtime import Runtime, parse_recorded, paused_gc
+from streams.state import StateLayout
+
+#: outputs kept in memory for resuming streams (older ones come from a replay)
+DEFAULT_HISTORY = 200_000
+#: a subscriber that falls this many outputs behind is dropped (it reconnects)
+MAX_BACKLOG = 100_000
+SERVICE_LEVEL_MS = 20_000
+MINUTE_MS = 60_000
+WINDOW_MINUTES = 60
+
+Cursor = tuple[int, int]  # (offset, index among that offset's outputs)
+
+
+def parse_cursor(text: str | None) -> Cursor | None:
+    """``"123.4"`` -> (123, 4); ``"123"`` -> (123, -1): everything of offset
+    123 on. None or "" -> None. ValueError for anything else."""
+    if not text:
+        return None
+    off, _, k = text.strip().partition(".")
+    cur = (int(off), int(k) if k else -1)
+    if cur[0] < 0 or cur[1] < -1:
+        raise ValueError(text)
+    return cur
+
+
+@dataclass(slots=True)
+class Item:
+    """One output as the service fans it out."""
+
+    offset: int
+    k: int
+    tenant: str
+    origin: str | None
+    type: str
+    line: bytes  # the output's JSON (no line end)
+
+    @property
+    def cursor(self) -> Cursor:
+        return (self.offset, self.k)
+
+    @property
+    def id(self) -> str:
+        return f"{self.offset}.{self.k}"
+
+    def visible_to(self, tenant: str | None) -> bool:
+        """None = every tenant (the admin). A tenant sees its own outputs and
+        those of its chats that overflowed to the platform."""
+        return tenant is None or self.tenant == tenant or self.origin == tenant
+
+
+class Subscriber:
+    """A stream's end: outputs land in ``items``; ``wake`` is called after each batch."""
+
+    def __init__(self, tenant: str | None, wake: Callable[[], None]) -> None:
+        self.tenant = tenant
+        self.items: deque[Item] = deque()
+        self.wake = wake
+        self.dropped = False
+
+    def push(self, items: Sequence[Item]) -> None:
+        if self.dropped:
+            return
+        t = self.tenant
+        got = False
+        for it in items:
+            if t is None or it.tenant == t or it.origin == t:
+                self.items.append(it)
+                got = True
+        if len(self.items) > MAX_BACKLOG:
+            self.dropped = True
+            self.items.clear()
+            got = True
+        if got:
+            self.wake()
+
+
+@dataclass
+class Minute:
+    """Per tenant and per minute of event time."""
+
+    assigned: int = 0
+    answered_in_sl: int = 0
+    abandoned: int = 0
+
+
+@dataclass
+class TenantStats:
+    minutes: dict[int, Minute] = field(default_factory=dict)
+    last_ms: int = 0
+
+    def minute(self, ts: int) -> Minute:
+        if ts > self.last_ms:
+            self.last_ms = ts
+        m = ts // MINUTE_MS
+        got = self.minutes.get(m)
+        if got is None:
+            got = self.minutes[m] = Minute()
+            if len(self.minutes) > WINDOW_MINUTES * 2:
+                cut = self.last_ms // MINUTE_MS - WINDOW_MINUTES
+                for old in [x for x in self.minutes if x < cut]:
+                    del self.minutes[old]
+        return got
+
+    def window(self) -> list[tuple[int, Minute]]:
+        """The last hour, minute by minute (ending at the tenant's latest output)."""
+        end = self.last_ms // MINUTE_MS
+        return [(m * MINUTE_MS, self.minutes.get(m) or Minute())
+                for m in range(end - WINDOW_MINUTES + 1, end + 1)]
+
+    def totals(self) -> Minute:
+        tot = Minute()
+        for _, m in self.window():
+            tot.assigned += m.assigned
+            tot.answered_in_sl += m.answered_in_sl
+            tot.abandoned += m.abandoned
+        return tot
+
+
+def service_level(m: Minute) -> float | None:
+    n = m.assigned + m.abandoned
+    return m.answered_in_sl / n if n else None
+
+
+def abandonment(m: Minute) -> float | None:
+    n = m.assigned + m.abandoned
+    return m.abandoned / n if n else None
+
+
+@dataclass
+class Result:
+    """What became of one posted line."""
+
+    status: str  # accepted | duplicate | rejected
+    offset: int
+    error: str | None = None
+    tenant: str = ""  # "" where the event names none (a clock for all, or a bad line)
+
+    def as_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"status": self.status, "offset": self.offset}
+        if self.error is not None:
+            d["error"] = self.error
+        return d
+
+
+class _FanOut:
+    """The runtime's sink: output lines -> ``Item``s for the service."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def write(self, data: bytes) -> None:
+        self.service._take(data)
+
+
+class Service:
+    def __init__(self, rules: Rules, layout: StateLayout | None, *, rules_text: str = "",
+                 checkpoint_every: int = 100_000, checkpoint_ms: int = 2_000,
+                 history: int = DEFAULT_HISTORY,
+                 on_output: Callable[[list[Item], list[dict[str, Any]]], None] | None = None,
+                 ) -> None:
+        self.layout = layout
+        self.history: deque[Item] = deque()
+        self.history_max = max(1, history)
+        self.history_from = 0  # the history holds every output with offset >= this
+        self.subscribers: set[Subscriber] = set()
+        self.stats: dict[str, TenantStats] = {}
+        self.closed_chats: dict[tuple[str, str], str] = {}  # recent final states
+        self.on_output = on_output
+        self._last: Cursor = (-1, -1)
+        self.runtime = Runtime(rules, _FanOut(self), layout,  # type: ignore[arg-type]
+                               rules_text=rules_text, checkpoint_every=checkpoint_every,
+                               checkpoint_ms=checkpoint_ms)
+        self.started = time.time()
+
+    # ----------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Restore from the state dir; outputs re-derived after its checkpoint
+        go to the history (their numbers are those they had before)."""
+        layout = self.layout
+        if layout is not None:
+            self.history_from = layout.applied
+        with paused_gc():
+            self.runtime.resume()
+
+    @property
+    def engine(self) -> Any:
+        return self.runtime.engine
+
+    @property
+    def offset(self) -> int:
+        """The next log offset."""
+        return self.runtime.offset
+
+    def idle(self) -> None:
+        """Checkpoint if one is due (call it now and then)."""
+        self.runtime.idle()
+
+    def close(self) -> None:
+        """Checkpoint everything applied and drop the subscribers."""
+        self.runtime.finish()
+        for s in list(self.subscribers):
+            s.dropped = True
+            s.wake()
+        self.subscribers.clear()
+
+    # ------------------------------------------------------------- ingest
+
+    def submit(self, requests: Sequence[Sequence[bytes]]) -> list[list[Result]]:
+        """Log and apply the lines of several requests (in order) as one chunk."""
+        engine = self.runtime.engine
+        first = self.runtime.offset
+        lines: list[bytes] = []
+        linenos: list[int] = []
+        results: list[list[Result]] = []
+        seen: set[tuple[str | None, str]] = set()
+        off = first
+        for req in requests:
+            res: list[Result] = []
+            for i, line in enumerate(req):
+                lines.append(line)
+                linenos.append(i + 1)
+                try:
+                    ev = decode(line)
+                except EventError as exc:
+                    res.append(Result("rejected", off, str(exc), exc.tenant or ""))
+                except Exception as exc:  # noqa: BLE001 - as the runtime does
+                    res.append(Result("rejected", off,
+                                      f"event: cannot be read ({type(exc).__name__}: {exc})"))
+                else:
+                    tenant = ev.get("tenant")
+                    key = (tenant, ev["id"])
+                    if tenant is None:
+                        dup = ev["id"] in engine.ids
+                    else:
+                        t = engine.tenants.get(tenant)
+                        dup = t is not None and ev["id"] in t.ids
+                    if dup or key in seen:
+                        res.append(Result("duplicate", off, None, tenant or ""))
+                    else:
+                        seen.add(key)
+                        res.append(Result("accepted", off, None, tenant or ""))
+                off += 1
+            results.append(res)
+        if lines:
+            nbytes = sum(len(x) + 1 for x in lines)
+            self.runtime.feed(Chunk(lines, linenos, "-", 0, 0, nbytes, None, 0))
+        return results
+
+    # ------------------------------------------------------------ fan-out
+
+    def _take(self, data: bytes) -> None:
+        loads = orjson.loads
+        items: list[Item] = []
+        outs: list[dict[str, Any]] = []
+        last_off, k = self._last
+        for line in data.split(b"\n"):
+            if not line:
+                continue
+            o = loads(line)
+            off = o.get("offset", last_off)
+            if off == last_off:
+                k += 1
+            else:
+                last_off, k = off, 0
+            items.append(Item(off, k, o.get("tenant", ""), o.get("origin"), o["type"], line))
+            outs.append(o)
+        if not items:
+            return
+        self._last = (last_off, k)
+        self._observe(outs)
+        hist = self.history
+        hist.extend(items)
+        if len(hist) > self.history_max:
+            while len(hist) > self.history_max:
+                gone = hist.popleft()
+            while hist and hist[0].offset == gone.offset:
+                hist.popleft()
+            self.history_from = gone.offset + 1
+        for s in list(self.subscribers):
+            s.push(items)
+            if s.dropped:
+                self.subscribers.discard(s)
+        if self.on_output is not None:
+            self.on_output(items, outs)
+
+    def _observe(self, outs: list[dict[str, Any]]) -> None:
+        for o in outs:
+            typ = o["type"]
+            tenant = o.get("origin") or o.get("tenant", "")
+            if typ == "chat.assigned":
+                m = self._stats(tenant).minute(o["ts"])
+                m.assigned += 1
+                if o.get("wait_ms", 0) <= SERVICE_LEVEL_MS:
+                    m.answered_in_sl += 1
+            elif typ == "chat.abandoned":
+                self._stats(tenant).minute(o["ts"]).abandoned += 1
+                self._closed(tenant, o["chat"], "abandoned")
+            elif typ in ("chat.queued", "chat.to_bot", "chat.requeued"):
+                self._stats(tenant).minute(o["ts"])
+
+    def _stats(self, tenant: str) -> TenantStats:
+        s = self.stats.get(tenant)
+        if s is None:
+            s = self.stats[tenant] = TenantStats()
+        return s
+
+    def _closed(self, tenant: str, chat: str, state: str) -> None:
+        self.closed_chats[(tenant, chat)] = state
+        if len(self.closed_chats) > 100_000:
+            for key in list(self.closed_chats)[:50_000]:
+                del self.closed_chats[key]
+
+    def subscribe(self, tenant: str | None, wake: Callable[[], None]) -> Subscriber:
+        s = Subscriber(tenant, wake)
+        self.subscribers.add(s)
+        return s
+
+    def unsubscribe(self, s: Subscriber) -> None:
+        self.subscribers.discard(s)
+
+    def recent(self, after: Cursor, tenant: str | None) -> tuple[list[Item], int]:
+        """Kept outputs after ``after`` visible to ``tenant``, and the offset from
+        which the history is complete (outputs below it need ``replay_range``)."""
+        got = [it for it in self.history
+               if it.cursor > after and it.visible_to(tenant)]
+        return got, self.history_from
+
+    def replay_range(self, after: Cursor, below: int, tenant: str | None) -> list[Item]:
+        """Outputs after ``after`` with offset < ``below``, re-derived from the
+        log (the same bytes the live run emitted). Safe in a worker thread."""
+        if self.layout is None or below <= after[0]:
+            return []
+        collected = _Collect(after, below, tenant)
+        rt = Runtime(self.runtime.rules, collected)  # type: ignore[arg-type]
+        with contextlib.suppress(_Enough):
+            rt.replay(self.layout)
+        return collected.items
+
+    # -------------------------------------------------------------- views
+
+    def tenant(self, name: str) -> Tenant | None:
+        t: Tenant | None = self.engine.tenants.get(name)
+        return t
+
+    def tenants(self) -> list[str]:
+        return sorted(self.engine.tenants)
+
+    def chat_view(self, tenant: str, chat: str) -> dict[str, Any] | None:
+        engine = self.engine
+        t = engine.tenants.get(tenant)
+        c = t.chats.get(chat) if t is not None else None
+        where = t
+        if c is not None and c.status == FORWARDED and c.to:
+            p = engine.tenants.get(c.to)
+            pc = p.chats.get(f"{tenant}{OVERFLOW_SEP}{chat}") if p is not None else None
+            if pc is not None:
+                where, c = p, pc
+        if c is None or where is None:
+            state = self.closed_chats.get((tenant, chat))
+            if state is None:
+                return None
+            return {"tenant": tenant, "chat": chat, "state": state}
+        view: dict[str, Any] = {
+            "tenant": tenant, "chat": chat, "state": c.status, "visitor": self._visitor_id(c),
+            "skill": c.skill, "since_ms": c.t0, "waited_ms": max(0, where.now - c.t0),
+        }
+        if where is not t:
+            view["handled_by"] = where.name
+        if c.status == WAITING:
+            pos, qlen = self._position(where, c)
+            view.update(position=pos, queue_length=qlen, eta_s=self._eta(where, pos),
+                        priority=round(c.base + engine.rules.aging_per_ms * (where.now - c.t0), 3))
+            if c.reserved_for is not None:
+                view["reserved_for"] = c.reserved_for
+                view["reserve_kind"] = c.reserve_kind
+        elif c.status == ASSIGNED:
+            view.update(agent=c.agent, accepted=c.accepted)
+        return view
+
+    @staticmethod
+    def _visitor_id(c: Any) -> str:
+        v: str = c.visitor
+        return v[len(c.origin) + 1:] if c.origin is not None else v
+
+    def _position(self, t: Tenant, c: Any) -> tuple[int, int]:
+        if c.qkey is None:
+            return 0, 0
+        if c.reserved_for is not None:
+            q = t.personal.get(c.reserved_for)
+        else:
+            q = t.queues.get(c.skill if self.engine.rules.skill_required else None)
+        if q is None:
+            return 0, 0
+        return q.position(c.qkey), len(q)
+
+    def _eta(self, t: Tenant, position: int) -> int:
+        return int(position * self.engine.rules.eta_handle_s / max(1, t.online_capacity))
+
+    def waiting(self, t: Tenant) -> Iterator[Any]:
+        for c in t.chats.values():
+            if c.status == WAITING and c.qkey is not None:
+                yield c
+
+    def queue_view(self, name: str, limit: int = 1000) -> dict[str, Any]:
+        t = self.tenant(name)
+        if t is None:
+            return {"tenant": name, "length": 0, "chats": []}
+        rules = self.engine.rules
+        rows = []
+        for c in sorted(self.waiting(t), key=lambda c: (c.reserved_for is not None, c.qkey)):
+            pos, _ = self._position(t, c)
+            v = t.visitors.get(c.visitor)
+            rows.append({
+                "chat": c.id, "visitor": self._visitor_id(c), "position": pos,
+                "eta_s": self._eta(t, pos), "skill": c.skill,
+                "page": v.page if v is not None else None,
+                "waited_ms": max(0, t.now - c.t0),
+                "priority": round(c.base + rules.aging_per_ms * (t.now - c.t0), 3),
+                "reserved_for": c.reserved_for, "origin": c.origin,
+            })
+        return {"tenant": name, "now": t.now, "length": len(rows), "chats": rows[:limit]}
+
+    def agents_view(self, name: str) -> dict[str, Any]:
+        t = self.tenant(name)
+        if t is None:
+            return {"tenant": name, "agents": []}
+        rows: list[dict[str, Any]] = [{"agent": a.id, "status": a.status, "load": len(a.active),
+                 "capacity": a.capacity, "skills": dict(a.skills),
+                 "chats": sorted(a.active)} for a in t.agents.values()]
+        rows.sort(key=lambda r: r["agent"])
+        return {"tenant": name, "now": t.now, "agents": rows}
+
+    def tenant_summary(self, name: str) -> dict[str, Any]:
+        """The dashboard's numbers for one tenant."""
+        t = self.tenant(name)
+        by_page: Counter[str] = Counter()
+        queue = 0
+        agents: list[dict[str, Any]] = []
+        held = cap = 0
+        if t is not None:
+            for c in self.waiting(t):
+                queue += 1
+                v = t.visitors.get(c.visitor)
+                by_page[(v.page if v is not None else None) or "none"] += 1
+            for a in t.agents.values():
+                if a.status == ONLINE:
+                    held += len(a.active)
+                    cap += a.capacity
+                agents.append({"agent": a.id, "status": a.status, "load": len(a.active),
+                               "capacity": a.capacity})
+            agents.sort(key=lambda r: (r["status"] != ONLINE, r["agent"]))
+        st = self.stats.get(name) or TenantStats()
+        tot = st.totals()
+        series = [{"t": ms, "service_level": service_level(m), "abandonment": abandonment(m),
+                   "assigned": m.assigned, "abandoned": m.abandoned}
+                  for ms, m in st.window()] if st.last_ms else []
+        return {
+            "tenant": name, "now": t.now if t is not None else 0, "queue": queue,
+            "waiting_by_page": dict(sorted(by_page.items())),
+            "bots": sum(1 for c in t.chats.values() if c.status == BOT) if t else 0,
+            "agents": agents, "occupancy": held / cap if cap else None,
+            "service_level": service_level(tot), "abandonment": abandonment(tot),
+            "series": series,
+        }
+
+    def gauges(self) -> Iterator[tuple[str, int, int, int, int]]:
+        """(tenant, waiting, online agents, chats held by online agents, their capacity)."""
+        for name, t in self.engine.tenants.items():
+            waiting = sum(len(q) for q in t.queues.values())
+            waiting += sum(len(q) for q in t.personal.values())
+            online = held = cap = 0
+            for a in t.agents.values():
+                if a.status == ONLINE:
+                    online += 1
+                    held += len(a.active)
+                    cap += a.capacity
+            yield name, waiting, online, held, cap
+
+
+class _Enough(Exception):
+    pass
+
+
+class _Collect:
+    def __init__(self, after: Cursor, below: int, tenant: str | None) -> None:
+        self.after = after
+        self.below = below
+        self.tenant = tenant
+        self.items: list[Item] = []
+        self._last: Cursor = (-1, -1)
+
+    def write(self, data: bytes) -> None:
+        last_off, k = self._last
+        for line in data.split(b"\n"):
+            if not line:
+                continue
+            o = orjson.loads(line)
+            off = o.get("offset", last_off)
+            if off == last_off:
+                k += 1
+            else:
+                last_off, k = off, 0
+            if off >= self.below:
+                raise _Enough
+            it = Item(off, k, o.get("tenant", ""), o.get("origin"), o["type"], line)
+            if it.cursor > self.after and it.visible_to(self.tenant):
+                self.items.append(it)
+        self._last = (last_off, k)
+
+
+def rules_for(layout: StateLayout | None, rules: Rules, rules_text: str,
+              explicit: bool) -> tuple[Rules, str]:
+    """Without an explicit rules file, the rules in force in the state dir."""
+    if layout is not None and not explicit:
+        history = layout.rules_history()
+        if history:
+            return parse_recorded(history[-1][1]), history[-1][1]
+    return rules, rules_text
