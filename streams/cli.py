@@ -20,6 +20,7 @@ COMMANDS = (
     "streams.compare",
     "streams.tune",
     "streams.serve",
+    "streams.loadtest",
 )
 
 
