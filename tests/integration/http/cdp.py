@@ -84,7 +84,11 @@ class Browser:
                 return result
 
     async def goto(self, url: str) -> None:
+        """Navigate and wait until the new document has loaded."""
         await self.send("Page.navigate", url=url)
+        origin = url.split("#")[0]
+        await self.wait_for(f"location.href.startsWith({origin!r}) && "
+                            f"document.readyState === 'complete'")
 
     async def eval(self, expression: str) -> Any:
         r = await self.send("Runtime.evaluate", expression=expression, returnByValue=True,
@@ -98,9 +102,13 @@ class Browser:
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
-            last = await self.eval(expression)
-            if last:
-                return last
+            try:
+                last = await self.eval(expression)
+            except RuntimeError as exc:  # e.g. the page is still loading
+                last = exc
+            else:
+                if last:
+                    return last
             await asyncio.sleep(0.2)
         raise AssertionError(f"timed out waiting for {expression!r} (last: {last!r})")
 
