@@ -1,8 +1,9 @@
 """HTTP ingest of ``routeq serve`` on loopback, measured with ``routeq loadtest``.
 
-A fresh durable server (``--state`` in a temporary dir, default options) is
-started; ``routeq loadtest`` (a separate process, double11 traffic) drives it
-with batches of 1 and of 100 events per POST, in two regimes:
+For each run a fresh durable server (``--state`` in a new temporary dir,
+default options) is started and ``routeq loadtest`` (a separate process,
+double11 traffic) drives it with batches of 1 and of 100 events per POST, in
+two regimes:
 
 - ``saturated``: offered far above what the server takes, so the achieved
   rate is the sustained ingest rate (every event logged durably before its
@@ -10,7 +11,9 @@ with batches of 1 and of 100 events per POST, in two regimes:
 - ``moderate``: offered about a third of that, for the latency of a server
   with headroom.
 
-Repetitions are interleaved; the medians go to
+The server's CPU seconds during the run are read from /proc (``server_cpu``
+= CPU seconds / sending seconds: near 1.0 means the server's one thread is
+the limit). Repetitions are interleaved; the medians go to
 ``benchmarks/results/http_ingest.json``. Server and client share the machine.
 
     .venv/bin/python -m benchmarks.http_ingest            # 3 repetitions, ~5 min
@@ -38,7 +41,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "http_ingest.json"
 ROUTEQ = [sys.executable, "-m", "streams.cli"]
 
 #: (batch, regime) -> offered events/s
-OFFERED = {(1, "saturated"): 6_000, (100, "saturated"): 60_000,
+OFFERED = {(1, "saturated"): 12_000, (100, "saturated"): 60_000,
            (1, "moderate"): 500, (100, "moderate"): 5_000}
 
 
@@ -61,6 +64,12 @@ def start_server(state: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, f"http://127.0.0.1:{int(ready.read_text())}"
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def loadtest(url: str, batch: int, rate: int, duration: float, out: Path) -> dict[str, Any]:
     subprocess.run([*ROUTEQ, "loadtest", url, "--scenario", "double11", "--rate", str(rate),
                     "--duration", str(duration), "--batch", str(batch), "--json", str(out)],
@@ -79,20 +88,29 @@ def main() -> int:
     duration = 5.0 if args.quick else args.duration
     runs: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="routeq-bench-") as tmp:
-        proc, url = start_server(Path(tmp) / "state")
-        try:
-            loadtest(url, 100, 2_000, 2.0, Path(tmp) / "warm.json")  # warm-up
-            for rep in range(reps):
-                for (batch, regime), rate in OFFERED.items():
-                    r = loadtest(url, batch, rate, duration, Path(tmp) / "r.json")
-                    key = f"batch{batch}_{regime}"
-                    runs.setdefault(key, []).append(r)
-                    print(f"rep {rep + 1}/{reps} {key}: {r['achieved_rate']:,.0f} events/s, "
-                          f"p50 {r['latency_ms']['p50']} ms, p99 {r['latency_ms']['p99']} ms, "
-                          f"errors {r['errors']}", file=sys.stderr)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=120)
+        n = 0
+        for rep in range(-1, reps):  # rep -1: a warm-up of every case, not kept
+            for (batch, regime), rate in OFFERED.items():
+                n += 1
+                run_dir = Path(tmp) / f"run{n}"
+                run_dir.mkdir()
+                proc, url = start_server(run_dir / "state")
+                try:
+                    cpu0 = cpu_s(proc.pid)
+                    r = loadtest(url, batch, rate, 2.0 if rep < 0 else duration,
+                                 run_dir / "r.json")
+                    r["server_cpu"] = round((cpu_s(proc.pid) - cpu0) / r["send_s"], 3)
+                finally:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(timeout=120)
+                if rep < 0:
+                    continue
+                key = f"batch{batch}_{regime}"
+                runs.setdefault(key, []).append(r)
+                print(f"rep {rep + 1}/{reps} {key}: {r['achieved_rate']:,.0f} events/s, "
+                      f"p50 {r['latency_ms']['p50']} ms, p99 {r['latency_ms']['p99']} ms, "
+                      f"server CPU {r['server_cpu']:.2f}, errors {r['errors']}",
+                      file=sys.stderr)
     medians = {}
     for key, rs in runs.items():
         medians[key] = {
@@ -101,6 +119,7 @@ def main() -> int:
             "latency_p50_ms": statistics.median(r["latency_ms"]["p50"] for r in rs),
             "latency_p99_ms": statistics.median(r["latency_ms"]["p99"] for r in rs),
             "latency_samples": statistics.median(r["latency_samples"] for r in rs),
+            "server_cpu": statistics.median(r["server_cpu"] for r in rs),
             "errors": sum(r["errors"] for r in rs),
         }
     result = {

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import os
 import signal
@@ -32,6 +33,7 @@ from aiohttp import ClientSession, ClientTimeout, web
 from engine import RulesError
 from streams.metrics_http import ServeMetrics
 from streams.rules_file import read_rules
+from streams.runtime import settle_garbage
 from streams.service import Cursor, Item, Result, Service, parse_cursor, rules_for
 from streams.state import StateLayout
 from streams.store import RocksStore, StoreError
@@ -124,6 +126,11 @@ def main(args: argparse.Namespace) -> int:
             service.start()
         except (RulesError, StoreError) as exc:
             return fail(str(exc))
+        # as ``routeq run`` does: the cyclic collector stays off (walking the
+        # engine's millions of long-lived objects again and again makes long
+        # pauses); ``Service.idle`` collects what is new every 50,000 events
+        gc.disable()
+        settle_garbage()
         runner = _loop_runner()
         with runner:
             runner.run(serve(service, tokens, args))

@@ -37,7 +37,7 @@ from engine import Rules
 from engine.state import ASSIGNED, BOT, FORWARDED, ONLINE, WAITING, Tenant
 from schemas.events import OVERFLOW_SEP, EventError, decode
 from streams.inputs import Chunk
-from streams.runtime import Runtime, parse_recorded, paused_gc
+from streams.runtime import FREEZE_EVERY, Runtime, parse_recorded, paused_gc, settle_garbage
 from streams.state import StateLayout
 
 #: outputs kept in memory for resuming streams (older ones come from a replay)
@@ -207,6 +207,7 @@ class Service:
         self.closed_chats: dict[tuple[str, str], str] = {}  # recent final states
         self.on_output = on_output
         self._last: Cursor = (-1, -1)
+        self._since_settle = 0
         self.runtime = Runtime(rules, _FanOut(self), layout,  # type: ignore[arg-type]
                                rules_text=rules_text, checkpoint_every=checkpoint_every,
                                checkpoint_ms=checkpoint_ms)
@@ -233,8 +234,12 @@ class Service:
         return self.runtime.offset
 
     def idle(self) -> None:
-        """Checkpoint if one is due (call it now and then)."""
+        """Checkpoint if one is due, and settle the garbage now and then (call
+        it between requests)."""
         self.runtime.idle()
+        if self._since_settle >= FREEZE_EVERY:
+            settle_garbage()
+            self._since_settle = 0
 
     def close(self) -> None:
         """Checkpoint everything applied and drop the subscribers."""
@@ -283,6 +288,7 @@ class Service:
                 off += 1
             results.append(res)
         if lines:
+            self._since_settle += len(lines)
             nbytes = sum(len(x) + 1 for x in lines)
             self.runtime.feed(Chunk(lines, linenos, "-", 0, 0, nbytes, None, 0))
         return results
