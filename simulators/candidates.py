@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,49 +87,59 @@ def build(base: Rules, rules_files: list[str], policies: list[str],
 
 
 _TRACE: Trace | None = None  # set in the parent before forking the workers
+_DONE: Any = None  # a shared counter of exogenous events re-simulated (progress bar)
 
 
-def _work(index: int, rules: Rules, seed: int) -> tuple[int, dict[str, Any], float]:
+def _tick(n: int) -> None:
+    with _DONE.get_lock():
+        _DONE.value += n
+
+
+def _work(index: int, rules: Rules, seed: int) -> tuple[int, dict[str, Any]]:
     assert _TRACE is not None
-    started = time.perf_counter()
-    summary = run_candidate(_TRACE, rules, seed)
-    return index, summary, time.perf_counter() - started
+    return index, run_candidate(_TRACE, rules, seed, _tick if _DONE is not None else None)
 
 
 def run_all(trace: Trace, rules: list[Rules], seed: int, jobs: int | None = None,
-            progress: bool = False, desc: str = "candidates",
-            done: Callable[[int, dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Re-simulate every rules set on the trace; summaries in the order given."""
-    global _TRACE
+            progress: bool = False, desc: str = "candidates") -> list[dict[str, Any]]:
+    """Re-simulate every rules set on the trace; summaries in the order given.
+
+    With ``progress``, a tqdm bar on stderr counts the trace's exogenous events
+    re-simulated over all candidates.
+    """
+    global _TRACE, _DONE
     n = len(rules)
     workers = max(1, min(jobs or os.cpu_count() or 1, n))
     results: list[dict[str, Any] | None] = [None] * n
     bar = None
     if progress:
         from tqdm import tqdm  # type: ignore[import-untyped]
-        bar = tqdm(total=n, unit="cand", desc=desc, dynamic_ncols=True, leave=False)
+        bar = tqdm(total=n * trace.exo_events, unit="ev", unit_scale=True, desc=desc,
+                   dynamic_ncols=True, leave=False)
+    ctx = multiprocessing.get_context("fork")
     try:
         if workers == 1:
+            step = bar.update if bar is not None else None
             for i, r in enumerate(rules):
-                results[i] = run_candidate(trace, r, seed)
-                if done is not None:
-                    done(i, results[i])  # type: ignore[arg-type]
-                if bar is not None:
-                    bar.update(1)
+                results[i] = run_candidate(trace, r, seed, step)
         else:
             _TRACE = trace
-            ctx = multiprocessing.get_context("fork")
+            _DONE = ctx.Value("q", 0) if bar is not None else None
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                futures = [pool.submit(_work, i, r, seed) for i, r in enumerate(rules)]
-                for fut in as_completed(futures):
-                    i, summary, _ = fut.result()
-                    results[i] = summary
-                    if done is not None:
-                        done(i, summary)
+                pending = {pool.submit(_work, i, r, seed) for i, r in enumerate(rules)}
+                while pending:
+                    finished, pending = wait(pending, timeout=0.5,
+                                             return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        i, summary = fut.result()
+                        results[i] = summary
                     if bar is not None:
-                        bar.update(1)
+                        bar.update(_DONE.value - bar.n)
+                        bar.set_postfix(done=f"{sum(r is not None for r in results)}/{n}",
+                                        refresh=False)
     finally:
         _TRACE = None
+        _DONE = None
         if bar is not None:
             bar.close()
     return [r for r in results if r is not None]

@@ -72,6 +72,7 @@ from schemas.events import EventError, decode
 from simulators.whatif_metrics import WhatIfCollector
 
 ATTRIBUTION_MS = 3_600_000
+TICK = 16_384  # exogenous events between progress reports
 TAU_GRID_S = (15.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 240.0, 360.0, 600.0, 1200.0,
               3600.0, math.inf)
 
@@ -562,9 +563,16 @@ class Replay:
         self.n_ids += 1
         return f"whatif-{self.n_ids}"
 
-    def run(self) -> dict[str, Any]:
+    def run(self, tick: Callable[[int], None] | None = None) -> dict[str, Any]:
+        """Re-simulate; ``tick(n)`` is called after every ``TICK`` exogenous events."""
         heap, pop = self.heap, heapq.heappop
+        n = 0
         for line in _lines(Path(self.trace.exo)):
+            n += 1
+            if n == TICK:
+                if tick is not None:
+                    tick(n)
+                n = 0
             ev = decode(line)
             ts = ev["ts"]
             while heap and heap[0][0] < ts:
@@ -574,6 +582,8 @@ class Replay:
         while heap:
             t, _, action, arg = pop(heap)
             action(t, arg)
+        if tick is not None and n:
+            tick(n)
         return self.collector.summary()
 
     def emit(self, ev: dict[str, Any]) -> None:
@@ -736,9 +746,10 @@ class Replay:
                        "chat": c.key[1], "resolved": resolved})
 
 
-def run_candidate(trace: Trace, rules: Rules, seed: int = 1) -> dict[str, Any]:
+def run_candidate(trace: Trace, rules: Rules, seed: int = 1,
+                  tick: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Re-simulate ``trace`` under ``rules``; the metrics summary (with ``whatif`` extras)."""
-    return Replay(trace, rules, seed).run()
+    return Replay(trace, rules, seed).run(tick)
 
 
 def dumps(summary: dict[str, Any]) -> bytes:

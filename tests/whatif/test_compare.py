@@ -112,3 +112,22 @@ def test_compare_writes_json_naming_trace_rules_and_seed(demo_trace: Path, tmp_p
     assert all(len(c["rules"]) == 12 for c in doc["candidates"])
     assert doc["trace_rules_hash"] == trace_rules(str(demo_trace), None)[0].hash
     assert capsys.readouterr().out == ""
+
+
+def test_a_plain_events_file_with_its_rules_is_the_same_trace(
+        scarce_trace: Path, tmp_path: Path) -> None:
+    """An export or a chat server's history: the events file, with --trace-rules."""
+    as_dir, as_file = tmp_path / "dir.json", tmp_path / "file.json"
+    assert main(["compare", str(scarce_trace), "--policy", "priority", "--jobs", "1",
+                 "--json", str(as_dir), "--quiet"]) == 0
+    assert main(["compare", str(scarce_trace / "events.jsonl"), "--trace-rules",
+                 str(scarce_trace / "rules.toml"), "--policy", "priority", "--jobs", "1",
+                 "--json", str(as_file), "--quiet"]) == 0
+    a, b = orjson.loads(as_dir.read_bytes()), orjson.loads(as_file.read_bytes())
+    assert a["candidates"][0]["summary"] == b["candidates"][0]["summary"]
+    assert a["recorded"] == b["recorded"]
+    # without its rules, the defaults (policy priority) are taken as the trace's rules
+    assert main(["compare", str(scarce_trace / "events.jsonl"), "--policy", "priority",
+                 "--jobs", "1", "--json", str(as_file), "--quiet"]) == 0
+    c = orjson.loads(as_file.read_bytes())
+    assert c["trace_rules"] == "default rules"
