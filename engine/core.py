@@ -355,8 +355,9 @@ class Engine:
                 fwd["type"] = "chat.ended" if ev["type"] == "visitor.left" else ev["type"]
                 fwd["chat"] = c.id
                 fwd.pop("visitor", None)
-                self._forward(t, c.to, ev["id"], fwd, c)
-                if fwd["type"] == "chat.ended":
+                ended = fwd["type"] == "chat.ended"
+                self._forward(t, c.to, ev["id"], fwd, c)  # takes fwd["type"]
+                if ended:
                     self._drop(t, c)
                 return None
             target = self.tenants[c.to]
