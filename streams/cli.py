@@ -21,6 +21,9 @@ COMMANDS = (
     "streams.tune",
     "streams.serve",
     "streams.loadtest",
+    "streams.worker",
+    "streams.produce",
+    "streams.tail",
 )
 
 

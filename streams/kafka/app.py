@@ -1,0 +1,272 @@
+"""The Faust shell around :class:`~streams.kafka.router.PartitionRouter`.
+
+One agent reads the input topic in batches (``stream.take_events``), hands
+each batch to the router, and then, without awaiting each send:
+
+1. writes the changed entities of each partition into the table's local
+   RocksDB (rocksdict, one WriteBatch);
+2. sends the outputs (output topic, keyed by tenant), the forwarded events
+   (input topic, keyed by the receiving tenant), the rejected lines
+   and the changed entities to the table's changelog partition;
+3. waits once for the producer to flush all of it.
+
+Only then does ``take_events`` ack the batch, so an input offset is committed
+after its outputs and its state are in Kafka (at-least-once). A redelivered
+event is ignored by the engine's id window (idempotent application).
+
+The table (``rocksdb://``, rocksdict underneath) is an ordinary Faust Table,
+co-partitioned with the input topic: Faust recovers it from its changelog on
+assignment. The router's engines for a partition are rebuilt from the table
+before the first event of that partition after an assignment, and dropped on
+revocation. Rows are written per partition directly (Faust's ``table[k] = v``
+would file every row under the partition of the *current* event, and a batch
+mixes partitions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import faust
+import orjson
+from faust.types import TP
+from rocksdict import WriteBatch, WriteOptions
+
+from engine.rules import Rules
+from streams.kafka.router import SEP, PartitionRouter
+from streams.kafka.settings import KafkaSettings
+from streams.runtime import FREEZE_EVERY, settle_garbage
+
+log = logging.getLogger("routeq.worker")
+
+#: the key of the end-of-write marker in the changelog (see RecordBatches.flush)
+MARKER = SEP.encode() + b"end"
+
+
+class RecordBatches:
+    """Records gathered per (topic, partition) into aiokafka batches, sent at once.
+
+    One future per batch instead of one per record: a batch of outputs and
+    table rows costs a few sends, not thousands.
+    """
+
+    def __init__(self, aio: Any) -> None:
+        self.aio = aio
+        self.open: dict[tuple[str, int], Any] = {}
+        self.full: list[tuple[tuple[str, int], Any]] = []
+        self._parts: dict[tuple[str, bytes | None], int] = {}
+
+    def partition(self, topic: str, key: bytes | None) -> int:
+        """The partition the producer's partitioner gives ``key`` (cached)."""
+        found = self._parts.get((topic, key))
+        if found is None:
+            found = self.aio._partition(topic, None, key, None, key, None)
+            if key is not None:
+                self._parts[(topic, key)] = found
+        return found  # type: ignore[no-any-return]
+
+    def add(self, topic: str, partition: int, key: bytes | None, value: bytes | None,
+            ts: int) -> None:
+        tp = (topic, partition)
+        b = self.open.get(tp)
+        if b is None:
+            b = self.open[tp] = self.aio.create_batch()
+        if b.append(timestamp=ts, key=key, value=value) is None:
+            self.full.append((tp, b))
+            b = self.open[tp] = self.aio.create_batch()
+            b.append(timestamp=ts, key=key, value=value)
+
+    async def flush(self, last: str = "") -> None:
+        """Send everything gathered and wait until the broker has it; topic
+        ``last`` (the changelog) is queued after every other one."""
+        batches = self.full + list(self.open.items())
+        batches.sort(key=lambda b: b[0][0] == last)
+        if last:
+            # Close each changelog partition's write with a batch of one record.
+            # Tansu 0.6 reports a partition's end offset as the base offset of
+            # its last record batch + 1; Faust recovers a table up to that end
+            # offset, so without this the rows of the last batch are not
+            # recovered. With a single-record last batch the end is exact.
+            # (The key has an empty owner, which no tenant has: never a row.)
+            ts = int(time.time() * 1000)
+            for topic, partition in {tp for tp, _ in batches if tp[0] == last}:
+                marker = self.aio.create_batch()
+                marker.append(timestamp=ts, key=MARKER, value=b"")
+                batches.append(((topic, partition), marker))
+        self.full = []
+        self.open = {}
+        futs = []
+        for (topic, partition), b in batches:
+            futs.append(await self.aio.send_batch(b, topic, partition=partition))
+        if futs:
+            await asyncio.gather(*futs)
+
+
+class WorkerShell:
+    """What the agent does with a batch; holds the router and the table."""
+
+    def __init__(self, app: faust.App, table: Any, s: KafkaSettings, rules: Rules) -> None:
+        self.app = app
+        self.table = table
+        self.s = s
+        self.router = PartitionRouter(rules)
+        self.owned: set[int] = set()
+        self.events = 0
+        self.batches = 0
+        self._out: RecordBatches | None = None
+        # the local store is a cache of the changelog: no write-ahead log needed
+        self._no_wal = WriteOptions()
+        self._no_wal.disable_wal = True
+        self._since_gc = 0
+
+    # ------------------------------------------------------------ rebalance
+
+    def on_assigned(self, assigned: Iterable[TP]) -> None:
+        self.owned = {tp.partition for tp in assigned if tp.topic == self.s.input_topic}
+        log.info("routeq: input partitions assigned: %s", sorted(self.owned))
+        # partitions no longer ours are dropped; kept ones are rebuilt lazily
+        # from the table too (cheap, and never stale)
+        self.router.revoke(list(self.router.assigned))
+
+    def on_revoked(self, revoked: Iterable[TP]) -> None:
+        gone = [tp.partition for tp in revoked if tp.topic == self.s.input_topic]
+        self.owned.difference_update(gone)
+        self.router.revoke(gone)
+
+    def _rows(self, partition: int) -> Iterable[tuple[bytes, bytes]]:
+        db = self.table.data._db_for_partition(partition)
+        return db.items()  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------ batches
+
+    async def handle(self, events: list[Any]) -> None:
+        # An extra reference on every message until the batch is in Kafka:
+        # take_events acks its events even when the agent is cancelled in the
+        # middle of a batch (a worker stopping), and an ack would commit input
+        # whose outputs and state were never sent.
+        for e in events:
+            e.message.incref()
+        await self._handle(events)
+        for e in events:
+            e.message.decref()
+
+    async def _handle(self, events: list[Any]) -> None:
+        router = self.router
+        owned = self.owned
+        msgs: list[tuple[int, int, bytes]] = []
+        for e in events:
+            m = e.message
+            p = m.partition
+            if p not in owned:  # revoked while buffered: the new owner has it
+                continue
+            if p not in router.assigned:
+                n = router.assign(p, self._rows(p))
+                log.info("partition %d: %d tenant engines restored", p, n)
+            msgs.append((p, m.offset, m.value))
+        if not msgs:
+            return
+        fx = router.process(msgs)
+        # local state first (no await in between: a rebalance cannot cut in)
+        store = self.table.data
+        for p, rows in fx.rows.items():
+            wb = WriteBatch(raw_mode=True)
+            for k, v in rows:
+                if v is None:
+                    wb.delete(k)
+                else:
+                    wb.put(k, v)
+            store._db_for_partition(p).write(wb, self._no_wal)
+        out = await self._batches()
+        s = self.s
+        dumps = orjson.dumps
+        now = int(time.time() * 1000)
+        for tenant, o in fx.outputs:
+            key = tenant.encode()
+            out.add(s.output_topic, out.partition(s.output_topic, key), key, dumps(o), now)
+        for tenant, ev in fx.forwards:
+            key = tenant.encode()
+            out.add(s.input_topic, out.partition(s.input_topic, key), key, dumps(ev), now)
+        for key, o in fx.rejected:
+            out.add(s.rejected_topic, out.partition(s.rejected_topic, key), key, dumps(o), now)
+        changelog = s.changelog_topic
+        for p, rows in fx.rows.items():
+            for k, v in rows:
+                out.add(changelog, p, k, v, now)
+        await out.flush(last=changelog)
+        self.events += len(msgs)
+        self._since_gc += len(msgs)
+        if self._since_gc >= FREEZE_EVERY:  # see streams/runtime.py: the GC is paused
+            self._since_gc = 0
+            settle_garbage()
+        self.batches += 1
+
+    async def _batches(self) -> RecordBatches:
+        if self._out is None:
+            producer = self.app.producer
+            aio = producer._ensure_producer()
+            topics = (self.s.output_topic, self.s.input_topic, self.s.rejected_topic,
+                      self.s.changelog_topic)
+            for t in topics:
+                await aio.client._wait_on_metadata(t)
+            self._out = RecordBatches(aio)
+        return self._out
+
+    async def tick(self) -> None:
+        """Inject a ``clock`` (no tenant) into every partition this worker owns."""
+        now = int(time.time() * 1000)
+        send = self.app.producer.send
+        for p in sorted(self.owned):
+            ev = {"type": "clock", "id": f"clock-{self.app.conf.id}-{p}-{now}", "ts": now}
+            await send(self.s.input_topic, None, orjson.dumps(ev), p, None, None)
+
+
+def build_app(s: KafkaSettings, rules: Rules) -> tuple[faust.App, WorkerShell]:
+    """A Faust app for settings ``s``; nothing starts until a Worker runs it."""
+    app = faust.App(
+        s.app_id,
+        broker=s.broker,
+        store="rocksdb://",
+        datadir=s.data_dir,
+        autodiscover=False,
+        web_enabled=False,
+        topic_partitions=s.partitions,
+        topic_replication_factor=1,
+        processing_guarantee=s.guarantee,
+        broker_session_timeout=s.session_timeout_s,
+        broker_heartbeat_interval=s.heartbeat_s,
+        broker_commit_every=s.batch,
+        stream_buffer_maxsize=max(4096, 2 * s.batch),
+        producer_linger=0.005,
+        producer_max_batch_size=1 << 20,
+        consumer_auto_offset_reset="earliest",
+        table_cleanup_interval=3600.0,
+        logging_config=None,
+    )
+    inputs = app.topic(s.input_topic, key_type=bytes, value_type=bytes,
+                       key_serializer="raw", value_serializer="raw", partitions=s.partitions)
+    table = app.Table(s.table, partitions=s.partitions, key_type=bytes, value_type=bytes)
+    shell = WorkerShell(app, table, s, rules)
+
+    @app.agent(inputs, name="route")
+    async def route(stream: Any) -> None:
+        async for batch in stream.take_events(s.batch, within=s.batch_ms / 1000):
+            await shell.handle(batch)
+
+    @app.on_partitions_assigned.connect
+    async def _assigned(_app: Any, assigned: Any, **_kw: Any) -> None:
+        shell.on_assigned(assigned)
+
+    @app.on_partitions_revoked.connect
+    async def _revoked(_app: Any, revoked: Any, **_kw: Any) -> None:
+        shell.on_revoked(revoked)
+
+    if s.clock_ms > 0:
+        @app.timer(s.clock_ms / 1000)
+        async def _clock() -> None:
+            await shell.tick()
+
+    return app, shell
