@@ -488,7 +488,7 @@ class Service:
             for c in self.waiting(t):
                 queue += 1
                 v = t.visitors.get(c.visitor)
-                by_page[(v.page if v is not None else None) or "none"] += 1
+                by_page[(v.page if v is not None else None) or "(no page)"] += 1
             for a in t.agents.values():
                 if a.status == ONLINE:
                     held += len(a.active)
