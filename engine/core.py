@@ -134,6 +134,10 @@ class Engine:
         self._remember(t.ids, name, event["id"])
         self._advance(t, ts)
         self._handlers[event["type"]](t, event)
+        if t.timers.heap and t.timers.heap[0][0] <= t.now:
+            # a deadline the event itself left behind (a chat requeued after its
+            # overflow bound): it fires now, not at the tenant's next event
+            self._advance(t, t.now)
         return out
 
     def reject(

@@ -430,6 +430,22 @@ def test_overflow_to_platform_after_bound() -> None:
     assert a["skill"] == "sales"
 
 
+def test_chat_requeued_past_its_overflow_bound_overflows_at_once() -> None:
+    # c1 is served in time, then declined after the bound: it overflows with the
+    # decline itself, not at whatever event the shop happens to get next
+    b = EventBuilder()
+    d = Driver({**OVERFLOW, "assignment": {"acceptance_required": True,
+                                           "offer_timeout_s": 300}})
+    d.feed(b.agent("m1", capacity=1), b.agent("p1", capacity=1, tenant="platform"))
+    d.feed(b.request("v1", "c1"))
+    assert assigned(d.outputs) == {"c1": "m1"}
+    b.wait(150)
+    out = d.feed(b.decline("c1", "m1"))
+    assert types(out) == ["chat.requeued", "chat.queued", "chat.overflowed", "chat.assigned"]
+    assert {o["offset"] for o in out} == {d.offset - 1}
+    assert out[2]["cause"] == "timer" and out[3]["tenant"] == "platform"
+
+
 def test_overflowed_chat_is_handled_through_the_merchant_ids() -> None:
     b = EventBuilder()
     d = Driver({**OVERFLOW, "assignment": {"acceptance_required": True, "offer_timeout_s": 300}})
