@@ -32,7 +32,16 @@ def main(args: argparse.Namespace) -> int:
     topic = s.rejected_topic if args.rejected else s.output_topic
     consumer = KafkaConsumer(bootstrap_servers=s.bootstrap, enable_auto_commit=False,
                              consumer_timeout_ms=200)
-    parts = consumer.partitions_for_topic(topic) or set()
+    start = time.monotonic()
+    parts = consumer.partitions_for_topic(topic)
+    while not parts:  # no such topic yet: wait for a worker to create it
+        if args.idle_s and time.monotonic() - start > args.idle_s:
+            print(f"routeq tail: no topic {topic!r} on {s.bootstrap}", file=sys.stderr)
+            consumer.close()
+            return 0
+        time.sleep(0.5)
+        consumer.topics()  # refresh the metadata
+        parts = consumer.partitions_for_topic(topic)
     tps = [TopicPartition(topic, p) for p in sorted(parts)]
     consumer.assign(tps)
     if args.latest:

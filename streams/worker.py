@@ -16,6 +16,7 @@ from streams.kafka.settings import (
     DEFAULT_BATCH,
     DEFAULT_BATCH_MS,
     DEFAULT_CLOCK_MS,
+    DEFAULT_FETCH_WAIT_MS,
     add_topic_options,
     ensure_topics,
     settings_from,
@@ -45,6 +46,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
                    help="inject a clock event (wall time) into each owned partition this "
                         "often so timers fire on quiet partitions; 0 = never, for replaying "
                         "traces whose event time is not now (default %(default)s)")
+    p.add_argument("--fetch-wait-ms", type=int, default=DEFAULT_FETCH_WAIT_MS, metavar="T",
+                   help="longest a fetch waits at the broker for records (Faust's 1500 "
+                        "adds latency on brokers that hold fetches; default %(default)s)")
     p.add_argument("--guarantee", choices=("at_least_once", "exactly_once"),
                    default="at_least_once", help="Faust processing guarantee (default "
                    "%(default)s; see the README before using exactly_once)")
@@ -66,7 +70,8 @@ def main(args: argparse.Namespace) -> int:
         "routeq-worker-data", f"{socket.gethostname()}-{os.getpid()}")
     s = settings_from(
         args, app_id=args.app_id, data_dir=data_dir, batch=args.batch,
-        batch_ms=args.batch_ms, clock_ms=args.clock_ms, guarantee=args.guarantee,
+        batch_ms=args.batch_ms, clock_ms=args.clock_ms, fetch_wait_ms=args.fetch_wait_ms,
+        guarantee=args.guarantee,
         session_timeout_s=args.session_timeout, heartbeat_s=args.heartbeat)
     try:
         import uvloop

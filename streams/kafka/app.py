@@ -81,11 +81,24 @@ class RecordBatches:
             b.append(timestamp=ts, key=key, value=value)
 
     async def flush(self, last: str = "") -> None:
-        """Send everything gathered and wait until the broker has it; topic
-        ``last`` (the changelog) is queued after every other one."""
+        """Send everything gathered and wait until the broker has it.
+
+        Topic ``last`` (the changelog) is queued only after every other record
+        is, so state never reaches Kafka ahead of the outputs it implies; its
+        partitions are queued side by side (a partition's second batch waits
+        until its first has left).
+        """
         batches = self.full + list(self.open.items())
-        batches.sort(key=lambda b: b[0][0] == last)
-        if last:
+        self.full = []
+        self.open = {}
+        futs = []
+        later: dict[tuple[str, int], list[Any]] = {}
+        for tp, b in batches:
+            if tp[0] == last:
+                later.setdefault(tp, []).append(b)
+            else:
+                futs.append(await self.aio.send_batch(b, tp[0], partition=tp[1]))
+        if later:
             # Close each changelog partition's write with a batch of one record.
             # Tansu 0.6 reports a partition's end offset as the base offset of
             # its last record batch + 1; Faust recovers a table up to that end
@@ -93,17 +106,19 @@ class RecordBatches:
             # recovered. With a single-record last batch the end is exact.
             # (The key has an empty owner, which no tenant has: never a row.)
             ts = int(time.time() * 1000)
-            for topic, partition in {tp for tp, _ in batches if tp[0] == last}:
+            for seq in later.values():
                 marker = self.aio.create_batch()
                 marker.append(timestamp=ts, key=MARKER, value=b"")
-                batches.append(((topic, partition), marker))
-        self.full = []
-        self.open = {}
-        futs = []
-        for (topic, partition), b in batches:
-            futs.append(await self.aio.send_batch(b, topic, partition=partition))
+                seq.append(marker)
+            sent = await asyncio.gather(*(self._send_in_order(tp, seq)
+                                          for tp, seq in later.items()))
+            for fs in sent:
+                futs.extend(fs)
         if futs:
             await asyncio.gather(*futs)
+
+    async def _send_in_order(self, tp: tuple[str, int], seq: list[Any]) -> list[Any]:
+        return [await self.aio.send_batch(b, tp[0], partition=tp[1]) for b in seq]
 
 
 class WorkerShell:
@@ -259,6 +274,14 @@ def build_app(s: KafkaSettings, rules: Rules) -> tuple[faust.App, WorkerShell]:
     @app.on_partitions_assigned.connect
     async def _assigned(_app: Any, assigned: Any, **_kw: Any) -> None:
         shell.on_assigned(assigned)
+        # Faust fixes the consumer's fetch_max_wait_ms at 1500. A broker that
+        # holds a fetch for the whole wait even when records arrive (Tansu 0.6
+        # does) then adds up to 1.5 s of latency; ask for less.
+        try:
+            fetcher = app.consumer._thread._consumer._fetcher  # type: ignore[attr-defined]
+            fetcher._fetch_max_wait_ms = s.fetch_wait_ms
+        except AttributeError:  # another transport: leave it
+            pass
 
     @app.on_partitions_revoked.connect
     async def _revoked(_app: Any, revoked: Any, **_kw: Any) -> None:

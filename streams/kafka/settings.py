@@ -19,6 +19,7 @@ DEFAULT_TABLE = "entities"
 DEFAULT_BATCH = 1000
 DEFAULT_BATCH_MS = 100
 DEFAULT_CLOCK_MS = 1000
+DEFAULT_FETCH_WAIT_MS = 100
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class KafkaSettings:
     batch: int = DEFAULT_BATCH
     batch_ms: int = DEFAULT_BATCH_MS
     clock_ms: int = DEFAULT_CLOCK_MS
+    fetch_wait_ms: int = DEFAULT_FETCH_WAIT_MS
     guarantee: str = "at_least_once"
     session_timeout_s: float = 60.0
     heartbeat_s: float = 3.0
