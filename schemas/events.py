@@ -46,8 +46,9 @@ def _show(value: object) -> str:
     """A short, JSON-looking rendering of a bad value for error messages."""
     try:
         text = orjson.dumps(value).decode()
-    except TypeError:
-        text = repr(value)
+    except TypeError:  # nested deeper than orjson writes: repr would recurse as deep
+        text = "[...]" if type(value) is list else "{...}" if type(value) is dict else repr(
+            value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
