@@ -116,3 +116,50 @@ def streams(draw: st.DrawFn, max_size: int = 60, duplicates: bool = False) -> li
         if duplicates and out and draw(st.integers(0, 4)) == 0:
             out.append(dict(draw(st.sampled_from(out))))
     return out
+
+
+MESS = ("duplicate", "late", "accept_after_end", "end_unknown", "offline_busy", "leave_twice")
+
+
+@st.composite
+def messy_streams(draw: st.DrawFn, max_size: int = 60,
+                  ) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
+    """A valid stream delivered badly: (events, [(index, kind)] of what was
+    added or changed). Kinds (``MESS``): the same event re-sent anywhere
+    later; timestamps far out of order; ``chat.accepted`` after its
+    ``chat.ended``; ``chat.ended`` of a chat never requested; ``agent.state``
+    offline (or away) while the agent may hold chats; ``visitor.left`` twice."""
+    events = draw(streams(max_size=max_size))
+    marks: list[tuple[int, str]] = []
+    for n in range(draw(st.integers(1, 12))):
+        kind = draw(st.sampled_from(MESS))
+        at = draw(st.integers(0, len(events)))
+        ts = events[at - 1]["ts"] if at else T0
+        tenant = draw(st.sampled_from(TENANTS))
+        new: list[dict[str, Any]] = []
+        if kind == "duplicate" and at:
+            new = [dict(events[draw(st.integers(0, at - 1))])]
+        elif kind == "late":
+            new = [{**_event(draw, draw(st.sampled_from(TYPE_WEIGHTS)), tenant),
+                    "ts": ts - draw(st.sampled_from([1, 60_000, 3_600_000, 10**9]))}]
+        elif kind == "accept_after_end":
+            chat, agent = draw(st.sampled_from(CHATS)), draw(st.sampled_from(AGENTS))
+            new = [{"type": "chat.ended", "tenant": tenant, "chat": chat, "ts": ts},
+                   {"type": "chat.accepted", "tenant": tenant, "chat": chat, "agent": agent,
+                    "ts": ts}]
+        elif kind == "end_unknown":
+            new = [{"type": "chat.ended", "tenant": tenant, "chat": f"ghost{n}", "ts": ts}]
+        elif kind == "offline_busy":
+            new = [{"type": "agent.state", "tenant": tenant, "agent": draw(st.sampled_from(AGENTS)),
+                    "status": draw(st.sampled_from(["offline", "away"])), "ts": ts,
+                    "capacity": 3}]
+        elif kind == "leave_twice":
+            v = draw(st.sampled_from(VISITORS))
+            new = [{"type": "visitor.left", "tenant": tenant, "visitor": v, "ts": ts}
+                   for _ in range(2)]
+        for k, e in enumerate(new):
+            if kind != "duplicate":
+                e["id"] = f"m{n}-{k}"
+            events.insert(at + k, e)
+        marks.append((at, kind))
+    return events, marks
