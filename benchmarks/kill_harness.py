@@ -1,0 +1,180 @@
+"""Kill harness: ``routeq run --state`` SIGKILLed at many random points of a long
+input, restarted each time, checked against one uninterrupted run.
+
+The input (``benchmarks/mixed_events.py``: 20 tenants, re-sent duplicates and
+malformed lines) is split into files of ``--file-lines`` lines and given as
+one command line, so chunks are small and the kills spread over the whole
+input. Each attempt dies either at a named point inside the runtime
+(``ROUTEQ_CRASH_POINT``: ``checkpoint`` = a batch holding a checkpoint is
+about to be written, ``before-write``/``after-write`` of a chunk's log batch,
+``after-apply``, ``before-final``) or from a SIGKILL sent from outside at a
+random moment. After the last kill the command runs to the end.
+
+Checked: the outputs of all runs, deduplicated by the README's consumer rule,
+equal the uninterrupted run's; the log (``routeq export``) holds every input
+line exactly once, in order; ``routeq replay`` of the crashed state equals the
+uninterrupted run. Run::
+
+    .venv/bin/python -m benchmarks.kill_harness            # 100 kills, 200,000 events
+    .venv/bin/python -m benchmarks.kill_harness --kills 10 --events 20000
+
+Writes ``benchmarks/results/kill_harness.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks.mixed_events import write
+
+ROOT = Path(__file__).resolve().parents[1]
+ROUTEQ = [sys.executable, "-m", "streams.cli"]
+TUNING = ("--checkpoint-every", "2000", "--checkpoint-ms", "50")
+POINTS = ("checkpoint", "before-write", "after-write", "after-apply")
+
+
+def _env(crash: str | None) -> dict[str, str]:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
+    e.pop("ROUTEQ_CRASH_POINT", None)
+    if crash:
+        e["ROUTEQ_CRASH_POINT"] = crash
+    return e
+
+
+def _lines(data: bytes) -> list[bytes]:
+    parts = data.split(b"\n")
+    parts.pop()
+    return parts
+
+
+def consume(runs: list[bytes]) -> list[bytes]:
+    """The README's consumer rule over the stdout of successive runs (as
+    tests/integration/routeq.py does)."""
+    kept: list[tuple[int, bytes]] = []
+    for data in runs:
+        high = kept[-1][0] if kept else -1
+        replaced = False
+        for line in _lines(data):
+            off = orjson.loads(line)["offset"]
+            if off < high:
+                continue
+            if off == high and not replaced:
+                kept = [k for k in kept if k[0] != high]
+                replaced = True
+            kept.append((off, line))
+    return [line for _, line in kept]
+
+
+def split_input(events: Path, d: Path, per_file: int) -> list[Path]:
+    data = events.read_bytes().splitlines(keepends=True)
+    files = []
+    for i in range(0, len(data), per_file):
+        f = d / f"in{i // per_file:05d}.jsonl"
+        f.write_bytes(b"".join(data[i:i + per_file]))
+        files.append(f)
+    return files
+
+
+def harness(d: Path, *, kills: int, events: int, seed: int, per_file: int = 1000,
+            outside_share: float = 0.25, timeout: float = 120) -> dict[str, Any]:
+    """Run the harness in ``d``; raise AssertionError on any loss or duplicate."""
+    rng = random.Random(seed)
+    src = d / "events.jsonl"
+    write(str(src), events, seed=seed, dup_rate=0.01, bad_rate=0.002)
+    files = split_input(src, d, per_file)
+    t0 = time.monotonic()
+    ref = subprocess.run([*ROUTEQ, "run", *map(str, files), "--state", str(d / "ref"),
+                          "--quiet", *TUNING], capture_output=True, env=_env(None), cwd=ROOT,
+                         timeout=timeout, check=True).stdout
+    ref_s = time.monotonic() - t0
+    args = [*ROUTEQ, "run", *map(str, files), "--state", str(d / "state"), *TUNING]
+    runs: list[bytes] = []
+    how: Counter[str] = Counter()
+    reached: list[int] = []  # highest offset output by each killed run
+    attempts = 0
+    t0 = time.monotonic()
+    while sum(how.values()) < kills:
+        attempts += 1
+        if rng.random() < outside_share:
+            point, delay = None, rng.uniform(0.4, 2.5)
+        else:
+            point, delay = f"{rng.choice(POINTS)}:{rng.randint(1, 3)}", timeout
+        out = d / "run.out"
+        with open(out, "wb") as f, open(d / "run.err", "wb") as err:
+            proc = subprocess.Popen(args, stdout=f, stderr=err, env=_env(point), cwd=ROOT)
+            try:
+                code = proc.wait(timeout=delay)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGKILL)
+                code = proc.wait()
+        errtext = (d / "run.err").read_bytes()
+        assert b"Traceback" not in errtext, errtext.decode(errors="replace")
+        data = out.read_bytes()
+        runs.append(data)
+        if code == -signal.SIGKILL:
+            how[point.split(":")[0] if point else "outside"] += 1
+            got = _lines(data)
+            reached.append(orjson.loads(got[-1])["offset"] if got else -1)
+        else:
+            assert code == 0, f"exit {code}: {errtext.decode(errors='replace')}"
+            break  # it finished before it could be killed again
+    killed_s = time.monotonic() - t0
+    last = subprocess.run(args, capture_output=True, env=_env(None), cwd=ROOT,
+                          timeout=timeout, check=True)
+    runs.append(last.stdout)
+    got = consume(runs)
+    want = _lines(ref)
+    assert got == want, f"seed {seed}: outputs differ from the uninterrupted run " \
+                        f"({len(got)} vs {len(want)} lines)"
+    exported = subprocess.run([*ROUTEQ, "export", "--state", str(d / "state")],
+                              capture_output=True, env=_env(None), cwd=ROOT, timeout=timeout,
+                              check=True).stdout
+    assert exported == src.read_bytes(), f"seed {seed}: the log is not the input, once each"
+    replayed = subprocess.run([*ROUTEQ, "replay", "--state", str(d / "state"), "--quiet"],
+                              capture_output=True, env=_env(None), cwd=ROOT, timeout=timeout,
+                              check=True).stdout
+    assert replayed == ref, f"seed {seed}: replay differs from the uninterrupted run"
+    n_lines = len(src.read_bytes().splitlines())
+    return {
+        "seed": seed, "events": n_lines, "files": len(files), "kills": sum(how.values()),
+        "kills_by_point": dict(sorted(how.items())), "attempts": attempts,
+        "distinct_offsets_reached_at_kill": len(set(reached)),
+        "offset_reached_at_kill": {"min": min(reached, default=-1),
+                                   "max": max(reached, default=-1)},
+        "lost": 0, "applied_twice": 0, "outputs": len(want),
+        "outputs_written_in_all_runs": sum(len(_lines(r)) for r in runs),
+        "uninterrupted_s": round(ref_s, 2), "killed_runs_s": round(killed_s, 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--kills", type=int, default=100)
+    p.add_argument("--events", type=int, default=200_000)
+    p.add_argument("--file-lines", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=11)
+    p.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "kill_harness.json"))
+    a = p.parse_args(argv)
+    with tempfile.TemporaryDirectory() as d:
+        report = harness(Path(d), kills=a.kills, events=a.events, seed=a.seed,
+                         per_file=a.file_lines)
+    Path(a.json).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+    print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
