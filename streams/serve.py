@@ -40,6 +40,9 @@ from streams.store import RocksStore, StoreError
 from streams.tokens import Principal, Tokens, TokensError, load_tokens
 
 DEFAULT_MAX_BODY = 1 << 20
+#: events waiting for the next group commit beyond which a POST gets 429
+DEFAULT_MAX_QUEUE = 100_000
+RETRY_AFTER_S = 1
 HEARTBEAT_S = 15.0
 STATIC = Path(__file__).resolve().parent / "dashboard"
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl",
@@ -69,6 +72,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
                    "for the admin (without it: no auth, loopback only)")
     p.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, metavar="BYTES",
                    help="largest POST body (default %(default)s); larger -> 413")
+    p.add_argument("--max-queue", type=int, default=DEFAULT_MAX_QUEUE, metavar="EVENTS",
+                   help="events waiting to be logged beyond which a POST is answered 429 "
+                        "with Retry-After (default %(default)s)")
     p.add_argument("--clock-ms", type=int, default=1000, metavar="T",
                    help="log a clock event (wall time) every T ms so timers fire when "
                         "traffic is quiet; 0: never (default %(default)s)")
@@ -106,8 +112,10 @@ def main(args: argparse.Namespace) -> int:
         return fail(str(exc))
     if tokens.open and not is_loopback(args.host):
         return fail(f"--host {args.host} is not a loopback address: give --tokens")
-    if args.max_body < 1 or args.checkpoint_ms < 1 or args.clock_ms < 0:
-        return fail("--max-body and --checkpoint-ms must be at least 1, --clock-ms at least 0")
+    if (args.max_body < 1 or args.checkpoint_ms < 1 or args.clock_ms < 0
+            or args.max_queue < 1):
+        return fail("--max-body, --max-queue and --checkpoint-ms must be at least 1, "
+                    "--clock-ms at least 0")
     store: RocksStore | None = None
     layout: StateLayout | None = None
     if args.state:
@@ -158,6 +166,7 @@ class Batcher:
     def __init__(self, service: Service) -> None:
         self.service = service
         self.pending: list[tuple[list[bytes], asyncio.Future[list[Result]]]] = []
+        self.queued = 0  # events in ``pending``
         self.scheduled = False
         self.closed = False
 
@@ -168,6 +177,7 @@ class Batcher:
             fut.set_exception(web.HTTPServiceUnavailable(text="routeq is shutting down\n"))
             return fut
         self.pending.append((lines, fut))
+        self.queued += len(lines)
         if not self.scheduled:
             self.scheduled = True
             loop.call_soon(self.flush)
@@ -176,6 +186,7 @@ class Batcher:
     def flush(self) -> None:
         self.scheduled = False
         pending, self.pending = self.pending, []
+        self.queued = 0
         if not pending:
             return
         try:
@@ -192,10 +203,11 @@ class Batcher:
 
 class App:
     def __init__(self, service: Service, tokens: Tokens, *, max_body: int,
-                 clock_ms: int = 0) -> None:
+                 clock_ms: int = 0, max_queue: int = DEFAULT_MAX_QUEUE) -> None:
         self.service = service
         self.tokens = tokens
         self.max_body = max_body
+        self.max_queue = max_queue
         self.clock_ms = clock_ms
         self.metrics = ServeMetrics(service)
         service.on_output = self.metrics.outputs
@@ -238,7 +250,7 @@ class App:
                 status=exc.status, body=orjson.dumps({"error": text}),
                 content_type="application/json",
                 headers={k: v for k, v in exc.headers.items()
-                         if k.lower() in ("www-authenticate", "allow")})
+                         if k.lower() in ("www-authenticate", "allow", "retry-after")})
         self.metrics.requests.labels(name, str(resp.status)).inc()
         return resp
 
@@ -285,6 +297,12 @@ class App:
         lines = parse_body(await request.read(), request.content_type)
         if p.tenant is not None:
             check_tenant(lines, p.tenant)
+        queued = self.batcher.queued
+        if queued and queued + len(lines) > self.max_queue:  # backpressure, nothing logged
+            raise web.HTTPTooManyRequests(
+                text=f"{queued} events are waiting to be logged (over --max-queue "
+                     f"{self.max_queue}): retry after {RETRY_AFTER_S} s",
+                headers={"Retry-After": str(RETRY_AFTER_S)})
         results = await self.batcher.submit(lines)
         counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
         for r in results:
@@ -546,7 +564,8 @@ def check_tenant(lines: list[bytes], tenant: str) -> None:
 
 
 async def serve(service: Service, tokens: Tokens, args: argparse.Namespace) -> None:
-    app = App(service, tokens, max_body=args.max_body, clock_ms=args.clock_ms)
+    app = App(service, tokens, max_body=args.max_body, clock_ms=args.clock_ms,
+              max_queue=args.max_queue)
     runner = web.AppRunner(app.web, access_log=None, handle_signals=False,
                            shutdown_timeout=2.0)
     await runner.setup()
