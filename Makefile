@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck clean venv chromium
+.PHONY: run test lint typecheck clean venv chromium bench
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) (Python 3.11)"; exit 1; }
@@ -27,6 +27,10 @@ test: $(STAMP) chromium
 	$(BIN)/ruff check engine schemas streams simulators benchmarks tests
 	$(BIN)/mypy --strict engine schemas
 	$(BIN)/pytest
+
+# the quick benchmark set (a few minutes; not part of `make test`): routeq bench --help
+bench: $(STAMP)
+	$(BIN)/routeq bench --quick
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

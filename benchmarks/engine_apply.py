@@ -42,11 +42,9 @@ import cProfile
 import gc
 import io
 import os
-import platform
 import pstats
 import random
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -56,6 +54,7 @@ from typing import Any
 
 import orjson
 
+from benchmarks.common import environment, pct, summary, write_json
 from engine import Engine, Rules, parse_rules
 from schemas.events import Event, encode_event, validate
 
@@ -431,14 +430,6 @@ def run_floor(s: Stream) -> float:
     return len(lines) / dt
 
 
-def pct(sorted_values: list[int], p: float) -> float:
-    """Nearest-rank percentile of sorted values (``p`` in 0-100)."""
-    if not sorted_values:
-        return float("nan")
-    k = max(0, min(len(sorted_values) - 1, -(-len(sorted_values) * p // 100) - 1))
-    return float(sorted_values[int(k)])
-
-
 def run_latency(rules: Rules, s: Stream) -> dict[str, Any]:
     """Per-call latency (us) of decisions and of all calls, in one timed pass."""
     eng = fresh_engine(rules, s)
@@ -588,10 +579,8 @@ def bench_size(
         "events": len(s.measured),
         "mix": dict(sorted(s.mix.items())),
         "outputs": s.outputs,
-        "engine_eps": {"median": round(em), "min": round(min(eng)), "max": round(max(eng)),
-                       "reps": [round(x) for x in eng]},
-        "floor_eps": {"median": round(fm), "min": round(min(flo)), "max": round(max(flo)),
-                      "reps": [round(x) for x in flo]},
+        "engine_eps": summary(eng),
+        "floor_eps": summary(flo),
         "engine_over_floor": round(em / fm, 4),
         "latency": lat,
         "idle_pick": idle,
@@ -618,28 +607,6 @@ def profile_size(rules: Rules, agents: int, waiting: int, events: int, seed: int
 
 
 # ------------------------------------------------------------------ reporting
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-            cwd=Path(__file__).resolve().parent,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip()
-
-
-def git_dirty() -> bool | None:
-    try:
-        out = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-            text=True, check=True, cwd=Path(__file__).resolve().parent,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return bool(out.stdout.strip())
 
 
 def table(results: Iterable[dict[str, Any]]) -> str:
@@ -704,12 +671,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(bench_size(rules, a, w, events, reps, args.seed, log))
     doc = {
         "benchmark": "engine_apply",
-        "git_commit": git_commit(),
-        "git_dirty": git_dirty(),
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
+        **environment(),
         # other processes skew the numbers: 1-minute load before and after
         "loadavg_1m": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "orjson": orjson.__version__,
@@ -720,8 +682,7 @@ def main(argv: list[str] | None = None) -> int:
         "rules_hash": rules.hash,
         "results": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+    write_json(args.out, doc)
     print(table(results))
     print(f"\nresults: {args.out}")
     return 0

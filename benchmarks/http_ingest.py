@@ -36,6 +36,8 @@ from typing import Any
 
 import orjson
 
+from benchmarks.common import environment, loadavg, write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "http_ingest.json"
 ROUTEQ = [sys.executable, "-m", "streams.cli"]
@@ -78,26 +80,35 @@ def loadtest(url: str, batch: int, rate: int, duration: float, out: Path) -> dic
     return result
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="1 repetition of 5 s runs")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--duration", type=float, default=15.0)
-    args = ap.parse_args()
+    ap.add_argument("--warmup", type=float, default=2.0, help="seconds of each warm-up run")
+    ap.add_argument("--case", action="append", choices=[f"batch{b}_{r}" for b, r in OFFERED],
+                    help="run only this case (repeatable; default: all four)")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
     reps = 1 if args.quick else args.reps
     duration = 5.0 if args.quick else args.duration
+    load_before = loadavg()
     runs: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="routeq-bench-") as tmp:
         n = 0
         for rep in range(-1, reps):  # rep -1: a warm-up of every case, not kept
             for (batch, regime), rate in OFFERED.items():
+                if args.case and f"batch{batch}_{regime}" not in args.case:
+                    continue
+                if rep < 0 and args.warmup <= 0:
+                    continue
                 n += 1
                 run_dir = Path(tmp) / f"run{n}"
                 run_dir.mkdir()
                 proc, url = start_server(run_dir / "state")
                 try:
                     cpu0 = cpu_s(proc.pid)
-                    r = loadtest(url, batch, rate, 2.0 if rep < 0 else duration,
+                    r = loadtest(url, batch, rate, args.warmup if rep < 0 else duration,
                                  run_dir / "r.json")
                     r["server_cpu"] = round((cpu_s(proc.pid) - cpu0) / r["send_s"], 3)
                 finally:
@@ -129,12 +140,13 @@ def main() -> int:
                 "last answer; latency = POST sent -> first output it caused on /v1/stream",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
+        **environment(),
+        "load_average_before": load_before,
+        "load_average_after": loadavg(),
         "repetitions": reps, "duration_s": duration,
         "medians": medians, "runs": runs,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2
-                                     | orjson.OPT_APPEND_NEWLINE))
+    write_json(args.out, result)
     print(orjson.dumps(medians, option=orjson.OPT_INDENT_2).decode())
     return 0
 

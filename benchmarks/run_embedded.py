@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import resource
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,8 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from benchmarks.common import environment, loadavg, summary, write_json
 from benchmarks.mixed_events import write
 from streams.runtime import DEFAULT_CHECKPOINT_EVENTS, DEFAULT_CHECKPOINT_MS
 from streams.state import LOG, StateLayout
@@ -75,13 +72,6 @@ def dir_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def summary_of(values: list[float], digits: int = 0) -> dict[str, Any]:
-    def r(x: float) -> float:
-        return round(x, digits) if digits else round(x)
-    return {"median": r(statistics.median(values)), "min": r(min(values)),
-            "max": r(max(values)), "reps": [r(v) for v in values]}
-
-
 def log_only_bytes(state: Path, work: Path) -> int:
     """Bytes of the log segments alone, as RocksDB stores them once compacted."""
     src = RocksStore(state, read_only=True)
@@ -102,14 +92,14 @@ def log_only_bytes(state: Path, work: Path) -> int:
     return size
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=int, default=1_000_000)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="100,000 events, 2 repetitions")
     p.add_argument("--out", default=str(RESULTS))
-    a = p.parse_args()
+    a = p.parse_args(argv)
     if a.quick:
         a.events, a.reps = 100_000, 2
     work = Path(tempfile.mkdtemp(prefix="routeq-bench-"))
@@ -117,20 +107,20 @@ def main() -> None:
         result = measure(a.events, a.reps, a.seed, work, quick=a.quick)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
+    write_json(a.out, result)
     t = result["throughput"]
     print(f"in memory {t['memory_eps']['median']:,} events/s, with --state "
           f"{t['state_eps']['median']:,} events/s (ratio {t['state_over_memory']['median']}); "
           f"resume after kill {result['resume']['after_kill_s']['median']} s; "
           f"log {result['disk']['log_bytes_per_event']} bytes/event -> {a.out}")
+    return 0
 
 
 def measure(n: int, reps: int, seed: int, work: Path, quick: bool) -> dict[str, Any]:
     events = work / "events.jsonl"
     write(str(events), n, seed)
     input_bytes = events.stat().st_size
-    load_before = os.getloadavg()
+    load_before = loadavg()
     mem_eps: list[float] = []
     state_eps: list[float] = []
     mem_cpu: list[float] = []
@@ -171,12 +161,9 @@ def measure(n: int, reps: int, seed: int, work: Path, quick: bool) -> dict[str, 
     wall_idle, _, _, _ = routeq(["run", "--out", os.devnull, "-"])  # start-up alone
     return {
         "benchmark": "run_embedded",
-        "git_commit": git(["rev-parse", "HEAD"]),
-        "git_dirty": bool(git(["status", "--porcelain", "--untracked-files=no"])),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "load_average_before": [round(x, 2) for x in load_before],
+        **environment(),
+        "load_average_before": load_before,
+        "load_average_after": loadavg(),
         "quick": quick,
         "events": n,
         "seed": seed,
@@ -186,16 +173,16 @@ def measure(n: int, reps: int, seed: int, work: Path, quick: bool) -> dict[str, 
         "checkpoint_ms": DEFAULT_CHECKPOINT_MS,
         "startup_s": round(wall_idle, 3),
         "throughput": {
-            "memory_eps": summary_of(mem_eps),
-            "state_eps": summary_of(state_eps),
-            "state_over_memory": summary_of(ratios, 3),
-            "memory_cpu_s": summary_of(mem_cpu, 2),
-            "state_cpu_s": summary_of(state_cpu, 2),
+            "memory_eps": summary(mem_eps),
+            "state_eps": summary(state_eps),
+            "state_over_memory": summary(ratios, 3),
+            "memory_cpu_s": summary(mem_cpu, 2),
+            "state_cpu_s": summary(state_cpu, 2),
         },
         "resume": {
-            "after_kill_s": summary_of(after_kill, 2),
+            "after_kill_s": summary(after_kill, 2),
             "reapplied_events": reapplied,
-            "reopen_clean_s": summary_of(reopen, 2),
+            "reopen_clean_s": summary(reopen, 2),
         },
         "disk": {
             "state_dir_bytes_per_event": round(state_dir_bytes / n, 1),
@@ -205,13 +192,5 @@ def measure(n: int, reps: int, seed: int, work: Path, quick: bool) -> dict[str, 
     }
 
 
-def git(args: list[str]) -> str | None:
-    try:
-        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

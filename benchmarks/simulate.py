@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -40,9 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from benchmarks.engine_apply import git_commit, git_dirty
+from benchmarks.common import environment, write_json
 from engine import parse_rules
 from simulators import theory
 from simulators.scenario import load_scenario
@@ -254,19 +251,13 @@ def main(argv: list[str] | None = None) -> int:
     mmc = bench_mmc(mmc_hours, mmc_reps)
     doc = {
         "benchmark": "simulate",
-        "git_commit": git_commit(),
-        "git_dirty": git_dirty(),
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
+        **environment(),
         "loadavg_1m": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "quick": args.quick,
         "double11": d11,
         "mmc": mmc,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+    write_json(args.out, doc)
     print(f"double11: {d11['visitors']:,.0f} visitors, {d11['events']:,.0f} events in "
           f"{d11['wall_s']:.1f} s (median of {reps}): {d11['events_per_s']:,.0f} events/s, "
           f"{d11['visitors_per_s']:,.0f} visitors/s, "

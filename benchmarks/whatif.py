@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from benchmarks.common import environment, loadavg, write_json
 from simulators.metrics import _jsonl, collect
 from simulators.whatif_metrics import WhatIfCollector, value
 from streams.cli import main as routeq
@@ -136,7 +137,7 @@ def demo_rate(runs: int, tmp: Path, jobs: int | None) -> dict[str, Any]:
             "candidates_per_min": round(len(POLICIES) / wall * 60, 1)}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--quick", action="store_true", help="one seed, 4 simulated hours")
     ap.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3])
@@ -145,23 +146,28 @@ def main() -> None:
                     help="also simulate each policy closed-loop on the first seed (cross-check)")
     ap.add_argument("--rate-only", action="store_true",
                     help="only time compare on the demo trace; update compare_demo in --out")
+    ap.add_argument("--hours", type=float, help="simulated hours of double11 (default 24, quick 4)")
+    ap.add_argument("--demo-runs", type=int, help="timed compare runs on the demo trace (0: none)")
     ap.add_argument("--out", default=str(RESULTS))
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
+    load_before = loadavg()
     if a.rate_only:
         with tempfile.TemporaryDirectory(prefix="routeq-whatif-bench-") as d:
             rate = demo_rate(5, Path(d), a.jobs)
         old = orjson.loads(Path(a.out).read_bytes()) if Path(a.out).exists() else {}
         old["compare_demo"] = rate
-        Path(a.out).write_bytes(orjson.dumps(old, option=orjson.OPT_INDENT_2) + b"\n")
+        write_json(a.out, old)
         print(orjson.dumps(rate).decode())
-        return
+        return 0
     seeds = a.seeds[:1] if a.quick else a.seeds
-    hours = 4.0 if a.quick else 24.0
+    hours = a.hours or (4.0 if a.quick else 24.0)
     with tempfile.TemporaryDirectory(prefix="routeq-whatif-bench-") as d:
         tmp = Path(d)
-        rate = demo_rate(1 if a.quick else 3, tmp, a.jobs)
-        print(f"demo one-day trace: {rate['candidates_per_min']} candidates/min "
-              f"({rate['median_wall_s']} s for {rate['candidates']})", flush=True)
+        runs = (1 if a.quick else 3) if a.demo_runs is None else a.demo_runs
+        rate = demo_rate(runs, tmp, a.jobs) if runs > 0 else {}
+        if rate:
+            print(f"demo one-day trace: {rate['candidates_per_min']} candidates/min "
+                  f"({rate['median_wall_s']} s for {rate['candidates']})", flush=True)
         rows = []
         for s in seeds:
             rows.append(double11(s, hours, tmp, a.jobs))
@@ -170,15 +176,16 @@ def main() -> None:
         if closed is not None:
             print(orjson.dumps(closed).decode(), flush=True)
     doc: dict[str, Any] = {"double11": {"hours": hours, "seeds": rows, **verdict(rows)},
-                           "compare_demo": rate}
+                           "compare_demo": rate, **environment(),
+                           "load_average_before": load_before, "load_average_after": loadavg()}
     if closed is not None:
         doc["double11_closed_loop"] = closed
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+    write_json(a.out, doc)
     print(orjson.dumps(doc["double11"]["medians"], option=orjson.OPT_INDENT_2).decode())
     print(orjson.dumps(doc["double11"]["vs_best_baseline"]).decode())
     print(orjson.dumps(doc["double11"]["goal"]).decode())
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -24,6 +24,7 @@ COMMANDS = (
     "streams.worker",
     "streams.produce",
     "streams.tail",
+    "streams.bench",
 )
 
 

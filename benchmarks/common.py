@@ -1,0 +1,91 @@
+"""What every benchmark shares: the environment it ran in, and its statistics.
+
+- :func:`environment` — git commit (and whether the tree was dirty), Python
+  version and implementation, platform, CPU count: the metadata every results
+  JSON carries;
+- :func:`loadavg` — the 1/5/15-minute load average (the machine is shared:
+  quote it with every figure);
+- :func:`summary` — median, min, max and the relative spread of repetitions;
+- :func:`pct` — nearest-rank percentile;
+- :func:`write_json` — results written as indented JSON.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def git(args: list[str]) -> str | None:
+    """Output of a git command in the repository, or None where git fails."""
+    try:
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def git_commit() -> str | None:
+    return git(["rev-parse", "HEAD"])
+
+
+def git_dirty() -> bool | None:
+    """Whether tracked files differ from the commit (None: not a git checkout)."""
+    out = git(["status", "--porcelain", "--untracked-files=no"])
+    return None if out is None else bool(out)
+
+
+def loadavg() -> list[float]:
+    """The 1, 5 and 15-minute load averages, rounded."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # not available on this platform
+        return []
+
+
+def environment() -> dict[str, Any]:
+    """Metadata for a results document."""
+    return {
+        "git_commit": git_commit(),
+        "git_dirty": git_dirty(),
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def summary(values: Sequence[float], digits: int = 0) -> dict[str, Any]:
+    """Median, min and max of repetitions, and spread = (max - min) / median."""
+    def r(x: float) -> float:
+        return round(x, digits) if digits else round(x)
+
+    med = statistics.median(values)
+    return {"median": r(med), "min": r(min(values)), "max": r(max(values)),
+            "spread": round((max(values) - min(values)) / med, 4) if med else None,
+            "reps": [r(v) for v in values]}
+
+
+def pct(sorted_values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile of sorted values (``p`` in 0-100)."""
+    if not sorted_values:
+        return float("nan")
+    k = max(0, min(len(sorted_values) - 1, -(-len(sorted_values) * p // 100) - 1))
+    return float(sorted_values[int(k)])
+
+
+def write_json(path: Path | str, doc: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
