@@ -1,0 +1,131 @@
+"""A one-day 11.11 trace replayed: events/s of ``routeq run`` and ``routeq replay``.
+
+Run::
+
+    .venv/bin/python -m benchmarks.replay [--quick] [--hours H] [--out FILE.json]
+
+``routeq simulate --scenario double11`` records a trace (default one whole
+simulated day: about 1,000,000 visitors and 4.5 million events, 10x peak at
+midnight; quick: 2 hours). Then, each in a subprocess and timed from start to
+exit (imports and start-up included), repetitions interleaved after a
+warm-up of each:
+
+- ``run``: ``routeq run events.jsonl --out /dev/null``, the trace replayed
+  through the embedded runtime in memory (decode, validate, apply, encode);
+- ``run_state``: the same with ``--state`` (log and checkpoints on disk);
+- ``replay``: ``routeq replay --state DIR --out /dev/null``, the outputs
+  re-derived from the recorded log.
+
+The target is a 10,000,000-event day in under 60 s. A day of this scenario
+has fewer events, so the time for 10,000,000 events is extrapolated from the
+rate measured on the whole recorded day (``extrapolated_10m_s``; the
+engine's work per event grows slowly with the number of visitors held, so
+the extrapolation is a lower bound on the time, not a measurement).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import RESULTS, ROOT, environment, loadavg, summary, write_json
+
+DEFAULT_OUT = RESULTS / "replay.json"
+ROUTEQ = [sys.executable, "-m", "streams.cli"]
+TARGET_EVENTS = 10_000_000
+TARGET_S = 60.0
+
+
+def routeq(args: list[str]) -> float:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    t0 = time.perf_counter()
+    proc = subprocess.run([*ROUTEQ, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"routeq {' '.join(args)}: exit {proc.returncode}\n"
+                           f"{proc.stderr.decode(errors='replace')[-2000:]}")
+    return wall
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.replay", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="2 simulated hours, 2 repetitions")
+    ap.add_argument("--hours", type=float, help="simulated hours (default 24; quick 2)")
+    ap.add_argument("--reps", type=int, help="repetitions (default 3; quick 2)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = ap.parse_args(argv)
+    hours = args.hours or (2.0 if args.quick else 24.0)
+    reps = args.reps or (2 if args.quick else 3)
+    load_before = loadavg()
+    work = Path(tempfile.mkdtemp(prefix="routeq-replay-bench-"))
+    try:
+        trace = work / "trace"
+        sim_s = routeq(["simulate", "--scenario", "double11", "--seed", str(args.seed),
+                        "--hours", str(hours), "--out", str(trace), "--quiet"])
+        events_file = trace / "events.jsonl"
+        with events_file.open("rb") as f:
+            n = sum(1 for _ in f)
+        size = events_file.stat().st_size
+        print(f"trace: {hours:g} h, {n:,} events, {size / 1e6:.0f} MB, simulated in "
+              f"{sim_s:.1f} s", file=sys.stderr, flush=True)
+        state = work / "state"
+
+        def run_mem() -> float:
+            return routeq(["run", str(events_file), "--out", os.devnull, "--quiet"])
+
+        def run_state() -> float:
+            shutil.rmtree(state, ignore_errors=True)
+            return routeq(["run", str(events_file), "--state", str(state), "--out", os.devnull,
+                           "--quiet"])
+
+        def replay() -> float:
+            return routeq(["replay", "--state", str(state), "--out", os.devnull, "--quiet"])
+
+        cases = {"run": run_mem, "run_state": run_state, "replay": replay}
+        for f in cases.values():  # warm-up (page cache, imports); replay needs the state
+            f()
+        walls: dict[str, list[float]] = {k: [] for k in cases}
+        for i in range(reps):
+            for k, f in cases.items():
+                walls[k].append(f())
+            print(f"rep {i + 1}/{reps}: " + ", ".join(
+                f"{k} {n / w[-1]:,.0f} ev/s" for k, w in walls.items()),
+                file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results: dict[str, Any] = {}
+    for k, w in walls.items():
+        eps = [n / x for x in w]
+        med = summary(eps)["median"]
+        results[k] = {"wall_s": summary(w, 2), "events_per_s": summary(eps),
+                      "extrapolated_10m_s": round(TARGET_EVENTS / med, 1)}
+    doc = {
+        "benchmark": "replay", **environment(),
+        "load_average_before": load_before, "load_average_after": loadavg(),
+        "quick": args.quick, "scenario": "double11", "hours": hours, "seed": args.seed,
+        "events": n, "input_bytes": size, "simulate_s": round(sim_s, 2), "reps": reps,
+        "target": {"events": TARGET_EVENTS, "seconds": TARGET_S},
+        "results": results,
+    }
+    write_json(args.out, doc)
+    for k, r in results.items():
+        print(f"{k:10} {r['events_per_s']['median']:>9,} events/s  ({n:,} events in "
+              f"{r['wall_s']['median']} s; 10M events ~{r['extrapolated_10m_s']} s, "
+              f"target {TARGET_S:g} s)")
+    print(f"load average {load_before} -> {doc['load_average_after']}; results: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
