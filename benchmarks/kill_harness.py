@@ -88,9 +88,13 @@ def split_input(events: Path, d: Path, per_file: int) -> list[Path]:
     return files
 
 
-def harness(d: Path, *, kills: int, events: int, seed: int, per_file: int = 1000,
+def harness(d: Path, *, kills: int, events: int, seed: int, per_file: int | None = None,
             outside_share: float = 0.25, timeout: float = 120) -> dict[str, Any]:
-    """Run the harness in ``d``; raise AssertionError on any loss or duplicate."""
+    """Run the harness in ``d``; raise AssertionError on any loss or duplicate.
+
+    ``per_file`` (default: about four files per kill) sets how far one run gets
+    before its kill, so that the kills spread over the whole input."""
+    per_file = per_file or max(100, events // (4 * kills))
     rng = random.Random(seed)
     src = d / "events.jsonl"
     write(str(src), events, seed=seed, dup_rate=0.01, bad_rate=0.002)
@@ -109,9 +113,9 @@ def harness(d: Path, *, kills: int, events: int, seed: int, per_file: int = 1000
     while sum(how.values()) < kills:
         attempts += 1
         if rng.random() < outside_share:
-            point, delay = None, rng.uniform(0.4, 2.5)
+            point, delay = None, rng.uniform(0.3, 1.5)
         else:
-            point, delay = f"{rng.choice(POINTS)}:{rng.randint(1, 3)}", timeout
+            point, delay = f"{rng.choice(POINTS)}:{rng.randint(1, 2)}", timeout
         out = d / "run.out"
         with open(out, "wb") as f, open(d / "run.err", "wb") as err:
             proc = subprocess.Popen(args, stdout=f, stderr=err, env=_env(point), cwd=ROOT)
@@ -164,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--kills", type=int, default=100)
     p.add_argument("--events", type=int, default=200_000)
-    p.add_argument("--file-lines", type=int, default=1000)
+    p.add_argument("--file-lines", type=int, default=None,
+                   help="lines per input file (default: about four files per kill)")
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "kill_harness.json"))
     a = p.parse_args(argv)
