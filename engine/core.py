@@ -124,15 +124,32 @@ class Engine:
                 self.now = ts
                 self._mark("engine", "", "")
             return out
+        eid = event["id"]
         found = self.tenants.get(name)
         if found is None:
             t = self._tenant(name, ts)
-        elif event["id"] in found.ids:
+        elif eid in found.ids.seen:
             return out
         else:
             t = found
-        self._remember(t.ids, name, event["id"])
-        self._advance(t, ts)
+        # _remember and _advance, inlined on the common path (no timer due)
+        written, dropped = t.ids.add(eid)
+        track = self.track_dirty
+        if track:
+            dirty = self._dirty
+            dirty[("ids", name, str(written))] = None
+            if dropped is not None:
+                dirty[("ids", name, str(dropped))] = None
+        heap = t.timers.heap
+        if heap and heap[0][0] <= ts:
+            self._advance(t, ts)
+        else:
+            if ts > t.now:
+                t.now = ts
+            if ts > self.now:
+                self.now = ts
+            if track:
+                dirty[("tenant", name, "")] = None
         self._handlers[event["type"]](t, event)
         if t.timers.heap and t.timers.heap[0][0] <= t.now:
             # a deadline the event itself left behind (a chat requeued after its

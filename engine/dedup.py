@@ -8,7 +8,7 @@ from __future__ import annotations
 
 
 class IdWindow:
-    __slots__ = ("window", "chunk", "keep", "seen", "chunks", "count")
+    __slots__ = ("window", "chunk", "keep", "seen", "chunks", "count", "_n", "_cur", "_room")
 
     def __init__(self, window: int) -> None:
         self.window = window
@@ -17,12 +17,23 @@ class IdWindow:
         self.seen: dict[str, int] = {}  # id -> chunk number
         self.chunks: dict[int, list[str]] = {}
         self.count = 0
+        # the chunk being filled and the room left in it (0: the next add
+        # takes the careful path: a new chunk, an old one dropped)
+        self._n = 0
+        self._cur: list[str] = []
+        self._room = 0
 
     def __contains__(self, event_id: str) -> bool:
         return event_id in self.seen
 
     def add(self, event_id: str) -> tuple[int, int | None]:
         """Remember ``event_id``; return (chunk written, chunk dropped or None)."""
+        if self._room:
+            self._room -= 1
+            self.count += 1
+            self._cur.append(event_id)
+            self.seen[event_id] = self._n
+            return self._n, None
         n = self.count // self.chunk
         self.count += 1
         ids = self.chunks.get(n)
@@ -30,6 +41,7 @@ class IdWindow:
             ids = self.chunks[n] = []
         ids.append(event_id)
         self.seen[event_id] = n
+        self._n, self._cur, self._room = n, ids, (n + 1) * self.chunk - self.count
         old = n - self.keep - 1
         if old >= 0 and old in self.chunks:
             for i in self.chunks.pop(old):
@@ -39,11 +51,13 @@ class IdWindow:
         return n, None
 
     def restore_chunk(self, n: int, ids: list[str]) -> None:
+        self._room = 0
         self.chunks[n] = list(ids)
         for i in ids:
             self.seen[i] = n
 
     def finish_restore(self, count: int) -> None:
+        self._room = 0
         self.count = count
         # re-apply "latest chunk wins" for ids seen in several chunks
         for n in sorted(self.chunks):

@@ -90,9 +90,17 @@ class Visitor:
         return self.last_ts - self.first_ts
 
     def to_record(self) -> Record:
-        r = {s: getattr(self, s) for s in self.__slots__ if s != "id"}
-        r["chats"] = list(self.chats)
-        return r
+        # spelled out (a comprehension over __slots__ took twice as long: this
+        # runs for every visitor a page view touched, at every checkpoint);
+        # tests/unit/test_state_records.py checks it against __slots__
+        return {
+            "first_ts": self.first_ts, "last_ts": self.last_ts, "pages": self.pages,
+            "page": self.page, "keyword": self.keyword, "category": self.category,
+            "channel": self.channel, "region": self.region, "member": self.member,
+            "tier": self.tier, "orders": self.orders, "ltv": self.ltv,
+            "last_agent": self.last_agent, "exclusive": self.exclusive,
+            "returning": self.returning, "left": self.left, "chats": list(self.chats),
+        }
 
     @classmethod
     def from_record(cls, visitor_id: str, r: Record) -> Visitor:
