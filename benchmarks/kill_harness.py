@@ -92,9 +92,10 @@ def harness(d: Path, *, kills: int, events: int, seed: int, per_file: int | None
             outside_share: float = 0.25, timeout: float = 120) -> dict[str, Any]:
     """Run the harness in ``d``; raise AssertionError on any loss or duplicate.
 
-    ``per_file`` (default: about four files per kill) sets how far one run gets
-    before its kill, so that the kills spread over the whole input."""
-    per_file = per_file or max(100, events // (4 * kills))
+    ``per_file`` (default: about six files per kill) sets how far one run gets
+    before its kill, so that the kills spread over the whole input; about six files per
+    kill)."""
+    per_file = per_file or max(100, events // (6 * kills))
     rng = random.Random(seed)
     src = d / "events.jsonl"
     write(str(src), events, seed=seed, dup_rate=0.01, bad_rate=0.002)
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kills", type=int, default=100)
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--file-lines", type=int, default=None,
-                   help="lines per input file (default: about four files per kill)")
+                   help="lines per input file (default: about six files per kill)")
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "kill_harness.json"))
     a = p.parse_args(argv)
