@@ -93,8 +93,7 @@ def harness(d: Path, *, kills: int, events: int, seed: int, per_file: int | None
     """Run the harness in ``d``; raise AssertionError on any loss or duplicate.
 
     ``per_file`` (default: about six files per kill) sets how far one run gets
-    before its kill, so that the kills spread over the whole input; about six files per
-    kill)."""
+    before its kill, so that the kills spread over the whole input."""
     per_file = per_file or max(100, events // (6 * kills))
     rng = random.Random(seed)
     src = d / "events.jsonl"
