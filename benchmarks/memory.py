@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     chats = args.chats or min(50_000, visitors // 2)
     agents = args.agents or (2_000 if args.quick else 7_500)
     load_before = loadavg()
+    env = environment()  # the commit measured, not the one at the end
     gc.disable()  # collections only where measured (as routeq run, which turns cyclic GC off)
     try:
         t0 = time.perf_counter()
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         gc.enable()
     doc = {
-        "benchmark": "memory", **environment(),
+        "benchmark": "memory", **env,
         "load_average_before": load_before, "load_average_after": loadavg(),
         "quick": args.quick, "visitors": visitors, "waiting_chats": chats, "agents": agents,
         "seed": args.seed, "rss": by_rss, "tracemalloc": by_tm,

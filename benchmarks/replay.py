@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     hours = args.hours or (2.0 if args.quick else 24.0)
     reps = args.reps or (2 if args.quick else 3)
     load_before = loadavg()
+    env = environment()  # the commit measured, not the one at the end
     work = Path(tempfile.mkdtemp(prefix="routeq-replay-bench-"))
     try:
         trace = work / "trace"
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         results[k] = {"wall_s": summary(w, 2), "events_per_s": summary(eps),
                       "extrapolated_10m_s": round(TARGET_EVENTS / med, 1)}
     doc = {
-        "benchmark": "replay", **environment(),
+        "benchmark": "replay", **env,
         "load_average_before": load_before, "load_average_after": loadavg(),
         "quick": args.quick, "scenario": "double11", "hours": hours, "seed": args.seed,
         "events": n, "input_bytes": size, "simulate_s": round(sim_s, 2), "reps": reps,

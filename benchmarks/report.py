@@ -1,0 +1,365 @@
+"""BENCHMARKS.md from the results JSON in ``benchmarks/results/``.
+
+Run::
+
+    .venv/bin/python -m benchmarks.report        # writes BENCHMARKS.md and the plot
+
+Tables of the latest results of each benchmark (those not run yet are
+listed as such), each with the command that reproduces it and the load
+average it ran under, and an SVG plot (written here, no plotting library) of
+engine events/s and placing p99 against tenant size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks.common import RESULTS, ROOT
+
+OUT = ROOT / "BENCHMARKS.md"
+PLOT = RESULTS / "engine_apply.svg"
+PY = ".venv/bin/python -m"
+
+
+def load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        return None
+    doc: dict[str, Any] = orjson.loads(path.read_bytes())
+    return doc
+
+
+def n(x: Any, digits: int = 0) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if isinstance(x, (int, float)):
+        return f"{x:,.{digits}f}"
+    return str(x)
+
+
+def table(head: list[str], rows: list[list[str]]) -> str:
+    align = ["---"] + ["---:"] * (len(head) - 1)
+    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def meta(doc: dict[str, Any]) -> str:
+    commit = (doc.get("git_commit") or "?")[:10]
+    dirty = " (uncommitted changes)" if doc.get("git_dirty") else ""
+    load = (doc.get("loadavg_1m") or doc.get("load_average_before")
+            or doc.get("load_average_after"))
+    cpus = doc.get("cpu_count") or doc.get("machine", {}).get("cpus")
+    py = doc.get("python") or doc.get("machine", {}).get("python")
+    quick = " — **quick run**" if doc.get("quick") else ""
+    return (f"_commit {commit}{dirty}, Python {py}, {cpus} CPUs, load average {load}"
+            f"{quick}_")
+
+
+# ------------------------------------------------------------------ sections
+
+
+def engine_section(doc: dict[str, Any]) -> str:
+    rows = []
+    for r in doc["results"]:
+        e, lat = r["engine_eps"], r["latency"]
+        rows.append([f"{r['agents']:,} × {r['waiting_target']:,}", n(e["median"]),
+                     f"{n(e['min'])}–{n(e['max'])}", n(r["floor_eps"]["median"]),
+                     n(r["engine_over_floor"], 2), f"{n(lat['p50_us'], 1)} µs",
+                     f"{n(lat['p99_us'], 1)} µs",
+                     f"{n(r['idle_pick']['p50_us'], 0)} / {n(r['idle_pick']['p99_us'], 0)} µs"])
+    return "\n\n".join([
+        "## Engine: `Engine.apply` by tenant size",
+        f"```sh\n{PY} benchmarks.engine_apply\n```",
+        meta(doc) + f"; {n(doc.get('events_per_size'))} measured events a size, "
+        f"median of {doc.get('reps')} repetitions after a warm-up, floor interleaved.",
+        table(["agents × waiting", "events/s", "min–max", "floor events/s", "engine/floor",
+               "placing p50", "placing p99", "idle pick p50 / p99"], rows),
+        f"![events/s and placing p99 against tenant size]({PLOT.relative_to(ROOT)})",
+        "Targets: ≥ 400,000 events/s at 200 × 2,000 (within 4× of the floor); placing "
+        "p99 < 100 µs at 2,000 × 10,000 and < 1 ms at 7,500 × 50,000.",
+    ])
+
+
+def policies_section(doc: dict[str, Any]) -> str:
+    rows = [[f"`{p}`", n(r["events_per_s"]["median"]),
+             n(r.get("events_per_cpu_s", {}).get("median")), n(r["over_priority"]["median"], 3),
+             n(r["decisions"]), f"{n(r['placing_p50_us'], 1)} µs",
+             f"{n(r['placing_p99_us'], 1)} µs"] for p, r in doc["policies"].items()]
+    return "\n\n".join([
+        "## Policies: the cost of being smarter",
+        f"```sh\n{PY} benchmarks.policies\n```",
+        meta(doc) + f"; {doc['agents']:,} agents × {doc['waiting_target']:,} waiting, "
+        f"{n(doc['events'])} events, {doc['reps']} interleaved repetitions.",
+        table(["policy", "events/s", "events/CPU s", "÷ priority (CPU, per rep, median)",
+               "decisions",
+               "placing p50", "placing p99"], rows),
+    ])
+
+
+def replay_section(doc: dict[str, Any]) -> str:
+    names = {"run": "`routeq run` in memory", "run_state": "`routeq run --state`",
+             "replay": "`routeq replay --state` (from the log)"}
+    rows = [[names.get(k, k), n(r["events_per_s"]["median"]), f"{n(r['wall_s']['median'], 1)} s",
+             f"{n(r['extrapolated_10m_s'], 0)} s"] for k, r in doc["results"].items()]
+    return "\n\n".join([
+        "## Replay of a one-day 11.11 trace",
+        f"```sh\n{PY} benchmarks.replay\n```",
+        meta(doc) + f"; double11, {doc['hours']:g} simulated hours, {n(doc['events'])} events "
+        f"({doc['input_bytes'] / 1e6:,.0f} MB), median of {doc['reps']} (start-up included).",
+        table(["", "events/s", "wall", "10,000,000 events (extrapolated)"], rows),
+        "Target: a 10,000,000-event day in under 60 s. The extrapolation assumes the rate "
+        "of the measured day holds; more visitors held make each event slightly dearer.",
+    ])
+
+
+def memory_section(doc: dict[str, Any]) -> str:
+    rows = []
+    for name in ("rss", "tracemalloc"):
+        m = doc.get(name)
+        if m:
+            rows.append([name, n(m["visitor_bytes"]), n(m["waiting_chat_bytes"]),
+                         n(m["agent_bytes"])])
+    return "\n\n".join([
+        "## Memory of the engine's state",
+        f"```sh\n{PY} benchmarks.memory\n```",
+        meta(doc) + f"; {n(doc['visitors'])} active visitors, {n(doc['waiting_chats'])} "
+        f"waiting chats, {n(doc['agents'])} agents.",
+        table(["measure", "bytes / active visitor", "bytes / waiting chat",
+               "bytes / agent"], rows),
+        "Target: under 1 KiB (1,024 bytes) per active visitor.",
+    ])
+
+
+def run_embedded_section(doc: dict[str, Any]) -> str:
+    t = doc["throughput"]
+    rows = [["in memory", n(t["memory_eps"]["median"]), n(t["memory_cpu_s"]["median"], 1)],
+            ["`--state`", n(t["state_eps"]["median"]), n(t["state_cpu_s"]["median"], 1)],
+            ["ratio `--state` / in memory", n(t["state_over_memory"]["median"], 3), ""]]
+    r, d = doc["resume"], doc["disk"]
+    return "\n\n".join([
+        "## `routeq run` end to end",
+        f"```sh\n{PY} benchmarks.run_embedded\n```",
+        meta(doc) + f"; {n(doc['events'])} mixed events of 20 tenants, median of "
+        f"{doc['reps']}.",
+        table(["", "events/s", "CPU s"], rows),
+        f"Resume after a kill: {n(r['after_kill_s']['median'], 2)} s; reopen after a clean "
+        f"stop: {n(r['reopen_clean_s']['median'], 2)} s. Disk: log "
+        f"{n(d['log_bytes_per_event'], 1)} bytes an event, state dir "
+        f"{n(d['state_dir_bytes_per_event'], 1)}. Target: ≥ 100,000 events/s with `--state`.",
+    ])
+
+
+def simulate_section(doc: dict[str, Any]) -> str:
+    d, m = doc["double11"], doc["mmc"]
+    parts = [
+        "## Simulator",
+        f"```sh\n{PY} benchmarks.simulate    # ciw: pip install ciw (benchmark only)\n```",
+        meta(doc) + ".",
+        table(["double11", "value"], [
+            ["simulated hours", n(d["hours"], 0)], ["visitors", n(d["visitors"])],
+            ["events", n(d["events"])], ["wall", f"{n(d['wall_s'], 1)} s"],
+            ["events/s", n(d["events_per_s"])], ["visitors/s", n(d["visitors_per_s"])],
+            ["s per 1,000,000 visitors (target 300)", n(d["wall_s_per_million_visitors"], 1)],
+        ]),
+    ]
+    ec = m["erlang_c"]
+    rows = [["Erlang C", "", n(ec["p_wait"], 4), n(ec["mean_wait_s"], 2),
+             n(ec["service_level"], 4)]]
+    for name in ("routeq", "ciw"):
+        if name in m:
+            r = m[name]
+            rows.append([name, f"{n(r['wall_s'], 2)} s",
+                         f"{n(r['p_wait']['mean'], 4)} ± {n(r['p_wait']['ci95_half'], 4)}",
+                         f"{n(r['mean_wait_s']['mean'], 2)} ± "
+                         f"{n(r['mean_wait_s']['ci95_half'], 2)}",
+                         f"{n(r['service_level']['mean'], 4)} ± "
+                         f"{n(r['service_level']['ci95_half'], 4)}"])
+    parts.append(f"M/M/c, {m['agents']} agents, {m['offered_erlangs']:g} Erlangs, "
+                 f"{m['hours']:g} h × {m['reps']}:")
+    parts.append(table(["", "wall", "P(wait)", "mean wait s", "service level"], rows))
+    if "wall_ratio_routeq_over_ciw" in m:
+        parts.append(f"Wall time routeq / ciw: **{m['wall_ratio_routeq_over_ciw']:.3f}** "
+                     "(target: routeq at least 20× faster, i.e. ≤ 0.05).")
+    return "\n\n".join(parts)
+
+
+def http_section(doc: dict[str, Any]) -> str:
+    rows = [[k, n(v["offered_rate"]), n(v["achieved_rate"]), f"{n(v['latency_p50_ms'], 1)} ms",
+             f"{n(v['latency_p99_ms'], 1)} ms", n(v["server_cpu"], 2)]
+            for k, v in doc["medians"].items()]
+    return "\n\n".join([
+        "## HTTP ingest (`routeq serve`)",
+        f"```sh\n{PY} benchmarks.http_ingest\n```",
+        meta(doc) + f"; {doc['repetitions']} repetition(s) of {doc['duration_s']:g} s.",
+        table(["case", "offered/s", "achieved/s", "p50", "p99", "server CPU"], rows),
+    ])
+
+
+def whatif_section(doc: dict[str, Any]) -> str:
+    med = doc["double11"]["medians"]
+    keys = list(next(iter(med.values())).keys())
+    rows = [[f"`{p}`", *[n(v[k], 3) for k in keys]] for p, v in med.items()]
+    parts = ["## What-if: priority against the baselines on 11.11",
+             f"```sh\n{PY} benchmarks.whatif\n```", meta(doc) + ".",
+             table(["policy", *keys], rows)]
+    if doc.get("compare_demo"):
+        parts.append(f"`routeq compare` on a one-day demo trace: "
+                     f"{doc['compare_demo']['candidates_per_min']} candidates a minute.")
+    return "\n\n".join(parts)
+
+
+def faust_section(doc: dict[str, Any]) -> str:
+    summ = doc["summary"]
+    rows = [[k, n(v["events_per_s"]["median"]),
+             f"{n(v['events_per_s']['min'])}–{n(v['events_per_s']['max'])}",
+             "yes" if v.get("complete") else "no"]
+            for k, v in summ.items() if isinstance(v, dict) and "events_per_s" in v]
+    parts = ["## Distributed runtime (Faust on a Tansu broker)",
+             f"```sh\n{PY} benchmarks.faust_pipeline\n```",
+             meta(doc) + f"; {doc.get('broker', '')}; {n(doc['events'])} events, "
+             f"{doc['partitions']} partitions, median of {doc['reps']}.",
+             table(["case", "events/s", "min–max", "outputs complete"], rows)]
+    lat = summ.get("latency")
+    if lat:
+        parts.append(f"At {n(lat['rate'])} events/s: request → assignment p50 "
+                     f"{n(lat['p50_ms']['median'], 1)} ms, p99 {n(lat['p99_ms']['median'], 1)} ms.")
+    return "\n\n".join(parts)
+
+
+SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "engine_apply": engine_section, "policies": policies_section, "replay": replay_section,
+    "memory": memory_section, "run_embedded": run_embedded_section,
+    "simulate": simulate_section, "whatif": whatif_section, "http_ingest": http_section,
+    "faust_pipeline": faust_section,
+}
+
+
+# ------------------------------------------------------------------ plot
+
+
+def short(v: int) -> str:
+    return f"{v / 1000:g}k" if v >= 1000 else str(v)
+
+
+def nice(v: float) -> float:
+    """The smallest round number (x a power of ten, quartered evenly) that is >= v."""
+    if v <= 0:
+        return 1.0
+    p = 10 ** math.floor(math.log10(v))
+    return next(m * p for m in (1, 1.2, 1.6, 2, 2.4, 3, 4, 5, 6, 8, 10) if m * p >= v)
+
+
+def plot(doc: dict[str, Any]) -> str:
+    """Two panels: events/s (engine, floor) and placing p99 against tenant size (log x)."""
+    rs = doc["results"]
+    labels = [f"{short(r['agents'])}×{short(r['waiting_target'])}" for r in rs]
+    xs = [math.log10(r["agents"] * r["waiting_target"]) for r in rs]
+    W, H, L, R, T, B = 360, 240, 64, 16, 30, 48
+    x0, x1 = min(xs) - 0.3, max(xs) + 0.3
+
+    def px(x: float) -> float:
+        return L + (x - x0) / (x1 - x0) * (W - L - R)
+
+    def panel(ox: int, title: str, series: list[tuple[str, str, list[float]]],
+              unit: str, limit: float | None = None) -> list[str]:
+        top = max(max(v) for _, _, v in series + ([("", "", [limit])] if limit else []))
+        top = nice(top * 1.1)
+
+        def py(y: float) -> float:
+            return T + (1 - y / top) * (H - T - B)
+
+        g = [f'<g transform="translate({ox},0)">',
+             f'<text x="{W / 2}" y="16" text-anchor="middle" font-weight="bold">{title}</text>',
+             f'<line x1="{L}" y1="{H - B}" x2="{W - R}" y2="{H - B}" stroke="#333"/>',
+             f'<line x1="{L}" y1="{T}" x2="{L}" y2="{H - B}" stroke="#333"/>']
+        for i in range(5):
+            y = top * i / 4
+            g.append(f'<text x="{L - 4}" y="{py(y) + 4:.1f}" text-anchor="end">'
+                     f'{y:,.{0 if top >= 20 else 1}f}</text>')
+            g.append(f'<line x1="{L}" y1="{py(y):.1f}" x2="{W - R}" y2="{py(y):.1f}" '
+                     f'stroke="#ddd"/>')
+        for x, lab in zip(xs, labels, strict=True):
+            g.append(f'<text x="{px(x):.1f}" y="{H - B + 16}" text-anchor="middle">{lab}</text>')
+        g.append(f'<text x="{(L + W - R) / 2}" y="{H - 8}" text-anchor="middle">'
+                 f'agents × waiting chats (log scale)</text>')
+        g.append(f'<text x="12" y="{(T + H - B) / 2}" text-anchor="middle" '
+                 f'transform="rotate(-90 12 {(T + H - B) / 2})">{unit}</text>')
+        if limit is not None:
+            g.append(f'<line x1="{L}" y1="{py(limit):.1f}" x2="{W - R}" y2="{py(limit):.1f}" '
+                     f'stroke="#c00" stroke-dasharray="4 3"/>')
+            g.append(f'<text x="{L + 4}" y="{py(limit) - 4:.1f}" fill="#c00">target '
+                     f'{limit:,.0f}</text>')
+        for k, (name, color, vals) in enumerate(series):
+            pts = " ".join(f"{px(x):.1f},{py(v):.1f}" for x, v in zip(xs, vals, strict=True))
+            g.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="2"/>')
+            for x, v in zip(xs, vals, strict=True):
+                g.append(f'<circle cx="{px(x):.1f}" cy="{py(v):.1f}" r="3" fill="{color}"/>')
+            g.append(f'<text x="{W - R - 4}" y="{T + 14 + 14 * k}" text-anchor="end" '
+                     f'fill="{color}">{name}</text>')
+        g.append("</g>")
+        return g
+
+    eps = [float(r["engine_eps"]["median"]) for r in rs]
+    floor = [float(r["floor_eps"]["median"]) for r in rs]
+    p99 = [float(r["latency"]["p99_us"]) for r in rs]
+    body = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * W}" height="{H}" '
+            f'font-family="sans-serif" font-size="10">',
+            f'<rect width="{2 * W}" height="{H}" fill="white"/>']
+    body += panel(0, "events/s (median)", [("engine", "#1f6fb4", eps),
+                                           ("floor (orjson)", "#999", floor)], "events/s")
+    body += panel(W, "placing decision p99 (µs)", [("p99", "#d0661b", p99)], "µs",
+                  limit=100.0 if max(p99) < 300 else None)
+    body.append("</svg>")
+    return "\n".join(body) + "\n"
+
+
+def render() -> tuple[str, str | None]:
+    parts = ["# routeq benchmarks",
+             "Generated by `.venv/bin/python -m benchmarks.report` from the JSON in "
+             "[`benchmarks/results/`](benchmarks/results/); do not edit by hand. Run them all "
+             "with `.venv/bin/routeq bench` (full sizes, writes the JSON; `--quick` for the "
+             "quick set, `--only NAME…` for some). The machine is a shared 2-core VM: every "
+             "figure is a median of repetitions, comparisons are interleaved in the same run, "
+             "and the load average it ran under is quoted with it."]
+    missing = []
+    svg = None
+    for name, section in SECTIONS.items():
+        doc = load(name)
+        if doc is None:
+            missing.append(name)
+            continue
+        try:
+            parts.append(section(doc))
+        except (KeyError, TypeError, ValueError) as e:
+            parts.append(f"## {name}\n\n(results in an older format, not shown: {e!r})")
+        if name == "engine_apply":
+            svg = plot(doc)
+    if missing:
+        parts.append("## Not run yet\n\n" + ", ".join(f"`{m}`" for m in missing)
+                     + f" (`.venv/bin/routeq bench --only {' '.join(missing)}`).")
+    return "\n\n".join(parts) + "\n", svg
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+    md, svg = render()
+    args.out.write_text(md)
+    if svg is not None:
+        PLOT.write_text(svg)
+    print(f"wrote {args.out}" + (f" and {PLOT}" if svg else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
