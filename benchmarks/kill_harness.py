@@ -113,7 +113,7 @@ def harness(d: Path, *, kills: int, events: int, seed: int, per_file: int | None
     while sum(how.values()) < kills:
         attempts += 1
         if rng.random() < outside_share:
-            point, delay = None, rng.uniform(0.3, 1.5)
+            point, delay = None, rng.uniform(0.3, 0.9)
         else:
             point, delay = f"{rng.choice(POINTS)}:{rng.randint(1, 2)}", timeout
         out = d / "run.out"
