@@ -155,14 +155,10 @@ def test_bad_lines_are_rejected_with_their_position() -> None:
     assert fx.applied == 0 and not fx.outputs
 
 
-def test_a_clock_without_tenant_reaches_the_partitions_tenants() -> None:
-    text = "[assignment]\nacceptance_required = true\noffer_timeout_s = 1.0\n"
-    rules_path = Path(__file__).parent / "_clock_rules.toml"
-    rules_path.write_text(text)
-    try:
-        r = PartitionRouter(load_rules(str(rules_path)))
-    finally:
-        rules_path.unlink()
+def test_a_clock_without_tenant_reaches_the_partitions_tenants(tmp_path: Path) -> None:
+    rules_path = tmp_path / "rules.toml"
+    rules_path.write_text("[assignment]\nacceptance_required = true\noffer_timeout_s = 1.0\n")
+    r = PartitionRouter(load_rules(str(rules_path)))
     evs = [
         {"type": "agent.state", "id": "a", "ts": 1000, "tenant": "s", "agent": "ann",
          "status": "online"},
