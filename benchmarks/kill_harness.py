@@ -2,9 +2,10 @@
 input, restarted each time, checked against one uninterrupted run.
 
 The input (``benchmarks/mixed_events.py``: 20 tenants, re-sent duplicates and
-malformed lines) is split into files of ``--file-lines`` lines and given as
-one command line, so chunks are small and the kills spread over the whole
-input. Each attempt dies either at a named point inside the runtime
+malformed lines) is split into files given as one command line. The runtime
+reads up to about 4,000 lines a chunk and the named points count chunks, so
+one run gets a chunk or two further before it dies: 100 kills take about
+400,000 events to spread over. Each attempt dies either at a named point inside the runtime
 (``ROUTEQ_CRASH_POINT``: ``checkpoint`` = a batch holding a checkpoint is
 about to be written, ``before-write``/``after-write`` of a chunk's log batch,
 ``after-apply``, ``before-final``) or from a SIGKILL sent from outside at a
@@ -15,7 +16,7 @@ equal the uninterrupted run's; the log (``routeq export``) holds every input
 line exactly once, in order; ``routeq replay`` of the crashed state equals the
 uninterrupted run. Run::
 
-    .venv/bin/python -m benchmarks.kill_harness            # 100 kills, 200,000 events
+    .venv/bin/python -m benchmarks.kill_harness            # 100 kills, 400,000 events
     .venv/bin/python -m benchmarks.kill_harness --kills 10 --events 20000
 
 Writes ``benchmarks/results/kill_harness.json``.
@@ -89,7 +90,7 @@ def split_input(events: Path, d: Path, per_file: int) -> list[Path]:
 
 
 def harness(d: Path, *, kills: int, events: int, seed: int, per_file: int | None = None,
-            outside_share: float = 0.25, timeout: float = 120) -> dict[str, Any]:
+            outside_share: float = 0.15, timeout: float = 120) -> dict[str, Any]:
     """Run the harness in ``d``; raise AssertionError on any loss or duplicate.
 
     ``per_file`` (default: about six files per kill) sets how far one run gets
@@ -113,7 +114,7 @@ def harness(d: Path, *, kills: int, events: int, seed: int, per_file: int | None
     while sum(how.values()) < kills:
         attempts += 1
         if rng.random() < outside_share:
-            point, delay = None, rng.uniform(0.3, 0.9)
+            point, delay = None, rng.uniform(0.3, 0.7)
         else:
             point, delay = f"{rng.choice(POINTS)}:{rng.randint(1, 2)}", timeout
         out = d / "run.out"
@@ -167,7 +168,7 @@ def harness(d: Path, *, kills: int, events: int, seed: int, per_file: int | None
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--kills", type=int, default=100)
-    p.add_argument("--events", type=int, default=200_000)
+    p.add_argument("--events", type=int, default=400_000)
     p.add_argument("--file-lines", type=int, default=None,
                    help="lines per input file (default: about six files per kill)")
     p.add_argument("--seed", type=int, default=11)

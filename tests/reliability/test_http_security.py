@@ -151,7 +151,7 @@ def test_a_tenant_token_posts_only_its_own_tenant(server: Server, tenant: str,
 
 
 def test_stream_of_a_tenant_holds_only_its_own_outputs(server: Server) -> None:
-    st_a = server.stream(TOKEN_A, query="?from=0", timeout=10)
+    st_a = server.stream(TOKEN_A, query="?from=0", timeout=3)
     try:
         got = []
         while True:
