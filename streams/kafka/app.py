@@ -26,6 +26,7 @@ mixes partitions).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -163,27 +164,33 @@ class WorkerShell:
         # take_events acks its events even when the agent is cancelled in the
         # middle of a batch (a worker stopping), and an ack would commit input
         # whose outputs and state were never sent.
+        # A message of a partition no longer ours (revoked while buffered, as
+        # when a worker leaves the group on its way out) keeps that reference:
+        # it must not be committed, its new owner reads it again.
         for e in events:
             e.message.incref()
-        await self._handle(events)
-        for e in events:
+        done = await self._handle(events)
+        for e in done:
             e.message.decref()
 
-    async def _handle(self, events: list[Any]) -> None:
+    async def _handle(self, events: list[Any]) -> list[Any]:
+        """Route and deliver a batch; return the events it handled."""
         router = self.router
         owned = self.owned
         msgs: list[tuple[int, int, bytes]] = []
+        done = []
         for e in events:
             m = e.message
             p = m.partition
-            if p not in owned:  # revoked while buffered: the new owner has it
+            if p not in owned:
                 continue
+            done.append(e)
             if p not in router.assigned:
                 n = router.assign(p, self._rows(p))
                 log.info("partition %d: %d tenant engines restored", p, n)
             msgs.append((p, m.offset, m.value))
         if not msgs:
-            return
+            return done
         fx = router.process(msgs)
         # local state first (no await in between: a rebalance cannot cut in)
         store = self.table.data
@@ -211,13 +218,24 @@ class WorkerShell:
         for p, rows in fx.rows.items():
             for k, v in rows:
                 out.add(changelog, p, k, v, now)
-        await out.flush(last=changelog)
+        # Once a batch starts to leave, it leaves whole: a stopping worker
+        # (its agent cancelled) waits for the flush rather than cut it, which
+        # could leave a changelog partition without its closing marker or
+        # with part of a batch's rows.
+        task = asyncio.ensure_future(out.flush(last=changelog))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(task), 30)
+            raise
         self.events += len(msgs)
         self._since_gc += len(msgs)
         if self._since_gc >= FREEZE_EVERY:  # see streams/runtime.py: the GC is paused
             self._since_gc = 0
             settle_garbage()
         self.batches += 1
+        return done
 
     async def _batches(self) -> RecordBatches:
         if self._out is None:
