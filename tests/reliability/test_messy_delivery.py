@@ -35,9 +35,10 @@ def test_invariants_hold_under_messy_delivery(r: Rules, messy: Messy) -> None:
             agents.setdefault(ev["tenant"], set()).add(ev["agent"])
         out = eng.apply(validate(ev), i)
         check_state(eng, out, ev)  # capacity, one holder per chat, online only
-        held: dict[tuple[str, str], str] = {}  # within this event's outputs
+        held: dict[tuple[str, str, str], str] = {}  # within this event's outputs
         for o in out:
-            key = (o["tenant"], o["chat"]) if "chat" in o else ("", "")
+            # an overflowed chat keeps its id at the platform, with ``origin``
+            key = (o["tenant"], o.get("origin", ""), o.get("chat", ""))
             if o["type"] == "chat.overflowed":
                 overflowed.add((o["tenant"], o["chat"], o["to"]))
             elif o["type"] in ("chat.requeued", "chat.abandoned"):
