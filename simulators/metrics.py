@@ -561,7 +561,8 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _cell(v: Any, fmt: str) -> str:
+def cell(v: Any, fmt: str) -> str:
+    """A table cell: ``d`` count, ``%`` share, ``m`` money, else one decimal; '-' for None."""
     if v is None:
         return "-"
     if fmt == "d":
@@ -582,7 +583,7 @@ def table(summary: dict[str, Any], max_tenants: int = 6) -> str:
     cols = ["overall", *shown]
     data = [overall, *(tenants[n] for n in shown)]
     width = max(len(label) for _, label, _ in _ROWS)
-    cells = [[_cell(d.get(key), fmt) for d in data] for key, _, fmt in _ROWS]
+    cells = [[cell(d.get(key), fmt) for d in data] for key, _, fmt in _ROWS]
     colw = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
     lines = ["  ".join([" " * width, *(c.rjust(w) for c, w in zip(cols, colw, strict=True))])]
     for (_, label, _), row in zip(_ROWS, cells, strict=True):
@@ -596,6 +597,6 @@ def table(summary: dict[str, Any], max_tenants: int = 6) -> str:
         lines.append(f"{'page':{width}}  {'chats':>7}  {'wait mean s':>11}  {'<= 20 s':>7}")
         for page, row in sorted(pages.items(), key=lambda kv: -kv[1]["chats"]):
             lines.append(f"{page:{width}}  {row['chats']:>7,}  "
-                         f"{_cell(row['wait_mean_s'], 'f'):>11}  "
-                         f"{_cell(row['service_level'], '%'):>7}")
+                         f"{cell(row['wait_mean_s'], 'f'):>11}  "
+                         f"{cell(row['service_level'], '%'):>7}")
     return "\n".join(lines)

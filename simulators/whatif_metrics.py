@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from simulators.metrics import Collector, percentile
+from simulators.metrics import Collector, cell, percentile
 
 HIGH_VALUE_TIER = 3
 HIGH_VALUE_LTV = 2000.0
@@ -226,18 +226,6 @@ ROWS: tuple[tuple[str, str, str, str], ...] = (
     ("orders after chat", "overall.chat_orders", "d", "high"),
     ("revenue after chat", "overall.chat_revenue", "m", "high"),
 )
-
-
-def cell(v: Any, fmt: str) -> str:
-    if v is None:
-        return "-"
-    if fmt == "d":
-        return f"{v:,}"
-    if fmt == "%":
-        return f"{100 * v:.1f}%"
-    if fmt == "m":
-        return f"{v:,.0f}"
-    return f"{v:.1f}"
 
 
 def best_of(values: list[Any], better: str) -> set[int]:
