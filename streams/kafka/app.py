@@ -11,8 +11,21 @@ each batch to the router, and then, without awaiting each send:
 3. waits once for the producer to flush all of it.
 
 Only then does ``take_events`` ack the batch, so an input offset is committed
-after its outputs and its state are in Kafka (at-least-once). A redelivered
-event is ignored by the engine's id window (idempotent application).
+after its outputs and its state are in Kafka (at-least-once). Application is
+exactly once per input offset: the table holds each partition's next offset
+(see ``router.py``), a redelivered message is skipped whole, and a redelivered
+event inside a new message is ignored by the engine's id window.
+
+Messages are never lost between Faust and the agent. Faust 0.15.3 can drop
+some: when a rebalance's recovery ends it seeks the input to the committed
+offsets while the fetcher still delivers, then clears the agent's queue, and
+the messages delivered in between are gone while its read position has moved
+past them (seen here: a worker taking over from a stopped one skipped 25
+messages a partition). So the shell (1) handles nothing between a partition
+assignment and the end of the table's recovery (those messages stay unacked
+and come again after Faust's seek), and (2) when the router sees a partition
+jump past its next offset, it leaves the messages unacked and seeks the
+partition back to that offset (:class:`~streams.kafka.router.SeekBacks`).
 
 The table (``rocksdb://``, rocksdict underneath) is an ordinary Faust Table,
 co-partitioned with the input topic: Faust recovers it from its changelog on
@@ -38,7 +51,7 @@ from faust.types import TP
 from rocksdict import WriteBatch, WriteOptions
 
 from engine.rules import Rules
-from streams.kafka.router import SEP, PartitionRouter
+from streams.kafka.router import SEP, PartitionRouter, SeekBacks
 from streams.kafka.settings import KafkaSettings
 from streams.runtime import FREEZE_EVERY, settle_garbage
 
@@ -46,8 +59,6 @@ log = logging.getLogger("routeq.worker")
 
 #: the key of the end-of-write marker in the changelog (see RecordBatches.flush)
 MARKER = SEP.encode() + b"end"
-
-
 class RecordBatches:
     """Records gathered per (topic, partition) into aiokafka batches, sent at once.
 
@@ -138,17 +149,27 @@ class WorkerShell:
         self._no_wal = WriteOptions()
         self._no_wal.disable_wal = True
         self._since_gc = 0
+        #: False from a rebalance's start until its table recovery has ended
+        self.ready = False
+        self.seeks = SeekBacks(self.router)
 
     # ------------------------------------------------------------ rebalance
 
     def on_assigned(self, assigned: Iterable[TP]) -> None:
+        self.ready = False
+        self.seeks.pending.clear()
         self.owned = {tp.partition for tp in assigned if tp.topic == self.s.input_topic}
         log.info("routeq: input partitions assigned: %s", sorted(self.owned))
         # partitions no longer ours are dropped; kept ones are rebuilt lazily
         # from the table too (cheap, and never stale)
         self.router.revoke(list(self.router.assigned))
 
+    def on_recovered(self) -> None:
+        """The table is recovered and Faust is about to seek to the committed offsets."""
+        self.ready = True
+
     def on_revoked(self, revoked: Iterable[TP]) -> None:
+        self.ready = False
         gone = [tp.partition for tp in revoked if tp.topic == self.s.input_topic]
         self.owned.difference_update(gone)
         self.router.revoke(gone)
@@ -167,6 +188,8 @@ class WorkerShell:
         # A message of a partition no longer ours (revoked while buffered, as
         # when a worker leaves the group on its way out) keeps that reference:
         # it must not be committed, its new owner reads it again.
+        # The same for messages not applied (see the module's docstring): they
+        # come again.
         for e in events:
             e.message.incref()
         done = await self._handle(events)
@@ -175,7 +198,14 @@ class WorkerShell:
 
     async def _handle(self, events: list[Any]) -> list[Any]:
         """Route and deliver a batch; return the events it handled."""
+        if not self.ready:
+            return []
         router = self.router
+        owned = self.owned
+        fresh = {e.message.partition for e in events}.intersection(owned) - router.assigned
+        starts = await self._log_starts(fresh) if fresh else {}
+        if not self.ready:  # a rebalance began while we asked
+            return []
         owned = self.owned
         msgs: list[tuple[int, int, bytes]] = []
         done = []
@@ -186,12 +216,18 @@ class WorkerShell:
                 continue
             done.append(e)
             if p not in router.assigned:
-                n = router.assign(p, self._rows(p))
-                log.info("partition %d: %d tenant engines restored", p, n)
+                n = router.assign(p, self._rows(p), start=starts.get(p))
+                log.info("partition %d: %d tenant engines restored, next offset %s",
+                         p, n, router.next_offset.get(p))
             msgs.append((p, m.offset, m.value))
         if not msgs:
             return done
         fx = router.process(msgs)
+        seeks: list[tuple[int, int]] = []
+        if fx.held:
+            done, seeks = self._seek_back(fx.held, done)
+        if self.seeks.pending:
+            self.seeks.on_in_order({m[0] for m in msgs}.difference(fx.held))
         # local state first (no await in between: a rebalance cannot cut in)
         store = self.table.data
         for p, rows in fx.rows.items():
@@ -235,7 +271,24 @@ class WorkerShell:
             self._since_gc = 0
             settle_garbage()
         self.batches += 1
+        if seeks:  # in the consumer's thread (a seek from here races its fetches)
+            await self.app.consumer.seek_wait(
+                {TP(self.s.input_topic, p): offset for p, offset in seeks})
         return done
+
+    async def _log_starts(self, partitions: Iterable[int]) -> dict[int, int]:
+        """The first offset of each partition's log: where a partition the
+        table has no offset for begins (auto_offset_reset is earliest)."""
+        tps = [TP(self.s.input_topic, p) for p in partitions]
+        found = await self.app.consumer.earliest_offsets(*tps)
+        return {tp.partition: int(off) for tp, off in found.items() if off is not None}
+
+    def _seek_back(self, held: dict[int, tuple[int, int]],
+                   done: list[Any]) -> tuple[list[Any], list[tuple[int, int]]]:
+        """The events to ack (not those held) and the seeks to make."""
+        keep = [e for e in done
+                if (h := held.get(e.message.partition)) is None or e.message.offset < h[1]]
+        return keep, self.seeks.on_held(held)
 
     async def _batches(self) -> RecordBatches:
         if self._out is None:
@@ -300,6 +353,10 @@ def build_app(s: KafkaSettings, rules: Rules) -> tuple[faust.App, WorkerShell]:
             fetcher._fetch_max_wait_ms = s.fetch_wait_ms
         except AttributeError:  # another transport: leave it
             pass
+
+    @app.on_rebalance_complete.connect
+    async def _recovered(_app: Any, **_kw: Any) -> None:
+        shell.on_recovered()
 
     @app.on_partitions_revoked.connect
     async def _revoked(_app: Any, revoked: Any, **_kw: Any) -> None:

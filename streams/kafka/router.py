@@ -21,6 +21,13 @@ tenant's rows live in the table partition numbered like its input partition, so
 :meth:`PartitionRouter.assign` rebuilds every engine of a partition from that
 partition's rows alone.
 
+Each partition's next input offset is a row too (key ``\x00next``), written
+with the rows of every batch: the router applies each offset of a partition
+once and in order. A message below that offset is a redelivery and is skipped
+whole; a message above it means the shell missed messages (a consumer race,
+see ``streams/kafka/app.py``): the router holds it and every later message of
+that partition back in :attr:`BatchEffects.held`, and the shell seeks back.
+
 A message may carry several events (JSON Lines, one event a line); they
 share the message's offset. A ``clock`` without a tenant applies to every
 tenant of the partition it was read from (``routeq produce`` and the workers'
@@ -29,6 +36,7 @@ clock injection send one to every partition).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,8 +48,12 @@ from engine.rules import Rules
 from schemas.events import OVERFLOW_SEP, EventError, decode
 from schemas.outputs import Output, rejected
 
+log = logging.getLogger("routeq.worker")
+
 SEP = "\x00"
 FORWARDED = "event.forwarded"
+#: the row holding a partition's next input offset (an empty owner: no tenant's)
+OFFSET_ROW = (SEP + "next").encode()
 
 
 def row_key(owner: str, key: tuple[str, str, str]) -> bytes:
@@ -66,8 +78,13 @@ class BatchEffects:
     rejected: list[tuple[bytes | None, Output]] = field(default_factory=list)
     #: partition -> [(row key, row value or None)], one row per changed entity
     rows: dict[int, list[tuple[bytes, bytes | None]]] = field(default_factory=dict)
+    #: partition -> (expected offset, offset of the first message held back):
+    #: that message and the partition's later ones in the batch were not applied
+    held: dict[int, tuple[int, int]] = field(default_factory=dict)
     applied: int = 0
     duplicates: int = 0
+    #: messages skipped whole because their offset was applied already
+    redelivered: int = 0
 
 
 class PartitionRouter:
@@ -79,17 +96,24 @@ class PartitionRouter:
         self.partition_of: dict[str, int] = {}  # tenant -> input partition
         self.tenants_of: dict[int, list[str]] = {}  # partition -> tenants, first seen first
         self.assigned: set[int] = set()
+        self.next_offset: dict[int, int] = {}  # partition -> next input offset to apply
 
     # ------------------------------------------------------------ ownership
 
-    def assign(self, partition: int, rows: Iterable[tuple[bytes, bytes]]) -> int:
+    def assign(self, partition: int, rows: Iterable[tuple[bytes, bytes]],
+               start: int | None = None) -> int:
         """Take over ``partition``: rebuild its tenants' engines from its table rows.
 
-        Returns the number of engines restored.
+        ``start`` is where the partition's log begins: the next offset when the
+        rows hold none (nothing of it applied yet). Returns the number of
+        engines restored.
         """
         self.revoke([partition])
         by_owner: dict[str, list[tuple[tuple[str, str, str], Any]]] = {}
         for raw_key, raw_value in rows:
+            if raw_key == OFFSET_ROW and raw_value:
+                self.next_offset[partition] = int(raw_value)
+                continue
             if raw_value is None or raw_key.startswith((b"__faust", b"\x00")):
                 continue  # Faust's offset key; the shell's end-of-write marker
             owner, key = parse_row_key(raw_key)
@@ -101,6 +125,8 @@ class PartitionRouter:
             eng = Engine.restore(self.rules, by_owner[owner])
             eng.handoff = "external"
             self._own(owner, partition, eng)
+        if start is not None:
+            self.next_offset.setdefault(partition, start)
         self.assigned.add(partition)
         return len(order)
 
@@ -111,6 +137,12 @@ class PartitionRouter:
                 self.engines.pop(tenant, None)
                 self.partition_of.pop(tenant, None)
             self.assigned.discard(p)
+            self.next_offset.pop(p, None)
+
+    def skip_to(self, partition: int, offset: int) -> None:
+        """Accept that ``partition`` has no messages before ``offset`` still to
+        apply (a hole in the log: compaction, transaction markers)."""
+        self.next_offset[partition] = offset
 
     def _own(self, tenant: str, partition: int, eng: Engine) -> None:
         self.engines[tenant] = eng
@@ -123,12 +155,15 @@ class PartitionRouter:
         """Apply a batch of input messages ``(partition, offset, value)`` in order.
 
         Outputs carry ``offset`` (the message's offset in its partition) and
-        ``partition``.
+        ``partition``. A message whose offset is not its partition's next is not
+        applied: below it, it counts in ``redelivered``; above it, it and the
+        partition's later messages are held (``held``).
         """
         fx = BatchEffects()
         touched: dict[str, Engine] = {}
         outputs = fx.outputs
-        for partition, offset, value in _lines(messages):
+        advanced = self._admit(messages, fx)
+        for partition, offset, value in _lines(advanced):
             try:
                 ev = decode(value)
             except EventError as exc:
@@ -170,7 +205,31 @@ class PartitionRouter:
             dumps = orjson.dumps
             for key, rec in dirty.items():
                 part.append((row_key(name, key), None if rec is None else dumps(rec)))
+        nxt = self.next_offset
+        for p in {m[0] for m in advanced}:
+            rows.setdefault(p, []).append((OFFSET_ROW, str(nxt[p]).encode()))
         return fx
+
+    def _admit(self, messages: Iterable[tuple[int, int, bytes]],
+               fx: BatchEffects) -> list[tuple[int, int, bytes]]:
+        """The messages to apply: each partition's next offsets, in order."""
+        nxt = self.next_offset
+        held = fx.held
+        admitted = []
+        for m in messages:
+            p, offset = m[0], m[1]
+            if p in held:
+                continue
+            expected = nxt.get(p)
+            if expected is not None and offset != expected:
+                if offset < expected:
+                    fx.redelivered += 1
+                else:
+                    held[p] = (expected, offset)
+                continue
+            nxt[p] = offset + 1
+            admitted.append(m)
+        return admitted
 
     def _reject(self, exc: EventError, value: bytes, partition: int,
                 offset: int) -> tuple[bytes | None, Output]:
@@ -182,6 +241,72 @@ class PartitionRouter:
             out = rejected(str(exc), value, ts=exc.ts or 0, tenant=tenant, offset=offset)
         out["partition"] = partition
         return (tenant.encode() or None), out
+
+
+@dataclass
+class SeekBack:
+    """A partition sought back to ``expected`` because messages were missing."""
+
+    expected: int
+    seeks: int = 0
+    first: int = -1  # the first offset held in the latest batch that jumped
+    same: int = 0  # batches in a row whose first held offset was ``first``
+
+
+class SeekBacks:
+    """Where to seek the partitions that jumped past their next offset.
+
+    Faust may still deliver messages it fetched before a seek, and they move
+    its read position past the ones the seek brings again (it drops those).
+    So a partition is sought back at every batch that still jumps, until its
+    next offset arrives: the messages fetched before the first seek are finite.
+    When :data:`HOLE_AFTER` batches in a row jump to the same offset first, the
+    log has a hole there (compaction, transaction markers): the router skips to
+    it.
+    """
+
+    HOLE_AFTER = 5
+
+    def __init__(self, router: PartitionRouter) -> None:
+        self.router = router
+        self.pending: dict[int, SeekBack] = {}
+        self.total = 0
+        self.holes = 0
+
+    def on_held(self, held: dict[int, tuple[int, int]]) -> list[tuple[int, int]]:
+        """``(partition, offset)`` to seek to, for a batch's ``held``."""
+        seeks = []
+        for p, (expected, got) in held.items():
+            sb = self.pending.get(p)
+            if sb is None or sb.expected != expected:
+                sb = self.pending[p] = SeekBack(expected)
+                log.warning("partition %d: offsets from %d to %d were not delivered; "
+                            "seeking back to %d", p, expected, got - 1, expected)
+            elif got == sb.first:
+                sb.same += 1
+            else:
+                sb.first, sb.same = got, 1
+            sb.seeks += 1
+            self.total += 1
+            if sb.same >= self.HOLE_AFTER:
+                log.warning("partition %d: offset %d came first %d times after seeking "
+                            "back to %d: a hole in the log, skipped", p, got, sb.same,
+                            expected)
+                self.router.skip_to(p, got)
+                self.holes += 1
+                del self.pending[p]
+                seeks.append((p, got))
+            else:
+                seeks.append((p, expected))
+        return seeks
+
+    def on_in_order(self, partitions: Iterable[int]) -> None:
+        """These partitions' batches went on in order: they have caught up."""
+        for p in partitions:
+            sb = self.pending.pop(p, None)
+            if sb is not None:
+                log.info("partition %d: back in order at offset %d after %d seeks",
+                         p, sb.expected, sb.seeks)
 
 
 def _lines(messages: Iterable[tuple[int, int, bytes]]) -> Iterable[tuple[int, int, bytes]]:

@@ -8,10 +8,12 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine import Engine
 from schemas.events import decode
-from streams.kafka.router import PartitionRouter, original_cause
+from streams.kafka.router import OFFSET_ROW, PartitionRouter, SeekBacks, original_cause
 from streams.rules_file import load_rules
 from tests.integration.routeq import routeq
 
@@ -126,8 +128,16 @@ def test_redelivered_messages_are_ignored(trace: Any) -> None:
         again = [(p, i, log[i]) for i in range(max(0, len(log) - 200), len(log))]
         c.router.assign(p, c.table[p].items())
         fx = c.router.process(again)
-        assert fx.outputs == [] and fx.forwards == []
+        assert fx.outputs == [] and fx.forwards == [] and not fx.held
+        assert fx.redelivered == len(again)  # skipped by offset, not even decoded
+        # the same events in new messages (a producer's retry): the id window
+        renewed = [(p, len(log) + i, v) for i, (_, _, v) in enumerate(again)]
+        c.router.revoke([p])
+        c.router.assign(p, c.table[p].items())
+        fx = c.router.process(renewed)
+        assert fx.outputs == [] and fx.forwards == [] and fx.redelivered == 0
         assert fx.duplicates == sum(1 for _, _, v in again if b'"tenant"' in v)
+        log.extend(v for _, _, v in renewed)
     assert sum(map(len, c.out.values())) == total
     for line in lines[k:]:
         c.send(line)
@@ -171,3 +181,102 @@ def test_a_clock_without_tenant_reaches_the_partitions_tenants(tmp_path: Path) -
     fx = r.process([(0, 2, orjson.dumps({"type": "clock", "id": "k2", "ts": 5000}))])
     assert [(t, o["type"], o.get("why")) for t, o in fx.outputs][0] == (
         "s", "chat.requeued", "offer_timeout")
+
+
+def test_a_jump_past_the_next_offset_is_held_until_the_missing_come() -> None:
+    r = PartitionRouter(load_rules(None))
+    ev = [orjson.dumps({"type": "page.viewed", "id": f"e{i}", "ts": 1000 + i, "tenant": "t",
+                        "visitor": "v", "page": "/"}) for i in range(6)]
+    fx = r.process([(1, 10, ev[0]), (1, 11, ev[1]), (1, 14, ev[4]), (1, 15, ev[5])])
+    assert fx.applied == 2 and fx.held == {1: (12, 14)}
+    assert fx.rows[1][-1] == (OFFSET_ROW, b"12")
+    # the seek back brings 12 and 13 again, then the held ones
+    fx = r.process([(1, 12, ev[2]), (1, 13, ev[3]), (1, 14, ev[4]), (1, 15, ev[5])])
+    assert fx.applied == 4 and not fx.held and r.next_offset[1] == 16
+    # the next offset survives a restore from the rows
+    rows = dict(fx.rows[1])
+    r2 = PartitionRouter(load_rules(None))
+    r2.assign(1, rows.items())
+    assert r2.next_offset[1] == 16
+    assert r2.process([(1, 15, ev[5])]).redelivered == 1
+    # a hole in the log is skipped when the shell says so
+    r2.skip_to(1, 20)
+    assert r2.process([(1, 20, ev[5])]).held == {}
+
+
+def test_seek_backs_go_on_until_in_order_and_skip_a_hole() -> None:
+    r = PartitionRouter(load_rules(None))
+    seeks = SeekBacks(r)
+    # messages fetched before the seek keep coming: seek back at every batch
+    for got in (30, 35, 40):
+        assert seeks.on_held({2: (12, got)}) == [(2, 12)]
+    seeks.on_in_order([2])
+    assert not seeks.pending and seeks.total == 3 and seeks.holes == 0
+    # the log has nothing from 50 to 59: every seek to 50 brings 60 first
+    r.skip_to(3, 50)
+    answers = [seeks.on_held({3: (50, 60)}) for _ in range(SeekBacks.HOLE_AFTER + 1)]
+    assert answers[:-1] == [[(3, 50)]] * SeekBacks.HOLE_AFTER
+    assert answers[-1] == [(3, 60)] and seeks.holes == 1 and r.next_offset[3] == 60
+
+
+LOG_LEN = 120
+
+
+@st.composite
+def deliveries(draw: st.DrawFn) -> list[tuple[str, int]]:
+    """What a consumer may do: deliver the next k messages, lose k (its position
+    moves on, nothing delivered), go back j (a redelivery), restart the worker."""
+    step = st.one_of(st.tuples(st.just("deliver"), st.integers(1, 30)),
+                     st.tuples(st.just("lose"), st.integers(1, 10)),
+                     st.tuples(st.just("back"), st.integers(1, 40)),
+                     st.tuples(st.just("restart"), st.just(0)))
+    return draw(st.lists(step, max_size=25))
+
+
+@settings(max_examples=60, deadline=None)
+@given(plan=deliveries())
+def test_each_offset_is_applied_once_in_order_whatever_the_delivery(
+        trace: Any, plan: list[tuple[str, int]]) -> None:
+    """Lost, repeated and rewound deliveries, restarts from the table, and the
+    shell's seek back on a jump: every offset applied once, in order, and the
+    outputs are the embedded runtime's."""
+    lines, rules = trace
+    mine = [line for line in lines if b'"m02"' in line][:LOG_LEN]
+    table: dict[bytes, bytes] = {}
+    router = PartitionRouter(rules)
+    router.assign(0, table.items(), start=0)
+    applied: list[int] = []
+    outs: list[dict[str, Any]] = []
+    pos = 0
+
+    def deliver(k: int) -> None:
+        nonlocal pos
+        batch = [(0, o, mine[o]) for o in range(pos, min(pos + k, len(mine)))]
+        pos += len(batch)
+        before = router.next_offset[0]
+        fx = router.process(batch)
+        applied.extend(range(before, router.next_offset[0]))
+        for key, v in fx.rows.get(0, []):
+            if v is None:
+                table.pop(key, None)
+            else:
+                table[key] = v
+        outs.extend(norm(o) for _, o in fx.outputs)
+        if fx.held:  # the shell seeks back to the next offset
+            pos = fx.held[0][0]
+
+    for action, k in plan:
+        if action == "deliver":
+            deliver(k)
+        elif action == "lose":
+            pos = min(pos + k, len(mine))
+        elif action == "back":
+            pos = max(0, pos - k)
+        else:
+            router.revoke([0])
+            router.assign(0, table.items(), start=0)
+    for _ in range(3):  # the consumer goes on: a seek back at most, then the rest
+        deliver(LOG_LEN)
+    assert applied == list(range(len(mine)))
+    eng = Engine(rules)
+    assert outs == [norm(o) for i, line in enumerate(mine) for o in eng.apply(decode(line), i)]

@@ -127,12 +127,6 @@ def test_one_partition_gives_the_embedded_order(broker: str, marketplace: Any,
     check_same_outputs(embedded, got, platform_exact=True)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known bug, not found yet: when the first worker is stopped (SIGTERM) while the second "
-    "half of the trace is arriving, in about half of the runs a few input events of the "
-    "partitions it gave up are committed without being applied, and the new worker never "
-    "sees them (their visitors' state is missing). The restore itself is exact: the "
-    "changelog holds every row of the events applied (see test_kafka_router.py)."))
 def test_recovery_from_changelog(broker: str, marketplace: Any, tmp_path: Path) -> None:
     """Stop a worker mid-stream, delete its table data, start another: same outputs."""
     events, rules, embedded = marketplace
