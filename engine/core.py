@@ -846,14 +846,16 @@ class Engine:
 
     @classmethod
     def restore(
-        cls, rules: Rules, records: Iterable[tuple[EntityKey, Any]], *, track_dirty: bool = True
+        cls, rules: Rules, records: Iterable[tuple[EntityKey, Any]], *, track_dirty: bool = True,
+        handoff: str = "inline",
     ) -> Engine:
         """Rebuild an engine from persisted records (``take_dirty``/``snapshot``).
 
         Indexes, queues and timers are derived again; priorities are computed
         under ``rules``, which may differ from the rules that wrote the records.
+        ``handoff`` is as for :class:`Engine` (not a persisted setting).
         """
-        eng = cls(rules, track_dirty=track_dirty)
+        eng = cls(rules, track_dirty=track_dirty, handoff=handoff)
         by_kind: dict[str, list[tuple[str, str, Any]]] = {}
         for (kind, name, ident), rec in records:
             if rec is not None:

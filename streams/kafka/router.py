@@ -122,8 +122,7 @@ class PartitionRouter:
         # reach them in the same order after a restore
         order = sorted(by_owner, key=lambda o: _first_seq(by_owner[o]))
         for owner in order:
-            eng = Engine.restore(self.rules, by_owner[owner])
-            eng.handoff = "external"
+            eng = Engine.restore(self.rules, by_owner[owner], handoff="external")
             self._own(owner, partition, eng)
         if start is not None:
             self.next_offset.setdefault(partition, start)
