@@ -39,6 +39,7 @@ from typing import Any
 import orjson
 
 from benchmarks.mixed_events import write
+from streams.outfile import complete_lines, consume, output_offset
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUTEQ = [sys.executable, "-m", "streams.cli"]
@@ -53,30 +54,6 @@ def _env(crash: str | None) -> dict[str, str]:
     if crash:
         e["ROUTEQ_CRASH_POINT"] = crash
     return e
-
-
-def _lines(data: bytes) -> list[bytes]:
-    parts = data.split(b"\n")
-    parts.pop()
-    return parts
-
-
-def consume(runs: list[bytes]) -> list[bytes]:
-    """The README's consumer rule over the stdout of successive runs (as
-    tests/integration/routeq.py does)."""
-    kept: list[tuple[int, bytes]] = []
-    for data in runs:
-        high = kept[-1][0] if kept else -1
-        replaced = False
-        for line in _lines(data):
-            off = orjson.loads(line)["offset"]
-            if off < high:
-                continue
-            if off == high and not replaced:
-                kept = [k for k in kept if k[0] != high]
-                replaced = True
-            kept.append((off, line))
-    return [line for _, line in kept]
 
 
 def split_input(events: Path, d: Path, per_file: int) -> list[Path]:
@@ -131,8 +108,8 @@ def harness(d: Path, *, kills: int, events: int, seed: int, per_file: int | None
         runs.append(data)
         if code == -signal.SIGKILL:
             how[point.split(":")[0] if point else "outside"] += 1
-            got = _lines(data)
-            reached.append(orjson.loads(got[-1])["offset"] if got else -1)
+            got = complete_lines(data)
+            reached.append(output_offset(got[-1]) if got else -1)
         else:
             assert code == 0, f"exit {code}: {errtext.decode(errors='replace')}"
             break  # it finished before it could be killed again
@@ -141,7 +118,7 @@ def harness(d: Path, *, kills: int, events: int, seed: int, per_file: int | None
                           timeout=timeout, check=True)
     runs.append(last.stdout)
     got = consume(runs)
-    want = _lines(ref)
+    want = complete_lines(ref)
     assert got == want, f"seed {seed}: outputs differ from the uninterrupted run " \
                         f"({len(got)} vs {len(want)} lines)"
     exported = subprocess.run([*ROUTEQ, "export", "--state", str(d / "state")],
@@ -160,7 +137,7 @@ def harness(d: Path, *, kills: int, events: int, seed: int, per_file: int | None
         "offset_reached_at_kill": {"min": min(reached, default=-1),
                                    "max": max(reached, default=-1)},
         "lost": 0, "applied_twice": 0, "outputs": len(want),
-        "outputs_written_in_all_runs": sum(len(_lines(r)) for r in runs),
+        "outputs_written_in_all_runs": sum(len(complete_lines(r)) for r in runs),
         "uninterrupted_s": round(ref_s, 2), "killed_runs_s": round(killed_s, 2),
     }
 

@@ -10,14 +10,15 @@ short), and says that re-derived outputs with an offset below ``H`` are
 already there. Appending the re-derived outputs from
 ``H`` on then leaves the file exactly as an uninterrupted run would have.
 
-That is the consumer rule of the README, applied to the file by the runtime.
+That is the consumer rule of the README, applied to the file by the runtime;
+``consume`` is the same rule as a consumer of the runs' outputs applies it.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import orjson
 
@@ -93,3 +94,46 @@ def open_resumed(path: str, applied: int, logged: int) -> tuple[int, int]:
     os.ftruncate(fd, cut)
     os.lseek(fd, cut, os.SEEK_SET)
     return fd, high
+
+
+def complete_lines(data: bytes) -> list[bytes]:
+    """The complete lines of an output stream, without their newlines (an
+    incomplete last line, which a kill may leave, is not an output)."""
+    parts = data.split(b"\n")
+    parts.pop()  # "" after the last newline, or an incomplete line
+    return parts
+
+
+def output_offset(line: bytes) -> int:
+    """The ``offset`` of one output line; ValueError if it has none."""
+    off = _offset(line)
+    if off is None:
+        raise ValueError(f"not an output with an integer 'offset': {line[:200]!r}")
+    return off
+
+
+def consume(runs: Iterable[bytes]) -> list[bytes]:
+    """The README's consumer rule ("Duplicates after a restart") over the
+    outputs of successive runs of one ``--state``: what a consumer keeps.
+
+    ``runs`` are the bytes each run wrote, in order (the last may be the one
+    that finished). Keep H, the highest offset taken in; from a restarted run,
+    drop outputs whose offset is below H; its first output at H replaces the
+    outputs kept for H (a kill may have cut that group short); take everything
+    after H. Incomplete last lines are dropped. The result, for runs that ended
+    with one finishing, is the output lines of one uninterrupted run.
+    """
+    kept: list[tuple[int, bytes]] = []
+    for data in runs:
+        high = kept[-1][0] if kept else -1
+        replaced = False
+        for line in complete_lines(data):
+            off = output_offset(line)
+            if off < high:
+                continue
+            if off == high and not replaced:
+                while kept and kept[-1][0] == high:
+                    kept.pop()
+                replaced = True
+            kept.append((off, line))
+    return [line for _, line in kept]

@@ -6,9 +6,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-import orjson
+from streams.outfile import complete_lines, consume, output_offset
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUTEQ = [sys.executable, "-m", "streams.cli"]
@@ -33,35 +32,8 @@ def routeq(*args: str | Path, stdin: bytes | None = None, check: bool = True,
     return proc
 
 
-def lines(data: bytes) -> list[bytes]:
-    """The complete lines of an output stream (an incomplete last line is dropped)."""
-    parts = data.split(b"\n")
-    parts.pop()  # "" after the last newline, or an incomplete line
-    return parts
-
-
-def offset(line: bytes) -> int:
-    off: Any = orjson.loads(line)["offset"]
-    assert type(off) is int
-    return off
-
-
-def consume(runs: list[bytes]) -> list[bytes]:
-    """What a consumer keeps of the stdout of several runs of one ``--state``, by
-    the README's rule: remember H, the highest offset taken in; from a restarted
-    run skip outputs with an offset below H; its first output at H (if any)
-    replaces what was kept for H (a kill may have cut that group short); take
-    everything after."""
-    kept: list[tuple[int, bytes]] = []
-    for data in runs:
-        high = kept[-1][0] if kept else -1
-        replaced = False
-        for line in lines(data):
-            off = offset(line)
-            if off < high:
-                continue
-            if off == high and not replaced:
-                kept = [k for k in kept if k[0] != high]
-                replaced = True
-            kept.append((off, line))
-    return [line for _, line in kept]
+# The README's consumer rule (``consume``) and the line splitting it uses live in
+# streams/outfile.py; re-exported for the tests that import them from here.
+lines = complete_lines
+offset = output_offset
+__all__ = ["ROOT", "ROUTEQ", "consume", "env", "lines", "offset", "routeq"]
