@@ -18,7 +18,12 @@ its merchant's) and overall:
   escalation) to the first assignment, over assigned chats: ``wait_mean_s``,
   ``wait_p50_s``, ``wait_p90_s``, ``wait_p99_s``; ``wait_all_mean_s`` over
   assigned and abandoned chats (an abandoned chat counts the time it waited);
-- ``service_level``: share of human chats answered within ``sl_s`` (20 s);
+- ``service_level``: chats first assigned within ``sl_s`` (20 s) of entering
+  the human queue / ``human``, i.e. answered in time over *every* chat offered
+  to a person: abandoned chats (however soon they were abandoned) and chats
+  still waiting at the end count in the denominator and never as answered.
+  That is the contact-centre service level that counts abandoned contacts as
+  offered; the same definition, with the same denominator, is used per page;
   ``abandonment_rate``: abandoned / human;
 - ``occupancy``: chat-time held by the tenant's agents / capacity-time of
   its online agents (1.0 = every slot busy the whole time);
@@ -26,8 +31,10 @@ its merchant's) and overall:
   before, the share that went to that same agent;
 - ``skill_match_rate``: of assigned chats that needed a skill, the share
   whose agent has it;
-- ``by_page``: chats, mean wait and service level by the page the visitor was
-  on when asking;
+- ``by_page``: by the page the visitor was on when asking: ``chats``,
+  ``human``, ``assigned``, ``abandoned``, ``wait_mean_s`` (over assigned
+  chats, as overall) and ``service_level`` (within ``sl_s`` / ``human``, as
+  overall);
 - ``orders``, ``revenue``; ``chat_orders`` and ``chat_revenue``: those placed
   by a visitor within ``attribution_s`` (1 h) of a chat of theirs that was
   not abandoned.
@@ -48,6 +55,7 @@ from typing import Any
 import orjson
 
 SL_S = 20.0
+_PAGE_FIELDS = 6  # a page's row in a _Tally: see _Tally.pages
 ATTRIBUTION_S = 3600.0
 OUTCOMES = ("served", "abandoned", "bot")
 
@@ -93,7 +101,8 @@ class _Tally:
         self.within_sl = 0
         self.sticky_seen = self.sticky_hits = 0
         self.skill_seen = self.skill_hits = 0
-        self.pages: dict[str, list[float]] = {}  # page -> [chats, waits ms, answered, within]
+        # page -> [chats, waits ms, answered, within sl, human, abandoned]
+        self.pages: dict[str, list[float]] = {}
         self.orders = self.chat_orders = self.visitors = 0
         self.revenue = self.chat_revenue = 0.0
         # time integrals (agents of this tenant)
@@ -225,7 +234,7 @@ class Collector:
             page = c.page or "(none)"
             row = t.pages.get(page)
             if row is None:
-                row = t.pages[page] = [0, 0, 0, 0]
+                row = t.pages[page] = [0] * _PAGE_FIELDS
             row[0] += 1
 
     def _escalated(self, ev: dict[str, Any]) -> None:
@@ -314,6 +323,7 @@ class Collector:
         if c.counted:
             t = self._tally(c.tenant)
             t.human += 1
+            t.pages[c.page or "(none)"][4] += 1
             if c.escalated:
                 t.escalated += 1
 
@@ -396,6 +406,7 @@ class Collector:
             t = self._tally(c.tenant)
             t.abandoned += 1
             t.abandoned_wait_ms += o["ts"] - c.entered
+            t.pages[c.page or "(none)"][5] += 1
         self._finish(key, c, "abandoned", o["ts"])
 
     # ------------------------------------------------------------ report
@@ -429,8 +440,8 @@ def _add(into: _Tally, t: _Tally) -> None:
         elif isinstance(v, dict):
             dst = into.pages
             for page, row in v.items():
-                acc = dst.setdefault(page, [0, 0, 0, 0])
-                for i in range(4):
+                acc = dst.setdefault(page, [0] * _PAGE_FIELDS)
+                for i in range(_PAGE_FIELDS):
                     acc[i] += row[i]
         else:
             setattr(into, name, getattr(into, name) + v)
@@ -456,12 +467,14 @@ def _report(t: _Tally, sl_s: float) -> dict[str, Any]:
     human = t.human
     answered_or_left = t.assigned + t.abandoned
     by_page = {}
-    for page, (n, wait_ms, answered, within) in sorted(t.pages.items()):
+    for page, (n, wait_ms, answered, within, page_human, abandoned) in sorted(t.pages.items()):
         by_page[page] = {
             "chats": int(n),
+            "human": int(page_human),
             "assigned": int(answered),
+            "abandoned": int(abandoned),
             "wait_mean_s": round(wait_ms / answered / 1000.0, 3) if answered else None,
-            "service_level": _ratio(within, answered),
+            "service_level": _ratio(within, page_human),
         }
     return {
         "visitors": t.visitors,
@@ -549,7 +562,7 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("wait_p50_s", "wait p50 s", "f"),
     ("wait_p90_s", "wait p90 s", "f"),
     ("wait_p99_s", "wait p99 s", "f"),
-    ("service_level", "answered <= 20 s", "%"),
+    ("service_level", "answered <= {sl} s", "%"),
     ("abandonment_rate", "abandonment", "%"),
     ("occupancy", "occupancy", "%"),
     ("sticky_hit_rate", "sticky hits", "%"),
@@ -582,21 +595,28 @@ def table(summary: dict[str, Any], max_tenants: int = 6) -> str:
     shown = busiest[:max_tenants] if len(tenants) > 1 else []
     cols = ["overall", *shown]
     data = [overall, *(tenants[n] for n in shown)]
-    width = max(len(label) for _, label, _ in _ROWS)
+    sl = f"{overall.get('sl_s', SL_S):g}"
+    labels = [label.format(sl=sl) for _, label, _ in _ROWS]
+    width = max(len(label) for label in labels)
     cells = [[cell(d.get(key), fmt) for d in data] for key, _, fmt in _ROWS]
     colw = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
     lines = ["  ".join([" " * width, *(c.rjust(w) for c, w in zip(cols, colw, strict=True))])]
-    for (_, label, _), row in zip(_ROWS, cells, strict=True):
+    for label, row in zip(labels, cells, strict=True):
         lines.append("  ".join([label.ljust(width),
                                 *(c.rjust(w) for c, w in zip(row, colw, strict=True))]))
     if len(tenants) > len(shown) + (0 if shown else 1):
         lines.append(f"({len(tenants)} tenants in all; every one is in summary.json)")
     pages = overall.get("by_page", {})
     if pages:
+        # the same definitions as the rows above: service level over the chats
+        # for a human (abandoned included), mean wait over the assigned ones
+        head = ("chats", "for a human", "abandoned", "wait mean s", f"answered <= {sl} s")
         lines.append("")
-        lines.append(f"{'page':{width}}  {'chats':>7}  {'wait mean s':>11}  {'<= 20 s':>7}")
+        lines.append("  ".join([f"{'page':{width}}", *head]))
         for page, row in sorted(pages.items(), key=lambda kv: -kv[1]["chats"]):
-            lines.append(f"{page:{width}}  {row['chats']:>7,}  "
-                         f"{cell(row['wait_mean_s'], 'f'):>11}  "
-                         f"{cell(row['service_level'], '%'):>7}")
+            vals = (cell(row["chats"], "d"), cell(row.get("human"), "d"),
+                    cell(row.get("abandoned"), "d"), cell(row["wait_mean_s"], "f"),
+                    cell(row["service_level"], "%"))
+            lines.append("  ".join([f"{page:{width}}",
+                                    *(v.rjust(len(h)) for v, h in zip(vals, head, strict=True))]))
     return "\n".join(lines)

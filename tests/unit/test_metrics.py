@@ -74,10 +74,39 @@ def test_counts_waits_rates_and_attribution() -> None:
     # a1 held chats 50 + 340 + 90 s, a2 280 s, of 2 x 600 s online
     assert o["occupancy"] == pytest.approx((50 + 340 + 90 + 280) / 1200, abs=1e-6)
     pages = o["by_page"]
-    assert pages["cart"] == {"chats": 2, "assigned": 2, "wait_mean_s": 0.0, "service_level": 1.0}
+    assert pages["cart"] == {"chats": 2, "human": 2, "assigned": 2, "abandoned": 0,
+                             "wait_mean_s": 0.0, "service_level": 1.0}
     assert pages["detail"]["wait_mean_s"] == pytest.approx(30.0)
-    assert pages["home"] == {"chats": 1, "assigned": 0, "wait_mean_s": None,
-                             "service_level": None}
+    assert pages["detail"]["service_level"] == 0.0
+    # c4 was abandoned: offered to a human and not answered, so it counts
+    assert pages["home"] == {"chats": 1, "human": 1, "assigned": 0, "abandoned": 1,
+                             "wait_mean_s": None, "service_level": 0.0}
+
+
+def test_service_level_has_one_denominator_overall_and_by_page() -> None:
+    """Service level = answered within 20 s / every chat offered to a human:
+    a chat abandoned after 5 s and one still waiting at the end count against
+    it, overall and by page alike."""
+    b = EventBuilder()
+    events = [validate(e) for e in [
+        b.agent("a1", capacity=1, ts=s(0)),
+        b.page("v1", "cart", ts=s(1)), b.request("v1", "c1", ts=s(2)),  # answered at once
+        b.page("v2", "cart", ts=s(3)), b.request("v2", "c2", ts=s(4)),  # waits ...
+        b.leave("v2", ts=s(9)),  # ... and gives up after 5 s
+        b.page("v3", "cart", ts=s(10)), b.request("v3", "c3", ts=s(11)),  # waits ...
+        b.end("c1", ts=s(51)),  # ... and is answered after 40 s
+        b.page("v4", "checkout", ts=s(60)), b.request("v4", "c4", ts=s(61)),  # still waiting
+    ]]
+    o = collect(events, run_engine(events)).summary()["overall"]
+    assert (o["human"], o["assigned"], o["abandoned"], o["open"]) == (4, 2, 1, 2)  # c3, c4
+    assert o["service_level"] == pytest.approx(1 / 4)
+    cart, checkout = o["by_page"]["cart"], o["by_page"]["checkout"]
+    assert (cart["human"], cart["assigned"], cart["abandoned"]) == (3, 2, 1)
+    assert cart["service_level"] == pytest.approx(1 / 3)  # not 1/2 (c1 of c1, c3)
+    assert cart["wait_mean_s"] == pytest.approx(20.0)  # over the assigned: (0 + 40) / 2
+    assert (checkout["human"], checkout["service_level"]) == (1, 0.0)
+    text = table({"overall": o})
+    assert "answered <= 20 s" in text and "25.0%" in text and "33.3%" in text
 
 
 def test_window_leaves_out_chats_before_it() -> None:
