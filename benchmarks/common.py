@@ -7,17 +7,23 @@
   quote it with every figure);
 - :func:`summary` — median, min, max and the relative spread of repetitions;
 - :func:`pct` — nearest-rank percentile;
-- :func:`write_json` — results written as indented JSON.
+- :func:`write_json` — results written as indented JSON;
+- :func:`parser` — the command line every ``python -m benchmarks.NAME`` starts
+  with (its doc as help, ``--quick``, ``--seed``, ``--out``);
+- :class:`Record` — a run's results document: environment and load average
+  taken when it starts, the load after, written and summed up at the end;
+- :func:`progress` — a progress line on stderr.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +95,52 @@ def write_json(path: Path | str, doc: Any) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+
+
+def progress(msg: str) -> None:
+    """A progress line on stderr (stdout is for the summary)."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def parser(name: str, doc: str | None, *, quick: str, seed: int) -> argparse.ArgumentParser:
+    """The arguments of ``python -m benchmarks.NAME``: the module's ``doc`` as its
+    help, ``--quick`` (``quick`` says what it changes), ``--seed`` (default
+    ``seed``) and ``--out`` (default ``benchmarks/results/NAME.json``, the file
+    BENCHMARKS.md is made from). The benchmark adds its own."""
+    ap = argparse.ArgumentParser(prog=f"python -m benchmarks.{name}", description=doc,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help=quick)
+    ap.add_argument("--seed", type=int, default=seed,
+                    help=f"seed of the generated workload (default {seed})")
+    out = RESULTS / f"{name}.json"
+    ap.add_argument("--out", type=Path, default=out, metavar="FILE.json",
+                    help=f"where the results go (default {out.relative_to(ROOT)})")
+    return ap
+
+
+class Record:
+    """The results document of one benchmark run.
+
+    Made when the run starts, so that it names the commit measured (not the one
+    at the end) and the load average before; :meth:`document` adds the load
+    after and the benchmark's own fields; :meth:`finish` writes it and prints
+    the summary lines and the load average.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.load_before = loadavg()
+        self.env = environment()
+
+    def document(self, quick: bool, **fields: Any) -> dict[str, Any]:
+        return {"benchmark": self.name, **self.env, "load_average_before": self.load_before,
+                "load_average_after": loadavg(), "quick": quick, **fields}
+
+    def finish(self, path: Path, doc: dict[str, Any], lines: Iterable[str]) -> int:
+        """Write ``doc`` to ``path``, print ``lines`` and the load average; exit code 0."""
+        write_json(path, doc)
+        for line in lines:
+            print(line)
+        print(f"load average {self.load_before} -> {doc['load_average_after']}; "
+              f"results: {path}")
+        return 0

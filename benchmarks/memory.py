@@ -26,7 +26,6 @@ under 1 KiB per active visitor.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import random
@@ -34,10 +33,9 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS, environment, loadavg, write_json
+from benchmarks.common import Record, parser
 from benchmarks.engine_apply import (
     CAPACITY,
     CATEGORIES,
@@ -52,7 +50,6 @@ from benchmarks.engine_apply import (
 from engine import Engine, parse_rules
 from schemas.events import validate
 
-DEFAULT_OUT = RESULTS / "memory.json"
 TARGET_VISITOR_BYTES = 1024
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -154,21 +151,17 @@ def measure(visitors: int, chats: int, agents: int, seed: int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.memory", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="100,000 visitors")
+    ap = parser("memory", __doc__, quick="100,000 visitors, 2,000 agents", seed=1)
     ap.add_argument("--visitors", type=int, help="active visitors (default 1,000,000)")
-    ap.add_argument("--chats", type=int, help="waiting chats (default 50,000)")
-    ap.add_argument("--agents", type=int, help="agents (default 7,500)")
+    ap.add_argument("--chats", type=int,
+                    help="waiting chats (default 50,000, at most half the visitors)")
+    ap.add_argument("--agents", type=int, help="agents (default 7,500; quick 2,000)")
     ap.add_argument("--no-tracemalloc", action="store_true", help="RSS deltas only")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args(argv)
     visitors = args.visitors or (100_000 if args.quick else 1_000_000)
     chats = args.chats or min(50_000, visitors // 2)
     agents = args.agents or (2_000 if args.quick else 7_500)
-    load_before = loadavg()
-    env = environment()  # the commit measured, not the one at the end
+    record = Record("memory")
     gc.disable()  # collections only where measured (as routeq run, which turns cyclic GC off)
     try:
         t0 = time.perf_counter()
@@ -182,23 +175,18 @@ def main(argv: list[str] | None = None) -> int:
             tracemalloc.stop()
     finally:
         gc.enable()
-    doc = {
-        "benchmark": "memory", **env,
-        "load_average_before": load_before, "load_average_after": loadavg(),
-        "quick": args.quick, "visitors": visitors, "waiting_chats": chats, "agents": agents,
-        "seed": args.seed, "rss": by_rss, "tracemalloc": by_tm,
-        "rss_pass_s": round(rss_s, 1),
-        "target": {"visitor_bytes": TARGET_VISITOR_BYTES},
-        "visitor_target_met": by_rss["visitor_bytes"] < TARGET_VISITOR_BYTES,
-    }
-    write_json(args.out, doc)
-    print(f"{visitors:,} visitors, {chats:,} waiting chats, {agents:,} agents (bytes each)")
-    for name, m in (("RSS", by_rss), ("tracemalloc", by_tm)):
-        if m is not None:
-            print(f"  {name:12} visitor {m['visitor_bytes']:>7,}  waiting chat "
-                  f"{m['waiting_chat_bytes']:>7,}  agent {m['agent_bytes']:>8,}")
-    print(f"load average {load_before} -> {doc['load_average_after']}; results: {args.out}")
-    return 0
+    doc = record.document(
+        args.quick, visitors=visitors, waiting_chats=chats, agents=agents,
+        seed=args.seed, rss=by_rss, tracemalloc=by_tm,
+        rss_pass_s=round(rss_s, 1),
+        target={"visitor_bytes": TARGET_VISITOR_BYTES},
+        visitor_target_met=by_rss["visitor_bytes"] < TARGET_VISITOR_BYTES,
+    )
+    head = f"{visitors:,} visitors, {chats:,} waiting chats, {agents:,} agents (bytes each)"
+    return record.finish(args.out, doc, [head, *(
+        f"  {name:12} visitor {m['visitor_bytes']:>7,}  waiting chat "
+        f"{m['waiting_chat_bytes']:>7,}  agent {m['agent_bytes']:>8,}"
+        for name, m in (("RSS", by_rss), ("tracemalloc", by_tm)) if m is not None)])
 
 
 if __name__ == "__main__":

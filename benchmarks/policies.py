@@ -20,18 +20,14 @@ all alike), and placing-decision latency p50/p99.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import sys
 import time
-from pathlib import Path
 
-from benchmarks.common import RESULTS, environment, loadavg, summary, write_json
+from benchmarks.common import Record, parser, progress, summary
 from benchmarks.engine_apply import Stream, build_stream, fresh_engine, run_latency
 from engine import Rules, parse_rules
 from engine.rules import POLICIES
-
-DEFAULT_OUT = RESULTS / "policies.json"
 
 
 def run_engine(rules: Rules, s: Stream) -> tuple[float, float]:
@@ -52,30 +48,22 @@ def run_engine(rules: Rules, s: Stream) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.policies", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="fewer events and repetitions")
-    ap.add_argument("--agents", type=int, default=200)
-    ap.add_argument("--waiting", type=int, default=2000)
+    ap = parser("policies", __doc__, quick="fewer events and repetitions", seed=20260101)
+    ap.add_argument("--agents", type=int, default=200, help="agents online (default 200)")
+    ap.add_argument("--waiting", type=int, default=2000,
+                    help="chats kept waiting (default 2,000)")
     ap.add_argument("--events", type=int, help="measured events (default 200,000; quick 30,000)")
     ap.add_argument("--reps", type=int, help="interleaved repetitions (default 5; quick 3)")
-    ap.add_argument("--seed", type=int, default=20260101)
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args(argv)
     events = args.events or (30_000 if args.quick else 200_000)
     reps = args.reps or (3 if args.quick else 5)
-    load_before = loadavg()
-    env = environment()  # the commit measured, not the one at the end
-
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
+    record = Record("policies")
     rules = {p: parse_rules({"policy": p}) for p in POLICIES}
     streams: dict[str, Stream] = {}
     for p in POLICIES:
         t0 = time.perf_counter()
         streams[p] = build_stream(rules[p], args.agents, args.waiting, events, args.seed)
-        log(f"{p}: built {len(streams[p].measured):,} events, {streams[p].decisions:,} "
+        progress(f"{p}: built {len(streams[p].measured):,} events, {streams[p].decisions:,} "
             f"decisions in {time.perf_counter() - t0:.1f}s")
     eps: dict[str, list[float]] = {p: [] for p in POLICIES}
     cpu_eps: dict[str, list[float]] = {p: [] for p in POLICIES}
@@ -89,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
                 wall, cpu = run_engine(rules[p], streams[p])
                 eps[p].append(wall)
                 cpu_eps[p].append(cpu)
-            log(f"rep {i + 1}/{reps}: " + ", ".join(f"{p} {cpu_eps[p][-1]:,.0f}"
-                                                    for p in POLICIES) + " (CPU events/s)")
+            progress(f"rep {i + 1}/{reps}: " + ", ".join(f"{p} {cpu_eps[p][-1]:,.0f}"
+                                                         for p in POLICIES) + " (CPU events/s)")
         latency = {p: run_latency(rules[p], streams[p]) for p in POLICIES}
     finally:
         gc.unfreeze()
@@ -108,21 +96,14 @@ def main(argv: list[str] | None = None) -> int:
             "placing_p99_us": latency[p]["p99_us"],
             "all_p99_us": latency[p]["all_p99_us"],
         }
-    doc = {
-        "benchmark": "policies", **env,
-        "load_average_before": load_before, "load_average_after": loadavg(),
-        "quick": args.quick, "agents": args.agents, "waiting_target": args.waiting,
-        "events": events, "reps": reps, "seed": args.seed, "policies": results,
-    }
-    write_json(args.out, doc)
-    print(f"{'policy':18} {'events/s':>10} {'ev/CPU s':>10} {'/priority':>10} {'p50 us':>8} "
-          f"{'p99 us':>8}")
-    for p, r in results.items():
-        print(f"{p:18} {r['events_per_s']['median']:>10,} {r['events_per_cpu_s']['median']:>10,} "
-              f"{r['over_priority']['median']:>10.3f} "
-              f"{r['placing_p50_us']:>8} {r['placing_p99_us']:>8}")
-    print(f"load average {load_before} -> {doc['load_average_after']}; results: {args.out}")
-    return 0
+    doc = record.document(args.quick, agents=args.agents, waiting_target=args.waiting,
+                          events=events, reps=reps, seed=args.seed, policies=results)
+    head = (f"{'policy':18} {'events/s':>10} {'ev/CPU s':>10} {'/priority':>10} {'p50 us':>8} "
+            f"{'p99 us':>8}")
+    return record.finish(args.out, doc, [head, *(
+        f"{p:18} {r['events_per_s']['median']:>10,} {r['events_per_cpu_s']['median']:>10,} "
+        f"{r['over_priority']['median']:>10.3f} {r['placing_p50_us']:>8} {r['placing_p99_us']:>8}"
+        for p, r in results.items())])
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ the extrapolation is a lower bound on the time, not a measurement).
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -35,9 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS, ROOT, environment, loadavg, summary, write_json
+from benchmarks.common import ROOT, Record, parser, progress, summary
 
-DEFAULT_OUT = RESULTS / "replay.json"
 ROUTEQ = [sys.executable, "-m", "streams.cli"]
 TARGET_EVENTS = 10_000_000
 TARGET_S = 60.0
@@ -57,18 +55,13 @@ def routeq(args: list[str]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.replay", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="2 simulated hours, 2 repetitions")
+    ap = parser("replay", __doc__, quick="2 simulated hours, 2 repetitions", seed=1)
     ap.add_argument("--hours", type=float, help="simulated hours (default 24; quick 2)")
     ap.add_argument("--reps", type=int, help="repetitions (default 3; quick 2)")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args(argv)
     hours = args.hours or (2.0 if args.quick else 24.0)
     reps = args.reps or (2 if args.quick else 3)
-    load_before = loadavg()
-    env = environment()  # the commit measured, not the one at the end
+    record = Record("replay")
     work = Path(tempfile.mkdtemp(prefix="routeq-replay-bench-"))
     try:
         trace = work / "trace"
@@ -78,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         with events_file.open("rb") as f:
             n = sum(1 for _ in f)
         size = events_file.stat().st_size
-        print(f"trace: {hours:g} h, {n:,} events, {size / 1e6:.0f} MB, simulated in "
-              f"{sim_s:.1f} s", file=sys.stderr, flush=True)
+        progress(f"trace: {hours:g} h, {n:,} events, {size / 1e6:.0f} MB, simulated in "
+                 f"{sim_s:.1f} s")
         state = work / "state"
 
         def run_mem() -> float:
@@ -100,9 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(reps):
             for k, f in cases.items():
                 walls[k].append(f())
-            print(f"rep {i + 1}/{reps}: " + ", ".join(
-                f"{k} {n / w[-1]:,.0f} ev/s" for k, w in walls.items()),
-                file=sys.stderr, flush=True)
+            progress(f"rep {i + 1}/{reps}: " + ", ".join(
+                f"{k} {n / w[-1]:,.0f} ev/s" for k, w in walls.items()))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results: dict[str, Any] = {}
@@ -111,21 +103,16 @@ def main(argv: list[str] | None = None) -> int:
         med = summary(eps)["median"]
         results[k] = {"wall_s": summary(w, 2), "events_per_s": summary(eps),
                       "extrapolated_10m_s": round(TARGET_EVENTS / med, 1)}
-    doc = {
-        "benchmark": "replay", **env,
-        "load_average_before": load_before, "load_average_after": loadavg(),
-        "quick": args.quick, "scenario": "double11", "hours": hours, "seed": args.seed,
-        "events": n, "input_bytes": size, "simulate_s": round(sim_s, 2), "reps": reps,
-        "target": {"events": TARGET_EVENTS, "seconds": TARGET_S},
-        "results": results,
-    }
-    write_json(args.out, doc)
-    for k, r in results.items():
-        print(f"{k:10} {r['events_per_s']['median']:>9,} events/s  ({n:,} events in "
-              f"{r['wall_s']['median']} s; 10M events ~{r['extrapolated_10m_s']} s, "
-              f"target {TARGET_S:g} s)")
-    print(f"load average {load_before} -> {doc['load_average_after']}; results: {args.out}")
-    return 0
+    doc = record.document(
+        args.quick, scenario="double11", hours=hours, seed=args.seed,
+        events=n, input_bytes=size, simulate_s=round(sim_s, 2), reps=reps,
+        target={"events": TARGET_EVENTS, "seconds": TARGET_S},
+        results=results,
+    )
+    return record.finish(args.out, doc, (
+        f"{k:10} {r['events_per_s']['median']:>9,} events/s  ({n:,} events in "
+        f"{r['wall_s']['median']} s; 10M events ~{r['extrapolated_10m_s']} s, "
+        f"target {TARGET_S:g} s)" for k, r in results.items()))
 
 
 if __name__ == "__main__":
