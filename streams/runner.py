@@ -17,6 +17,7 @@ from typing import Any
 
 from engine import RulesError
 from streams.inputs import InputError, check_inputs, read_chunks, total_bytes
+from streams.options import add_number, add_rules, fail
 from streams.outfile import open_resumed
 from streams.rules_file import read_rules
 from streams.runtime import (
@@ -43,10 +44,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     )
     run.add_argument("events", nargs="*", default=["-"], metavar="EVENTS",
                      help="event files (JSON Lines), or - for stdin (default)")
-    run.add_argument("--rules", metavar="R.toml",
-                     help="rules file (default: the rules recorded in --state, else the "
-                          "built-in defaults); other rules than the recorded ones are "
-                          "deployed from the end of the log on")
+    add_rules(run, default="the rules recorded in --state, else the built-in defaults",
+              more="; other rules than the recorded ones are deployed from the end of the "
+                   "log on")
     run.add_argument("--state", metavar="DIR",
                      help="durable state directory (one rocksdict database): input log, "
                           "entities, checkpoint")
@@ -55,25 +55,17 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
                           "appends to it without duplicates")
     run.add_argument("--strict", action="store_true",
                      help="stop at the first bad line with exit code 2")
-    run.add_argument("--checkpoint-every", type=int, default=DEFAULT_CHECKPOINT_EVENTS,
-                     metavar="N", help="checkpoint every N events (default %(default)s)")
-    run.add_argument("--checkpoint-ms", type=int, default=DEFAULT_CHECKPOINT_MS, metavar="T",
-                     help="... or every T ms of wall time while input flows "
-                          "(default %(default)s)")
+    add_number(run, "--checkpoint-every", default=DEFAULT_CHECKPOINT_EVENTS, minimum=1,
+               metavar="N", help="checkpoint every N events")
+    add_number(run, "--checkpoint-ms", default=DEFAULT_CHECKPOINT_MS, minimum=1, metavar="T",
+               help="... or every T ms of wall time while input flows")
     run.add_argument("--sync", action="store_true",
                      help="fsync every write of the state (survives power loss, slower)")
     run.add_argument("--quiet", action="store_true", help="no summary or progress on stderr")
     return run
 
 
-def fail(message: str) -> int:
-    print(f"routeq: {message}", file=sys.stderr)
-    return 2
-
-
 def main(args: argparse.Namespace) -> int:
-    if args.checkpoint_every < 1 or args.checkpoint_ms < 1:
-        return fail("--checkpoint-every and --checkpoint-ms must be at least 1")
     try:
         check_inputs(args.events)
         rules, rules_text = read_rules(args.rules)  # before the state is touched

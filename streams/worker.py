@@ -8,7 +8,6 @@ import logging
 import os
 import shutil
 import socket
-import sys
 
 from engine import RulesError
 from streams.kafka.settings import (
@@ -21,6 +20,7 @@ from streams.kafka.settings import (
     ensure_topics,
     settings_from,
 )
+from streams.options import add_number, add_rules, fail
 from streams.rules_file import load_rules
 
 
@@ -33,29 +33,29 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
         "(RocksDB). Start several with the same --app-id to share the partitions.",
     )
     add_topic_options(p)
-    p.add_argument("--rules", metavar="R.toml", help="rules file (default: built-in)")
+    add_rules(p, default="built-in")
     p.add_argument("--app-id", default=DEFAULT_APP_ID,
                    help="Faust app id = consumer group and table prefix (default %(default)s)")
     p.add_argument("--data-dir", default=None,
                    help="local table data (default: routeq-worker-data/HOSTNAME-PID)")
-    p.add_argument("--batch", type=int, default=DEFAULT_BATCH,
-                   help="events per batch at most (default %(default)s)")
-    p.add_argument("--batch-ms", type=int, default=DEFAULT_BATCH_MS,
-                   help="wait at most this long to fill a batch (default %(default)s)")
-    p.add_argument("--clock-ms", type=int, default=DEFAULT_CLOCK_MS,
-                   help="inject a clock event (wall time) into each owned partition this "
-                        "often so timers fire on quiet partitions; 0 = never, for replaying "
-                        "traces whose event time is not now (default %(default)s)")
-    p.add_argument("--fetch-wait-ms", type=int, default=DEFAULT_FETCH_WAIT_MS, metavar="T",
-                   help="longest a fetch waits at the broker for records (Faust's 1500 "
-                        "adds latency on brokers that hold fetches; default %(default)s)")
+    add_number(p, "--batch", default=DEFAULT_BATCH, minimum=1,
+               help="events per batch at most")
+    add_number(p, "--batch-ms", default=DEFAULT_BATCH_MS, minimum=0,
+               help="wait at most this long (ms) to fill a batch")
+    add_number(p, "--clock-ms", default=DEFAULT_CLOCK_MS, minimum=0,
+               help="inject a clock event (wall time) into each owned partition this "
+                    "often so timers fire on quiet partitions; 0 = never, for replaying "
+                    "traces whose event time is not now")
+    add_number(p, "--fetch-wait-ms", default=DEFAULT_FETCH_WAIT_MS, minimum=0, metavar="T",
+               help="longest a fetch waits at the broker for records, in ms; Faust's 1500 "
+                    "adds latency on brokers that hold fetches")
     p.add_argument("--guarantee", choices=("at_least_once", "exactly_once"),
                    default="at_least_once", help="Faust processing guarantee (default "
                    "%(default)s; see the README before using exactly_once)")
-    p.add_argument("--session-timeout", type=float, default=60.0, metavar="S",
-                   help="consumer group session timeout in seconds (default %(default)s)")
-    p.add_argument("--heartbeat", type=float, default=3.0, metavar="S",
-                   help="consumer group heartbeat interval in seconds (default %(default)s)")
+    add_number(p, "--session-timeout", default=60.0, minimum=1.0, metavar="S",
+               help="consumer group session timeout in seconds")
+    add_number(p, "--heartbeat", default=3.0, minimum=0.1, metavar="S",
+               help="consumer group heartbeat interval in seconds")
     p.add_argument("--loglevel", default="WARNING", help="(default %(default)s)")
     return p
 
@@ -64,8 +64,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         rules = load_rules(args.rules)
     except (OSError, RulesError) as exc:
-        print(f"routeq worker: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc), "worker")
     data_dir = args.data_dir or os.path.join(
         "routeq-worker-data", f"{socket.gethostname()}-{os.getpid()}")
     s = settings_from(
