@@ -38,8 +38,6 @@ class WhatIfCollector(Collector):
         self.bin_ms = max(60_000, -(-(t1 - t0) // bins))
         self.nbins = max(1, -(-(t1 - t0) // self.bin_ms))
         self.page_waits: dict[str, list[int]] = {}
-        self.page_human: dict[str, int] = {}
-        self.page_abandoned: dict[str, int] = {}
         self.high_value: set[tuple[str, str]] = set()
         self.hv_human = self.hv_abandoned = 0
         self.bin_human = [0] * self.nbins
@@ -117,7 +115,6 @@ class WhatIfCollector(Collector):
         page = c.page or "(none)"
         counted = c.counted
         if not was_human and c.human and counted:
-            self.page_human[page] = self.page_human.get(page, 0) + 1
             if (c.tenant, c.visitor) in self.high_value:
                 self.hv_human += 1
             self.bin_human[self._bin(c.entered)] += 1
@@ -135,10 +132,8 @@ class WhatIfCollector(Collector):
         elif typ == "chat.abandoned":
             self._queue_to(ts)
             self.waiting.discard(key)
-            if counted:
-                self.page_abandoned[page] = self.page_abandoned.get(page, 0) + 1
-                if (c.tenant, c.visitor) in self.high_value:
-                    self.hv_abandoned += 1
+            if counted and (c.tenant, c.visitor) in self.high_value:
+                self.hv_abandoned += 1
 
     # ------------------------------------------------------------ report
 
@@ -148,16 +143,19 @@ class WhatIfCollector(Collector):
         self._queue_to(min(end, self.busy_until))
         for key in list(self.agent_int):
             self._agent_to(key, end)
-        doc["whatif"] = self._extras()
+        doc["whatif"] = self._extras(doc["overall"]["by_page"])
         return doc
 
-    def _extras(self) -> dict[str, Any]:
+    def _extras(self, by_page: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """``by_page``: the overall summary's (chats for a human and abandoned by page)."""
+        asked = sorted(p for p, row in by_page.items() if row["human"])
+
         def group(pages: tuple[str, ...] | None) -> dict[str, Any]:
-            names = [p for p in self.page_human if pages is None or p in pages]
+            names = [p for p in asked if pages is None or p in pages]
             waits = sorted(w for p in self.page_waits if pages is None or p in pages
                            for w in self.page_waits[p])
-            human = sum(self.page_human.get(p, 0) for p in names)
-            aband = sum(self.page_abandoned.get(p, 0) for p in names)
+            human = sum(by_page[p]["human"] for p in names)
+            aband = sum(by_page[p]["abandoned"] for p in names)
             return {
                 "human": human,
                 "abandoned": aband,
@@ -176,7 +174,7 @@ class WhatIfCollector(Collector):
                if waits else [])
         span = self.bin_ms
         return {
-            "pages": {p: group((p,)) for p in sorted(self.page_human)},
+            "pages": {p: group((p,)) for p in asked},
             "cart_checkout": group(CART_CHECKOUT),
             "high_value": {
                 "human": self.hv_human, "abandoned": self.hv_abandoned,
