@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from streams.service import Item, Service, abandonment, service_level
@@ -86,4 +86,10 @@ class _StateCollector(Collector):
             if a is not None:
                 ab.add_metric([name], a)
         log.add_metric([], self.service.offset)
-        yield from (queue, online, held, occ, sl, ab, log)
+        resumed = CounterMetricFamily(
+            "routeq_resume_reads", "What resuming streams and webhooks older than the "
+            "in-memory history read: stored outputs, or log inputs re-applied (a resume "
+            "from before the outputs were kept)", labels=["what"])
+        resumed.add_metric(["stored_outputs"], self.service.read_stored)
+        resumed.add_metric(["replayed_inputs"], self.service.replayed)
+        yield from (queue, online, held, occ, sl, ab, log, resumed)

@@ -24,7 +24,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,10 @@ DEFAULT_MAX_BODY = 1 << 20
 DEFAULT_MAX_QUEUE = 100_000
 RETRY_AFTER_S = 1
 HEARTBEAT_S = 15.0
+#: outputs read from the state's stored outputs at a time (a resume from long ago)
+PAGE = 10_000
+#: outputs a webhook delivery holds at most (more where one input's outputs go on)
+WEBHOOK_BATCH = 1_000
 STATIC = Path(__file__).resolve().parent / "dashboard"
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl",
                 "application/json-lines", "application/jsonlines", "text/plain")
@@ -331,10 +335,15 @@ class App:
                         if svc.layout is None:
                             raise web.HTTPGone(text=f"outputs before offset {hf} are no "
                                                f"longer kept (the server runs in memory)")
-                        old = await asyncio.to_thread(svc.replay_range, cursor, hf, tenant)
-                        if old:
-                            yield old
-                            last = old[-1].cursor
+                        # older than the history: from the stored outputs, a page at
+                        # a time, starting where the cursor is
+                        pos: Cursor | None = cursor
+                        while pos is not None:
+                            old, pos = await asyncio.to_thread(svc.read_range, pos, hf,
+                                                               tenant, PAGE)
+                            if old:
+                                yield old
+                                last = old[-1].cursor
                     assert last is not None
                     hist = [it for it in hist if it.cursor > last]
                     if hist:
@@ -487,26 +496,42 @@ class App:
             self.service.idle()
 
     async def _webhook(self, tenant: str, url: str) -> None:
-        """POST the tenant's outputs (NDJSON) to ``url``, retrying with backoff."""
+        """POST the tenant's outputs (NDJSON) to ``url``, retrying with backoff,
+        from the position its receiver acknowledged last (stored with
+        ``--state``, so a restart goes on from there: at least once)."""
+        svc = self.service
+        start = svc.webhook_position(tenant)
+        if start is None:  # a new webhook: from now on (stored at once, so a
+            start = (svc.offset, -1)  # restart before the first delivery misses none)
+            svc.save_webhook_position(tenant, start)
         timeout = ClientTimeout(total=10)
         async with ClientSession(timeout=timeout) as http:
-            async for items in self.follow(tenant, None):
-                if not items:
-                    continue
-                body = b"".join(it.line + b"\n" for it in items)
-                delay = 0.2
-                while not self.closing.is_set():
-                    try:
-                        async with http.post(url, data=body, headers={
-                                "Content-Type": "application/x-ndjson",
-                                "X-Routeq-Last-Event-ID": items[-1].id}) as r:
-                            if r.status < 300:
-                                break
-                    except (TimeoutError, OSError):
-                        pass
-                    self.metrics.requests.labels("webhook:" + tenant, "retry").inc()
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 30.0)
+            async for items in self.follow(tenant, start):
+                for part in deliveries(items, WEBHOOK_BATCH):
+                    if not await self._deliver(http, tenant, url, part):
+                        return  # closing
+                    svc.save_webhook_position(tenant, part[-1].cursor)
+
+    async def _deliver(self, http: ClientSession, tenant: str, url: str,
+                       items: list[Item]) -> bool:
+        """POST ``items`` until the receiver answers 2xx (True), or the server
+        closes (False)."""
+        body = b"".join(it.line + b"\n" for it in items)
+        headers = {"Content-Type": "application/x-ndjson",
+                   "X-Routeq-First-Event-ID": items[0].id,
+                   "X-Routeq-Last-Event-ID": items[-1].id}
+        delay = 0.2
+        while not self.closing.is_set():
+            try:
+                async with http.post(url, data=body, headers=headers) as r:
+                    if r.status < 300:
+                        return True
+            except (TimeoutError, OSError):
+                pass
+            self.metrics.requests.labels("webhook:" + tenant, "retry").inc()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+        return False
 
     async def close(self) -> None:
         """Stop accepting posts, write what is pending, checkpoint, end the streams."""
@@ -519,6 +544,19 @@ class App:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self.service.close()
+
+
+def deliveries(items: list[Item], size: int) -> Iterator[list[Item]]:
+    """``items`` in parts of about ``size``, each cut between two offsets (all
+    the outputs of an input go in one delivery)."""
+    start = 0
+    n = len(items)
+    while start < n:
+        end = min(start + size, n)
+        while end < n and items[end].offset == items[end - 1].offset:
+            end += 1
+        yield items[start:end]
+        start = end
 
 
 def parse_body(body: bytes, ctype: str) -> list[bytes]:

@@ -17,9 +17,22 @@
   queue and agents) from the engine's state, and keeps the per-minute
   service-level figures that ``/metrics`` and the dashboard show.
 
+With a state dir the service keeps two things of its own there, beside the
+runtime's key spaces (``streams/state.py``); ``routeq run``, ``replay`` and
+``export`` ignore them:
+
+- the outputs, as ``O`` + the offset of the segment's last output (8 bytes,
+  big-endian) -> the output lines of one log segment, written after the
+  segment is applied (``Sout-from`` / ``Sout-to``: the stored outputs cover
+  the offsets from..to). A stream that resumes before the in-memory history
+  reads them from the segment holding its position on, instead of
+  re-deriving every output from offset 0;
+- ``W`` + tenant -> ``OFFSET.K``: the last output its webhook receiver
+  acknowledged (deliveries resume after it across restarts).
+
 Everything here runs on one thread (the server's event loop); only
-``replay_range`` may run in a worker thread (it reads the store, never the
-live engine).
+``read_range`` / ``replay_range`` may run in a worker thread (they read the
+store, never the live engine).
 """
 
 from __future__ import annotations
@@ -38,7 +51,7 @@ from engine.state import ASSIGNED, BOT, FORWARDED, ONLINE, WAITING, Tenant
 from schemas.events import OVERFLOW_SEP, EventError, decode
 from streams.inputs import Chunk
 from streams.runtime import FREEZE_EVERY, Runtime, parse_recorded, paused_gc, settle_garbage
-from streams.state import StateLayout
+from streams.state import StateLayout, pack_offset
 
 #: outputs kept in memory for resuming streams (older ones come from a replay)
 DEFAULT_HISTORY = 200_000
@@ -49,6 +62,16 @@ MINUTE_MS = 60_000
 WINDOW_MINUTES = 60
 
 Cursor = tuple[int, int]  # (offset, index among that offset's outputs)
+
+#: the service's key spaces in the state dir (see the module's docstring)
+OUTPUTS = b"O"
+S_OUT_FROM, S_OUT_TO = b"Sout-from", b"Sout-to"
+WEBHOOK = b"W"
+
+
+def format_cursor(cur: Cursor) -> str:
+    """(123, 4) -> "123.4"; (123, -1) -> "123" (the inverse of ``parse_cursor``)."""
+    return f"{cur[0]}.{cur[1]}" if cur[1] >= 0 else str(cur[0])
 
 
 def parse_cursor(text: str | None) -> Cursor | None:
@@ -208,6 +231,11 @@ class Service:
         self.on_output = on_output
         self._last: Cursor = (-1, -1)
         self._since_settle = 0
+        #: the stored outputs are complete from this offset on (None: not kept, in memory)
+        self.outputs_from: int | None = None
+        self._out_batch: Any = None  # output segments waiting for their write
+        self.read_stored = 0  # outputs read back from the stored ones (stream resumes)
+        self.replayed = 0  # inputs re-applied to re-derive outputs older than outputs_from
         self.runtime = Runtime(rules, _FanOut(self), layout,  # type: ignore[arg-type]
                                rules_text=rules_text, checkpoint_every=checkpoint_every,
                                checkpoint_ms=checkpoint_ms)
@@ -221,8 +249,19 @@ class Service:
         layout = self.layout
         if layout is not None:
             self.history_from = layout.applied
+            store = layout.store
+            frm, to = _int_or_none(store.get(S_OUT_FROM)), _int_or_none(store.get(S_OUT_TO))
+            if frm is None or to is None or to < layout.applied:
+                # a new state dir (0), one written before outputs were kept, or
+                # one that ``routeq run`` went on with: complete from here on
+                frm = layout.applied
+            self.outputs_from = frm
+            b = layout.start_batch()  # (the format marker goes first on a new dir)
+            b.put(S_OUT_FROM, str(frm).encode())
+            store.write(b)
         with paused_gc():
-            self.runtime.resume()
+            self.runtime.resume()  # the outputs after the checkpoint, re-derived, are kept
+        self._write_outputs()
 
     @property
     def engine(self) -> Any:
@@ -291,7 +330,21 @@ class Service:
             self._since_settle += len(lines)
             nbytes = sum(len(x) + 1 for x in lines)
             self.runtime.feed(Chunk(lines, linenos, "-", 0, 0, nbytes, None, 0))
+            self._write_outputs()
         return results
+
+    def _write_outputs(self) -> None:
+        """Store the output segments taken since the last call, and how far the
+        stored outputs reach (not synced by itself: a later synced write of
+        the log carries it along; outputs lost with the process are re-derived
+        from the checkpoint on restart)."""
+        layout = self.layout
+        if layout is None:
+            return
+        b = self._out_batch if self._out_batch is not None else layout.store.batch()
+        self._out_batch = None
+        b.put(S_OUT_TO, str(self.runtime.offset).encode())
+        layout.store.write(b)
 
     # ------------------------------------------------------------ fan-out
 
@@ -314,6 +367,10 @@ class Service:
         if not items:
             return
         self._last = (last_off, k)
+        if self.layout is not None:  # one log segment's outputs, stored by _write_outputs
+            if self._out_batch is None:
+                self._out_batch = self.layout.store.batch()
+            self._out_batch.put(OUTPUTS + pack_offset(last_off), data)
         self._observe(outs)
         hist = self.history
         hist.extend(items)
@@ -367,21 +424,89 @@ class Service:
 
     def recent(self, after: Cursor, tenant: str | None) -> tuple[list[Item], int]:
         """Kept outputs after ``after`` visible to ``tenant``, and the offset from
-        which the history is complete (outputs below it need ``replay_range``)."""
+        which the history is complete (outputs below it need ``read_range``)."""
         got = [it for it in self.history
                if it.cursor > after and it.visible_to(tenant)]
         return got, self.history_from
 
+    def read_range(self, after: Cursor, below: int, tenant: str | None,
+                   limit: int = 10_000) -> tuple[list[Item], Cursor | None]:
+        """Outputs after ``after`` with offset < ``below`` visible to ``tenant``,
+        the same bytes the live run emitted, about ``limit`` at most (whole
+        segments: all the outputs of an offset come together), and the cursor
+        to read on from (None: nothing is left below ``below``).
+
+        From the stored outputs, starting at the segment that holds ``after``,
+        where they reach back that far; before that, re-derived by replaying
+        the log from offset 0 (all at once). Safe in a worker thread.
+        """
+        layout = self.layout
+        if layout is None or below <= after[0]:
+            return [], None
+        start = max(after[0], 0)
+        if self.outputs_from is None or start < self.outputs_from:
+            return self.replay_range(after, below, tenant), None
+        loads = orjson.loads
+        items: list[Item] = []
+        scanned = taken = 0  # outputs read; of them, after ``after``
+        last_off, k = -1, -1
+        # keyed by the offset of a segment's last output: the first key at or
+        # after ``start`` is the segment that holds ``start`` (or the next one)
+        for _, data in layout.store.items(OUTPUTS, pack_offset(start)):
+            for line in data.split(b"\n"):
+                if not line:
+                    continue
+                o = loads(line)
+                off = o.get("offset", last_off)
+                if off >= below:
+                    self.read_stored += scanned
+                    return items, None
+                if off == last_off:
+                    k += 1
+                else:
+                    last_off, k = off, 0
+                scanned += 1
+                if (off, k) > after:
+                    taken += 1
+                    it = Item(off, k, o.get("tenant", ""), o.get("origin"), o["type"], line)
+                    if it.visible_to(tenant):
+                        items.append(it)
+            if taken >= limit:
+                self.read_stored += scanned
+                return items, (last_off, k)
+        self.read_stored += scanned
+        return items, None
+
     def replay_range(self, after: Cursor, below: int, tenant: str | None) -> list[Item]:
-        """Outputs after ``after`` with offset < ``below``, re-derived from the
-        log (the same bytes the live run emitted). Safe in a worker thread."""
+        """Outputs after ``after`` with offset < ``below``, re-derived by
+        replaying the log from offset 0 (the same bytes the live run emitted).
+        Safe in a worker thread."""
         if self.layout is None or below <= after[0]:
             return []
         collected = _Collect(after, below, tenant)
         rt = Runtime(self.runtime.rules, collected)  # type: ignore[arg-type]
         with contextlib.suppress(_Enough):
             rt.replay(self.layout)
+        self.replayed += rt.offset
         return collected.items
+
+    # ----------------------------------------------------------- webhooks
+
+    def webhook_position(self, tenant: str) -> Cursor | None:
+        """The last output the tenant's webhook receiver acknowledged, as
+        stored (None: never stored, or no state dir)."""
+        if self.layout is None:
+            return None
+        raw = self.layout.store.get(WEBHOOK + tenant.encode())
+        return parse_cursor(raw.decode()) if raw else None
+
+    def save_webhook_position(self, tenant: str, cursor: Cursor) -> None:
+        """Store (durably, with the state's log) how far the receiver has acknowledged."""
+        if self.layout is None:
+            return
+        b = self.layout.store.batch()
+        b.put(WEBHOOK + tenant.encode(), format_cursor(cursor).encode())
+        self.layout.store.write(b)
 
     # -------------------------------------------------------------- views
 
@@ -553,6 +678,10 @@ class _Collect:
             if it.cursor > self.after and it.visible_to(self.tenant):
                 self.items.append(it)
         self._last = (last_off, k)
+
+
+def _int_or_none(raw: bytes | None) -> int | None:
+    return int(raw) if raw else None
 
 
 def rules_for(layout: StateLayout | None, rules: Rules, rules_text: str,
