@@ -367,3 +367,16 @@ class Runtime:
                 settle_garbage()
                 since_freeze = 0
         self.finish()
+
+    def feed_decoded(self, chunk: Chunk, decoded: list[Event | EventError],
+                     bad: list[int]) -> None:
+        """``feed`` for lines the caller has decoded already (``routeq serve``
+        decodes each posted line to answer for it): ``decoded[i]`` is what
+        ``decode`` gave for ``chunk.lines[i]`` (an ``EventError`` for a bad
+        line) and ``bad`` the indexes of the errors, as ``_decode_bad``
+        returns them. The same path as ``feed``, without decoding again."""
+        self._decode_bad = lambda lines: (decoded, bad)  # type: ignore[method-assign]
+        try:
+            self.feed(chunk)
+        finally:
+            del self._decode_bad

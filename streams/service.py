@@ -48,7 +48,7 @@ import orjson
 
 from engine import Rules
 from engine.state import ASSIGNED, BOT, FORWARDED, ONLINE, WAITING, Tenant
-from schemas.events import OVERFLOW_SEP, EventError, decode
+from schemas.events import OVERFLOW_SEP, Event, EventError, decode
 from streams.inputs import Chunk
 from streams.runtime import FREEZE_EVERY, Runtime, parse_recorded, paused_gc, settle_garbage
 from streams.state import StateLayout, pack_offset
@@ -296,6 +296,8 @@ class Service:
         first = self.runtime.offset
         lines: list[bytes] = []
         linenos: list[int] = []
+        decoded: list[Event | EventError] = []  # each line decoded once, here
+        bad: list[int] = []
         results: list[list[Result]] = []
         seen: set[tuple[str | None, str]] = set()
         off = first
@@ -307,11 +309,16 @@ class Service:
                 try:
                     ev = decode(line)
                 except EventError as exc:
+                    bad.append(len(decoded))
+                    decoded.append(exc)
                     res.append(Result("rejected", off, str(exc), exc.tenant or ""))
                 except Exception as exc:  # noqa: BLE001 - as the runtime does
-                    res.append(Result("rejected", off,
-                                      f"event: cannot be read ({type(exc).__name__}: {exc})"))
+                    err = EventError(f"event: cannot be read ({type(exc).__name__}: {exc})")
+                    bad.append(len(decoded))
+                    decoded.append(err)
+                    res.append(Result("rejected", off, str(err)))
                 else:
+                    decoded.append(ev)
                     tenant = ev.get("tenant")
                     key = (tenant, ev["id"])
                     if tenant is None:
@@ -329,7 +336,8 @@ class Service:
         if lines:
             self._since_settle += len(lines)
             nbytes = sum(len(x) + 1 for x in lines)
-            self.runtime.feed(Chunk(lines, linenos, "-", 0, 0, nbytes, None, 0))
+            self.runtime.feed_decoded(Chunk(lines, linenos, "-", 0, 0, nbytes, None, 0),
+                                      decoded, bad)
             self._write_outputs()
         return results
 
