@@ -98,9 +98,10 @@ class Worker:
                 last = orjson.loads(line.rsplit(":", 1)[1].strip().rstrip(" ") or "[]")
         return last
 
-    def stop(self) -> None:
+    def stop(self, kill: bool = False) -> None:
+        """SIGTERM (a clean stop) and wait; ``kill``: SIGKILL, a crash."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:

@@ -127,10 +127,13 @@ def test_one_partition_gives_the_embedded_order(broker: str, marketplace: Any,
     check_same_outputs(embedded, got, platform_exact=True)
 
 
-def test_recovery_from_changelog(broker: str, marketplace: Any, tmp_path: Path) -> None:
-    """Stop a worker mid-stream, delete its table data, start another: same outputs."""
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_recovery_from_changelog(broker: str, marketplace: Any, tmp_path: Path,
+                                 how: str) -> None:
+    """Stop (or kill -9) a worker mid-stream, delete its table data, start
+    another: it restores from the changelog and the outputs are the same."""
     events, rules, embedded = marketplace
-    topics = Topics(broker, "recover", 4)
+    topics = Topics(broker, f"recover-{how}", 4)
     opts = ("--rules", str(rules), "--clock-ms", "0", "--batch", "20", "--batch-ms", "20")
     lines = events.read_bytes().splitlines()
     half = tmp_path / "first.jsonl"
@@ -144,7 +147,7 @@ def test_recovery_from_changelog(broker: str, marketplace: Any, tmp_path: Path) 
         # mid-stream: some outputs out, and more input arriving while it stops
         wait_for(lambda: len(reader.poll()) >= 50, 90, "first outputs", first.check_alive)
         produce(topics, rest, pack=20)
-        first.stop()
+        first.stop(kill=how == "sigkill")
         assert (tmp_path / "w1").exists()
         shutil.rmtree(tmp_path / "w1")
         second = Worker(topics, tmp_path / "w2", tmp_path / "w2.log", *opts)
