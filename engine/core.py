@@ -49,6 +49,13 @@ ALL_TENANTS = "*"  # namespace of event ids of clock events without a tenant
 HANDOFFS = ("inline", "external")
 
 
+def _chunk_records(ids: IdWindow, nums: list[int]) -> list[tuple[str, Any]]:
+    """(number, ids or None when dropped) of an id window's chunks."""
+    chunks = ids.chunks
+    return [(str(n), list(c) if (c := chunks.get(n)) is not None else None)
+            for n in dict.fromkeys(nums)]
+
+
 def forward_id(tenant: str, event_id: str) -> str:
     """A unique id, within the receiving tenant, for an event forwarded from ``tenant``."""
     fid = tenant + OVERFLOW_SEP + event_id
@@ -79,10 +86,14 @@ class Engine:
         self.policy = policy_for(self.rules)
         self._roster = self.policy.uses_roster  # keep Tenant.roster up to date
         self.tenants: dict[str, Tenant] = {}
-        self.ids = IdWindow(self.rules.dedup_window)  # clock events for all tenants
+        self.ids = IdWindow(self.rules.dedup_window, track_dirty)  # clocks for all tenants
         self.now = 0  # latest time of any tenant (for rejected outputs)
         self.track_dirty = track_dirty
-        self._dirty: dict[EntityKey, None] = {}
+        # changed since the last take_dirty: the engine record, and the
+        # tenants whose record changed; each tenant keeps its changed agents,
+        # visitors and chats, and its id window its changed chunks
+        self._engine_dirty = False
+        self._touched: dict[str, Tenant] = {}
         self._out: list[Output] = []
         self._cause = ""
         self._offset: int | None = None
@@ -114,7 +125,8 @@ class Engine:
         if name is None:  # a clock for every tenant
             if event["id"] in self.ids:
                 return out
-            self._remember(self.ids, ALL_TENANTS, event["id"])
+            self.ids.add(event["id"])
+            self._engine_dirty = self.track_dirty  # its count of ids
             # the overflow target last, so that merchants' overflow timers hand
             # it their chats at the deadline, before its own clock moves on to ts
             platform = self.rules.platform
@@ -122,7 +134,6 @@ class Engine:
                 self._advance(t, ts)
             if ts > self.now:
                 self.now = ts
-                self._mark("engine", "", "")
             return out
         eid = event["id"]
         found = self.tenants.get(name)
@@ -132,14 +143,15 @@ class Engine:
             return out
         else:
             t = found
-        # _remember and _advance, inlined on the common path (no timer due)
-        written, dropped = t.ids.add(eid)
-        track = self.track_dirty
-        if track:
-            dirty = self._dirty
-            dirty[("ids", name, str(written))] = None
-            if dropped is not None:
-                dirty[("ids", name, str(dropped))] = None
+        ids = t.ids
+        if ids._room:  # IdWindow.add, inlined on its common path
+            ids._room -= 1
+            ids.count += 1
+            ids._cur.append(eid)
+            ids.seen[eid] = ids._n
+        else:
+            ids.add(eid)
+        # _advance, inlined on the common path (no timer due)
         heap = t.timers.heap
         if heap and heap[0][0] <= ts:
             self._advance(t, ts)
@@ -148,10 +160,10 @@ class Engine:
                 t.now = ts
             if ts > self.now:
                 self.now = ts
-            if track:
-                dirty[("tenant", name, "")] = None
+            if self.track_dirty:
+                self._touched[name] = t
         self._handlers[event["type"]](t, event)
-        if t.timers.heap and t.timers.heap[0][0] <= t.now:
+        if heap and heap[0][0] <= t.now:
             # a deadline the event itself left behind (a chat requeued after its
             # overflow bound): it fires now, not at the tenant's next event
             self._advance(t, t.now)
@@ -171,8 +183,10 @@ class Engine:
 
     def _tenant(self, name: str, now: int) -> Tenant:
         t = Tenant(name, len(self.tenants), now, self.rules.dedup_window)
+        t.ids.track = self.track_dirty
         self.tenants[name] = t
-        self._mark("tenant", name, "")
+        if self.track_dirty:
+            self._touched[name] = t
         return t
 
     def _advance(self, t: Tenant, ts: int) -> None:
@@ -194,7 +208,7 @@ class Engine:
         if ts > self.now:
             self.now = ts
         if self.track_dirty:
-            self._dirty[("tenant", t.name, "")] = None
+            self._touched[t.name] = t
 
     def _fire(self, t: Tenant, kind: int, key: str, deadline: int) -> None:
         c = t.chats.get(key)
@@ -243,7 +257,8 @@ class Engine:
             if old != ONLINE:
                 a.idle_since = t.now
         self._index(t, a)
-        self._mark("agent", t.name, aid)
+        if self.track_dirty:
+            t.changed_agents[aid] = None
         if status != ONLINE and old != status:
             self._agent_gone(t, a, status)
         if a.has_room():
@@ -302,7 +317,8 @@ class Engine:
                 cust["member"], cust["tier"], cust["orders"], cust["ltv"])
         if "exclusive_agent" in ev:
             v.exclusive = ev["exclusive_agent"]
-        self._mark("visitor", t.name, vid)
+        if self.track_dirty:
+            t.changed_visitors[vid] = None
         if v.chats:
             self._rekey(t, v)
 
@@ -319,7 +335,7 @@ class Engine:
         if "category" in ev:
             v.category = ev["category"]
         if self.track_dirty:
-            self._dirty[("visitor", t.name, vid)] = None
+            t.changed_visitors[vid] = None
         if v.chats:
             self._rekey(t, v)
 
@@ -328,7 +344,8 @@ class Engine:
         v.orders += 1
         v.ltv += ev["amount"]
         v.last_ts = t.now
-        self._mark("visitor", t.name, v.id)
+        if self.track_dirty:
+            t.changed_visitors[v.id] = None
         if v.chats:
             self._rekey(t, v)
 
@@ -343,7 +360,8 @@ class Engine:
         c.skill = skill_of_request(self.rules, ev.get("skill"), ev.get("message"), v)
         t.chats[key] = c
         v.chats.append(key)
-        self._mark("visitor", t.name, v.id)
+        if self.track_dirty:
+            t.changed_visitors[v.id] = None
         mode = self.rules.mode_for(t.name, v.page)
         c.mode = mode
         if mode in ("robot_first", "robot_only") or (
@@ -436,7 +454,8 @@ class Engine:
             return
         v.left = True
         v.last_ts = t.now
-        self._mark("visitor", t.name, v.id)
+        if self.track_dirty:
+            t.changed_visitors[v.id] = None
         for key in list(v.chats):
             found = self._resolve(t, {**ev, "chat": key})
             if found is not None:
@@ -519,19 +538,21 @@ class Engine:
 
     def _rekey(self, t: Tenant, v: Visitor) -> None:
         """The visitor's priority changed: move their waiting chats in the queue."""
+        base: float | None = None
+        chats = t.chats
         for key in v.chats:
-            c = t.chats.get(key)
+            c = chats.get(key)
             if c is None or c.status != WAITING:
                 continue
-            base = priority_base(self.rules, v)
+            if base is None:
+                base = priority_base(self.rules, v)
             if base == c.base:
                 continue
             c.base = base
-            if c.qkey is not None and self.policy.prioritised:
-                q = self._queue_of(t, c)
-                q.remove(c.qkey)
-                c.qkey = self._entry(c)
-                q.push(c.qkey)
+            old = c.qkey
+            if old is not None and self.policy.prioritised:
+                new = c.qkey = self._entry(c)
+                self._queue_of(t, c).move(old, new)
 
     def _assign(self, t: Tenant, c: Chat, v: Visitor, a: Agent, reason: str | None) -> None:
         rules = self.rules
@@ -567,10 +588,10 @@ class Engine:
             self._refile(t, a)
         v.last_agent = a.id
         t.rr = a.seq
-        self._mark_chat(t, c)
         if self.track_dirty:
-            self._dirty[("agent", t.name, a.id)] = None
-            self._dirty[("visitor", t.name, v.id)] = None
+            t.changed_chats[c.key] = None
+            t.changed_agents[a.id] = None
+            t.changed_visitors[v.id] = None
         out = self._head(t, "chat.assigned", c)
         out["chat"], out["visitor"] = self._ids(c)
         out["agent"] = a.id
@@ -640,7 +661,8 @@ class Engine:
                 self._index(t, a)
         elif self._roster:
             self._refile(t, a)
-        self._mark("agent", t.name, a.id)
+        if self.track_dirty:
+            t.changed_agents[a.id] = None
 
     def _close(self, t: Tenant, c: Chat) -> None:
         """A chat ends (ended or the visitor left), whatever state it is in."""
@@ -652,6 +674,19 @@ class Engine:
             self._out.append(out)
         elif c.status == ASSIGNED:
             a = t.agents[c.agent]  # type: ignore[index]
+            if a.status == ONLINE and len(a.active) == a.capacity:
+                # a full agent gets one place back, which _fill usually takes
+                # again at once: index them only if it stays free (indexing
+                # then unindexing leaves every index as it was)
+                del a.active[c.key]
+                a.idle_since = t.now
+                if self.track_dirty:
+                    t.changed_agents[a.id] = None
+                self._drop(t, c)
+                self._fill(t, a)
+                if a.has_room():
+                    self._index(t, a)
+                return
             self._release(t, a, c)
             self._drop(t, c)
             self._fill(t, a)
@@ -660,11 +695,13 @@ class Engine:
 
     def _drop(self, t: Tenant, c: Chat) -> None:
         del t.chats[c.key]
-        self._mark("chat", t.name, c.key)
         v = t.visitors.get(c.visitor)
+        if self.track_dirty:
+            t.changed_chats[c.key] = None
         if v is not None and c.key in v.chats:
             v.chats.remove(c.key)
-            self._mark("visitor", t.name, v.id)
+            if self.track_dirty:
+                t.changed_visitors[v.id] = None
         if c.origin is not None and self.handoff == "inline":
             home = self.tenants.get(c.origin)
             if home is not None:
@@ -730,7 +767,8 @@ class Engine:
         pc.mode = "human_only"
         p.chats[key] = pc
         pv.chats.append(key)
-        self._mark("visitor", p.name, pv_id)
+        if self.track_dirty:
+            p.changed_visitors[pv_id] = None
         self._route(p, pc, pv)
 
     # ------------------------------------------------------------ outputs
@@ -782,25 +820,56 @@ class Engine:
 
     # ------------------------------------------------------------ dirty set
 
-    def _mark(self, kind: str, tenant: str, ident: str) -> None:
-        if self.track_dirty:
-            self._dirty[(kind, tenant, ident)] = None
-
     def _mark_chat(self, t: Tenant, c: Chat) -> None:
         if self.track_dirty:
-            self._dirty[("chat", t.name, c.key)] = None
-
-    def _remember(self, ids: IdWindow, tenant: str, event_id: str) -> None:
-        written, dropped = ids.add(event_id)
-        if self.track_dirty:
-            self._dirty[("ids", tenant, str(written))] = None
-            if dropped is not None:
-                self._dirty[("ids", tenant, str(dropped))] = None
+            t.changed_chats[c.key] = None
 
     def take_dirty(self) -> dict[EntityKey, Any]:
         """Records of the entities changed since the last call (None = deleted)."""
-        dirty, self._dirty = self._dirty, {}
-        return {key: self._record(key) for key in dirty}
+        return {(kind, name, ident): rec
+                for kind, name, group in self.take_changes() for ident, rec in group}
+
+    def take_changes(self) -> list[tuple[str, str, list[tuple[str, Any]]]]:
+        """``take_dirty`` grouped: ``(kind, tenant, [(id, record or None), ...])``.
+
+        Every entity changed since the last call is in it (an unchanged one may
+        be too: its record is its current one all the same).
+        """
+        groups: list[tuple[str, str, list[tuple[str, Any]]]] = []
+        if not self.track_dirty:
+            return groups
+        touched, self._touched = self._touched, {}
+        if self._engine_dirty or touched:  # its ``now`` moves with every tenant's
+            self._engine_dirty = False
+            groups.append(("engine", "", [("", self._record(("engine", "", "")))]))
+        nums = self.ids.take_changed()
+        if nums:
+            groups.append(("ids", ALL_TENANTS, _chunk_records(self.ids, nums)))
+        for name, t in self.tenants.items():
+            if name in touched:
+                groups.append(("tenant", name, [("", self._record(("tenant", name, "")))]))
+            nums = t.ids.take_changed()
+            if nums:
+                groups.append(("ids", name, _chunk_records(t.ids, nums)))
+            if t.changed_agents:
+                agents = t.agents
+                groups.append(("agent", name, [
+                    (i, a.to_record() if (a := agents.get(i)) is not None else None)
+                    for i in t.changed_agents]))
+                t.changed_agents = {}
+            if t.changed_visitors:
+                visitors = t.visitors
+                groups.append(("visitor", name, [
+                    (i, v.to_record() if (v := visitors.get(i)) is not None else None)
+                    for i in t.changed_visitors]))
+                t.changed_visitors = {}
+            if t.changed_chats:
+                chats = t.chats
+                groups.append(("chat", name, [
+                    (i, c.to_record() if (c := chats.get(i)) is not None else None)
+                    for i in t.changed_chats]))
+                t.changed_chats = {}
+        return groups
 
     def snapshot(self) -> Iterator[tuple[EntityKey, Any]]:
         """Every entity's record (a full checkpoint)."""
@@ -866,7 +935,8 @@ class Engine:
         tenants = sorted(by_kind.get("tenant", []), key=lambda x: x[2]["seq"])
         counts: dict[str, int] = {ALL_TENANTS: eng.ids.count}
         for name, _, rec in tenants:
-            eng.tenants[name] = Tenant.from_record(name, rec, rules.dedup_window)
+            t = eng.tenants[name] = Tenant.from_record(name, rec, rules.dedup_window)
+            t.ids.track = track_dirty
             counts[name] = rec["ids"]
         for name, ident, rec in by_kind.get("ids", []):
             ids = eng.ids if name == ALL_TENANTS else eng.tenants[name].ids

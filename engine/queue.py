@@ -43,6 +43,27 @@ class WaitQueue:
         if i < len(entries) and entries[i] == entry:
             del entries[i]
 
+    def move(self, old: Entry, new: Entry) -> None:
+        """``remove(old)`` then ``push(new)`` (entries are distinct), searching less."""
+        entries = self.entries
+        n = len(entries)
+        i = bisect_left(entries, old)
+        if i < n and entries[i] == old:
+            if new > old:
+                if i + 1 == n or new < entries[i + 1]:
+                    entries[i] = new  # it stays between the same neighbours
+                    return
+                del entries[i]
+                entries.insert(bisect_left(entries, new, i), new)
+            else:
+                if i == 0 or entries[i - 1] < new:
+                    entries[i] = new
+                    return
+                del entries[i]
+                entries.insert(bisect_left(entries, new, 0, i), new)
+            return
+        self.push(new)
+
     def position(self, entry: Entry) -> int:
         return bisect_left(self.entries, entry) + 1
 

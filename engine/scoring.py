@@ -28,8 +28,23 @@ def priority_parts(rules: Rules, v: Visitor) -> tuple[float, float, float, float
 
 
 def priority_base(rules: Rules, v: Visitor) -> float:
-    page, loyalty, returning, level = priority_parts(rules, v)
-    return page + loyalty + returning + level
+    """``page + loyalty + returning + level`` of ``priority_parts``, the same
+    operations in the same order (so the same float), without the tuple."""
+    page = v.page
+    total = (rules.page_default if page is None
+             else rules.page_weights.get(page, rules.page_default))
+    loyalty = 0.0
+    if v.member:
+        loyalty += rules.member
+    orders = v.orders
+    if orders:
+        cap = rules.max_orders
+        loyalty += rules.per_order * (orders if orders < cap else cap)  # min(orders, cap)
+    if v.ltv:
+        points = rules.per_1000_ltv * v.ltv / 1000.0
+        cap_points = rules.max_ltv_points
+        loyalty += points if points < cap_points else cap_points  # min(cap_points, points)
+    return total + loyalty + (rules.returning if v.returning else 0.0) + rules.levels[v.tier]
 
 
 def skill_of_request(

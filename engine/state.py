@@ -167,7 +167,7 @@ class Tenant:
     __slots__ = (
         "name", "seq", "now", "next_seq", "rr", "agents", "visitors", "chats", "ids",
         "queues", "personal", "avail", "avail_all", "roster", "timers", "online_agents",
-        "online_capacity",
+        "online_capacity", "changed_agents", "changed_visitors", "changed_chats",
     )
 
     def __init__(self, name: str, seq: int, now: int, dedup_window: int) -> None:
@@ -189,6 +189,11 @@ class Tenant:
         self.timers = TimerHeap()
         self.online_agents = 0
         self.online_capacity = 0
+        # ids of the entities changed since the engine last handed them out
+        # (``Engine.take_dirty``), in the order first changed
+        self.changed_agents: dict[str, None] = {}
+        self.changed_visitors: dict[str, None] = {}
+        self.changed_chats: dict[str, None] = {}
 
     def take_seq(self) -> int:
         self.next_seq += 1

@@ -305,12 +305,24 @@ def _validate(obj: object) -> Event:
 
 _MISSING = object()
 
+#: tenant names the fast path has seen match ``TENANT_RE`` (there are few)
+_TENANTS_OK: set[str] = set()
+_TENANTS_KEPT = 65_536
+
+
+def _tenant_new(v: str) -> bool:
+    if TENANT_RE.fullmatch(v) is None:
+        return False
+    if len(_TENANTS_OK) < _TENANTS_KEPT:
+        _TENANTS_OK.add(v)
+    return True
+
 #: inline tests (on ``v``) of the checks that keep the value as is
 _INLINE: dict[Check, str] = {
     _ident: "type(v) is str and 0 < len(v) <= 128",
     _name: "type(v) is str and 0 < len(v) <= 128",
     _text: f"type(v) is str and len(v) <= {MAX_TEXT}",
-    _tenant: "type(v) is str and _tenant_ok(v) is not None",
+    _tenant: "type(v) is str and (v in _TENANTS_OK or _tenant_new(v))",
     _ts: f"type(v) is int and 0 <= v <= {MAX_TS}",
     _status: "type(v) is str and v in ('online', 'away', 'offline')",
     _capacity: "type(v) is int and 0 <= v <= 100",
@@ -370,7 +382,8 @@ class _NotFast(Exception):
 def _compile_fast(etype: str, spec: Spec) -> Callable[[dict[str, Any]], Event | None]:
     checks: dict[str, Check] = {}
     source = _fast_source(etype, spec, checks)
-    scope: dict[str, Any] = {"_MISSING": _MISSING, "_tenant_ok": TENANT_RE.fullmatch}
+    scope: dict[str, Any] = {"_MISSING": _MISSING, "_TENANTS_OK": _TENANTS_OK,
+                             "_tenant_new": _tenant_new}
     for name, check in checks.items():
         scope[f"_check_{name.replace('.', '_')}"] = _checked(check)
     exec(compile(source, f"<fast validate {etype}>", "exec"), scope)
@@ -400,6 +413,40 @@ def decode(line: bytes | str) -> Event:
     except orjson.JSONDecodeError as exc:
         raise EventError(f"event: line must be a JSON object ({exc.args[0]})") from None
     return validate(obj)
+
+
+def decode_lines(lines: list[bytes]) -> tuple[list[Event | EventError], list[int]]:
+    """``decode`` of each line: the events (an ``EventError`` in place of a bad
+    line) and the indexes of the bad lines. The same results as calling
+    ``decode`` line by line, with the common case inlined."""
+    loads = orjson.loads
+    fast_for = _FAST.get
+    decoded: list[Event | EventError] = []
+    bad: list[int] = []
+    add = decoded.append
+    for line in lines:
+        try:
+            if len(line) <= MAX_LINE_BYTES:
+                try:
+                    obj = loads(line)
+                except orjson.JSONDecodeError:
+                    obj = None
+                if type(obj) is dict:
+                    etype = obj.get("type")
+                    fast = fast_for(etype) if type(etype) is str else None
+                    if fast is not None:
+                        event = fast(obj)
+                        if event is not None:
+                            add(event)
+                            continue
+            add(decode(line))  # the careful way, with the precise error
+        except EventError as exc:
+            bad.append(len(decoded))
+            add(exc)
+        except Exception as exc:  # a validator bug must not stop the run
+            bad.append(len(decoded))
+            add(EventError(f"event: cannot be read ({type(exc).__name__}: {exc})"))
+    return decoded, bad
 
 
 def encode_event(event: Mapping[str, Any]) -> bytes:

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from engine import Engine, Rules, RulesError, rules_from_toml
-from schemas.events import Event, EventError, decode
+from schemas.events import Event, EventError, decode_lines
 from schemas.outputs import Output, encode_lines
 from streams.inputs import Chunk
 from streams.state import StateLayout
@@ -196,7 +196,7 @@ class Runtime:
         last = history[-1] if history else None
         if last is None or parse_recorded(last[1]).hash != self.rules.hash:
             b = layout.start_batch()
-            layout.checkpoint(b, self.engine.take_dirty(), self.offset)
+            layout.checkpoint(b, self.engine.take_changes(), self.offset)
             layout.deploy(b, self.offset, self.rules_text, self.rules.hash)
             layout.store.write(b)
             self.deployed = last is not None
@@ -245,19 +245,7 @@ class Runtime:
     def _decode_bad(lines: list[bytes]) -> tuple[list[Event | EventError], list[int]]:
         """The decoded lines (an ``EventError`` in place of a bad one), and the
         indexes of the bad ones."""
-        decoded: list[Event | EventError] = []
-        bad: list[int] = []
-        add = decoded.append
-        for line in lines:
-            try:
-                add(decode(line))
-            except EventError as exc:
-                bad.append(len(decoded))
-                add(exc)
-            except Exception as exc:  # a validator bug must not stop the run
-                bad.append(len(decoded))
-                add(EventError(f"event: cannot be read ({type(exc).__name__}: {exc})"))
-        return decoded, bad
+        return decode_lines(lines)
 
     def _apply(self, first: int, lines: list[bytes], decoded: list[Event | EventError],
                linenos: dict[int, int] | Sequence[int]) -> list[Output]:
@@ -338,7 +326,7 @@ class Runtime:
 
     def _checkpoint(self, b: Any) -> None:
         assert self.layout is not None
-        self.layout.checkpoint(b, self.engine.take_dirty(), self.offset)
+        self.layout.checkpoint(b, self.engine.take_changes(), self.offset)
         self._since_cp = 0
         self._cp_at = self.clock()
 

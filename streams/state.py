@@ -42,6 +42,8 @@ _OFF = struct.Struct(">Q")
 pack_offset = _OFF.pack
 
 EntityKey = tuple[str, str, str]
+#: changed entities grouped by kind and tenant: (kind, tenant, [(id, record or None)])
+Changes = list[tuple[str, str, list[tuple[str, Any]]]]
 
 
 def offset_of(key: bytes) -> int:
@@ -145,13 +147,18 @@ class StateLayout:
         """Put how far each input file has been read."""
         b.put(M_INPUTS, orjson.dumps(self.inputs))
 
-    def checkpoint(self, b: Batch, dirty: dict[EntityKey, Any], applied: int) -> None:
+    def checkpoint(self, b: Batch, changes: Changes, applied: int) -> None:
+        """Put the changed entities (``Engine.take_changes``) and the offset they
+        are applied up to."""
         dumps = orjson.dumps
-        for key, rec in dirty.items():
-            if rec is None:
-                b.delete(entity_key(key))
-            else:
-                b.put(entity_key(key), dumps(rec))
+        put, delete = b.put, b.delete
+        for kind, tenant, group in changes:
+            prefix = ENTITY + f"{kind}\x00{tenant}\x00".encode()  # = entity_key's
+            for ident, rec in group:
+                if rec is None:
+                    delete(prefix + ident.encode())
+                else:
+                    put(prefix + ident.encode(), dumps(rec))
         b.put(M_APPLIED, str(applied).encode())
         self.applied = applied
 
