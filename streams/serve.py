@@ -8,6 +8,8 @@ logic that tests can reach without HTTP):
   answer comes after that write, so a 2xx means durable.
 - ``GET /v1/stream``: Server-Sent Events, ``id`` = ``OFFSET.K``; reconnect
   with ``Last-Event-ID`` (or ``?from=OFFSET``) to resume with no gap.
+- webhooks: each tenant's outputs POSTed to its URL, from the position its
+  receiver acknowledged last (stored with ``--state``): at least once.
 - ``GET /v1/chats/{chat}``, ``/v1/queue``, ``/v1/agents``, ``/v1/tenants``,
   ``/v1/overview`` (admin), ``/metrics``, ``/`` (the dashboard).
 """
@@ -88,7 +90,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
                         "(default %(default)s)")
     p.add_argument("--history", type=int, default=200_000, metavar="N",
                    help="outputs kept in memory for resuming streams; older ones are "
-                        "re-derived from the log (default %(default)s)")
+                        "read from those stored in --state (default %(default)s)")
     p.add_argument("--sync", action="store_true",
                    help="fsync every write of the state (survives power loss, slower)")
     p.add_argument("--ready-file", metavar="FILE", help=argparse.SUPPRESS)
