@@ -45,11 +45,13 @@ class Roster:
     def file(self, a: Agent, w_skill: float, w_load: float) -> None:
         """File an agent with room under its current skills, load, regions, channels."""
         load = w_load * (1.0 - len(a.active) / a.capacity)
-        where: list[tuple[str | None, ClassKey]] = []
+        regions, channels = a.regions, a.channels
+        where: list[tuple[str | None, ClassKey]] = [(None, (0.0 + load, regions, channels))]
+        for s, lvl in a.skills.items():
+            where.append((s, (w_skill * lvl + load, regions, channels)))
         pools = self.pools
         seq = a.seq
-        for pool, part in ((None, 0.0), *((s, w_skill * lvl) for s, lvl in a.skills.items())):
-            key: ClassKey = (part + load, a.regions, a.channels)
+        for pool, key in where:
             classes = pools.get(pool)
             if classes is None:
                 classes = pools[pool] = {}
@@ -61,7 +63,6 @@ class Roster:
                 seqs.append(seq)
             else:
                 insort(seqs, seq)
-            where.append((pool, key))
         self._filed[seq] = where
         self.by_seq[seq] = a
 
