@@ -21,9 +21,10 @@ some: when a rebalance's recovery ends it seeks the input to the committed
 offsets while the fetcher still delivers, then clears the agent's queue, and
 the messages delivered in between are gone while its read position has moved
 past them (seen here: a worker taking over from a stopped one skipped 25
-messages a partition; upstream: faust-streaming/faust#596 and its kin). So the shell (1) handles nothing between a partition
-assignment and the end of the table's recovery (those messages stay unacked
-and come again after Faust's seek), and (2) when the router sees a partition
+messages a partition; upstream: faust-streaming/faust#596 and its kin).
+So the shell (1) handles nothing between a partition assignment and the end
+of the table's recovery (those messages stay unacked and come again after
+Faust's seek), and (2) when the router sees a partition
 jump past its next offset, it leaves the messages unacked and seeks the
 partition back to that offset (:class:`~streams.kafka.router.SeekBacks`).
 
