@@ -39,9 +39,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     p.add_argument("--data-dir", default=None,
                    help="local table data (default: routeq-worker-data/HOSTNAME-PID)")
     add_number(p, "--batch", default=DEFAULT_BATCH, minimum=1,
-               help="events per batch at most")
-    add_number(p, "--batch-ms", default=DEFAULT_BATCH_MS, minimum=0,
-               help="wait at most this long (ms) to fill a batch")
+               help="input messages per batch at most (a message may carry several "
+                    "events)")
+    add_number(p, "--batch-ms", default=DEFAULT_BATCH_MS, minimum=1,
+               help="wait at most this long (ms) to fill a batch (lower: less latency, "
+                    "a little less throughput)")
     add_number(p, "--clock-ms", default=DEFAULT_CLOCK_MS, minimum=0,
                help="inject a clock event (wall time) into each owned partition this "
                     "often so timers fire on quiet partitions; 0 = never, for replaying "
