@@ -8,7 +8,7 @@ import tempfile
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.outfile import complete_lines, consume, open_resumed
@@ -31,6 +31,7 @@ def first_incomplete(written: list[tuple[int, bytes]], cut: int, logged: int) ->
     return logged
 
 
+@settings(deadline=None)  # file I/O on a shared machine
 @given(groups=st.lists(st.integers(0, 4), min_size=1, max_size=30), data=st.data())
 def test_mended_file_plus_rederived_outputs_is_the_uninterrupted_file(
         groups: list[int], data: st.DataObject) -> None:
@@ -97,6 +98,7 @@ def test_consume_refuses_a_line_without_an_offset() -> None:
         consume([b'{"type": "chat.queued"}\n'])
 
 
+@settings(deadline=None)  # file I/O on a shared machine
 @given(groups=st.lists(st.integers(0, 3), min_size=1, max_size=25),
        kills=st.integers(0, 6), data=st.data())
 def test_consume_over_killed_runs_is_the_uninterrupted_run(
