@@ -11,7 +11,7 @@ randomness.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from engine.dedup import IdWindow
@@ -54,6 +54,11 @@ def _chunk_records(ids: IdWindow, nums: list[int]) -> list[tuple[str, Any]]:
     chunks = ids.chunks
     return [(str(n), list(c) if (c := chunks.get(n)) is not None else None)
             for n in dict.fromkeys(nums)]
+
+
+def _records(live: Mapping[str, Any], changed: Iterable[str]) -> list[tuple[str, Any]]:
+    """(id, record or None when deleted) of the changed entities of one kind."""
+    return [(i, e.to_record() if (e := live.get(i)) is not None else None) for i in changed]
 
 
 def forward_id(tenant: str, event_id: str) -> str:
@@ -154,22 +159,8 @@ class Engine:
             if track:
                 self._touched[name] = t
         etype = event["type"]
-        if etype == "page.viewed":  # _on_page_viewed, inlined (nine events in ten)
-            vid = event["visitor"]
-            v = t.visitors.get(vid)
-            if v is None:
-                v = t.visitors[vid] = Visitor(vid, t.now)
-            v.page = event["page"]
-            v.pages += 1
-            v.last_ts = t.now
-            if "keyword" in event:
-                v.keyword = event["keyword"]
-            if "category" in event:
-                v.category = event["category"]
-            if track:
-                t.changed_visitors[vid] = None
-            if v.chats:
-                self._rekey(t, v)
+        if etype == "page.viewed":  # nine events in ten: no dict lookup
+            self._on_page_viewed(t, event)
         else:
             self._handlers[etype](t, event)
         if heap and heap[0][0] <= t.now:
@@ -346,7 +337,6 @@ class Engine:
             self._rekey(t, v)
 
     def _on_page_viewed(self, t: Tenant, ev: Event) -> None:
-        # apply inlines this: a change here goes there too
         vid = ev["visitor"]
         v = t.visitors.get(vid)
         if v is None:
@@ -875,24 +865,12 @@ class Engine:
             nums = t.ids.take_changed()
             if nums:
                 groups.append(("ids", name, _chunk_records(t.ids, nums)))
-            if t.changed_agents:
-                agents = t.agents
-                groups.append(("agent", name, [
-                    (i, a.to_record() if (a := agents.get(i)) is not None else None)
-                    for i in t.changed_agents]))
-                t.changed_agents = {}
-            if t.changed_visitors:
-                visitors = t.visitors
-                groups.append(("visitor", name, [
-                    (i, v.to_record() if (v := visitors.get(i)) is not None else None)
-                    for i in t.changed_visitors]))
-                t.changed_visitors = {}
-            if t.changed_chats:
-                chats = t.chats
-                groups.append(("chat", name, [
-                    (i, c.to_record() if (c := chats.get(i)) is not None else None)
-                    for i in t.changed_chats]))
-                t.changed_chats = {}
+            for kind, live, changed in (("agent", t.agents, t.changed_agents),
+                                        ("visitor", t.visitors, t.changed_visitors),
+                                        ("chat", t.chats, t.changed_chats)):
+                if changed:
+                    groups.append((kind, name, _records(live, changed)))
+                    changed.clear()
         return groups
 
     def snapshot(self) -> Iterator[tuple[EntityKey, Any]]:

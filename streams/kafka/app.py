@@ -24,9 +24,9 @@ past them (seen here: a worker taking over from a stopped one skipped 25
 messages a partition; upstream: faust-streaming/faust#596 and its kin).
 So the shell (1) handles nothing between a partition assignment and the end
 of the table's recovery (those messages stay unacked and come again after
-Faust's seek), and (2) when the router sees a partition
-jump past its next offset, it leaves the messages unacked and seeks the
-partition back to that offset (:class:`~streams.kafka.router.SeekBacks`).
+Faust's seek), and (2) when the router sees a partition jump past its next
+offset, it leaves the messages unacked and seeks the partition back to that
+offset (:class:`~streams.kafka.router.SeekBacks`).
 
 The table (``rocksdb://``, rocksdict underneath) is an ordinary Faust Table,
 co-partitioned with the input topic: Faust recovers it from its changelog on
@@ -60,6 +60,8 @@ log = logging.getLogger("routeq.worker")
 
 #: the key of the end-of-write marker in the changelog (see RecordBatches.flush)
 MARKER = SEP.encode() + b"end"
+
+
 class RecordBatches:
     """Records gathered per (topic, partition) into aiokafka batches, sent at once.
 
@@ -202,8 +204,7 @@ class WorkerShell:
         if not self.ready:
             return []
         router = self.router
-        owned = self.owned
-        fresh = {e.message.partition for e in events}.intersection(owned) - router.assigned
+        fresh = {e.message.partition for e in events}.intersection(self.owned) - router.assigned
         starts = await self._log_starts(fresh) if fresh else {}
         if not self.ready:  # a rebalance began while we asked
             return []
@@ -225,8 +226,11 @@ class WorkerShell:
             return done
         fx = router.process(msgs)
         seeks: list[tuple[int, int]] = []
-        if fx.held:
-            done, seeks = self._seek_back(fx.held, done)
+        if fx.held:  # ack none of the held messages; seek their partitions back
+            held = fx.held
+            done = [e for e in done if (h := held.get(e.message.partition)) is None
+                    or e.message.offset < h[1]]
+            seeks = self.seeks.on_held(held)
         if self.seeks.pending:
             self.seeks.on_in_order({m[0] for m in msgs}.difference(fx.held))
         # local state first (no await in between: a rebalance cannot cut in)
@@ -283,13 +287,6 @@ class WorkerShell:
         tps = [TP(self.s.input_topic, p) for p in partitions]
         found = await self.app.consumer.earliest_offsets(*tps)
         return {tp.partition: int(off) for tp, off in found.items() if off is not None}
-
-    def _seek_back(self, held: dict[int, tuple[int, int]],
-                   done: list[Any]) -> tuple[list[Any], list[tuple[int, int]]]:
-        """The events to ack (not those held) and the seeks to make."""
-        keep = [e for e in done
-                if (h := held.get(e.message.partition)) is None or e.message.offset < h[1]]
-        return keep, self.seeks.on_held(held)
 
     async def _batches(self) -> RecordBatches:
         if self._out is None:
