@@ -239,13 +239,7 @@ class Runtime:
 
     @staticmethod
     def _decode(lines: list[bytes]) -> list[Event | EventError]:
-        return Runtime._decode_bad(lines)[0]
-
-    @staticmethod
-    def _decode_bad(lines: list[bytes]) -> tuple[list[Event | EventError], list[int]]:
-        """The decoded lines (an ``EventError`` in place of a bad one), and the
-        indexes of the bad ones."""
-        return decode_lines(lines)
+        return decode_lines(lines)[0]
 
     def _apply(self, first: int, lines: list[bytes], decoded: list[Event | EventError],
                linenos: dict[int, int] | Sequence[int]) -> list[Output]:
@@ -264,10 +258,16 @@ class Runtime:
             off += 1
         return out
 
-    def feed(self, chunk: Chunk) -> None:
-        """Log (with --state), apply and emit one chunk of input lines."""
+    def feed(self, chunk: Chunk,
+             decoded_as: tuple[list[Event | EventError], list[int]] | None = None) -> None:
+        """Log (with --state), apply and emit one chunk of input lines.
+
+        ``decoded_as``: the lines decoded already, as ``decode_lines`` gives
+        them (``routeq serve`` decodes each posted line to answer for it), so
+        they are not decoded again.
+        """
         lines = chunk.lines
-        decoded, bad = self._decode_bad(lines)
+        decoded, bad = decoded_as if decoded_as is not None else decode_lines(lines)
         stop: StrictStop | None = None
         pos, nlines = chunk.pos, chunk.nlines
         if bad and self.strict:
@@ -355,16 +355,3 @@ class Runtime:
                 settle_garbage()
                 since_freeze = 0
         self.finish()
-
-    def feed_decoded(self, chunk: Chunk, decoded: list[Event | EventError],
-                     bad: list[int]) -> None:
-        """``feed`` for lines the caller has decoded already (``routeq serve``
-        decodes each posted line to answer for it): ``decoded[i]`` is what
-        ``decode`` gave for ``chunk.lines[i]`` (an ``EventError`` for a bad
-        line) and ``bad`` the indexes of the errors, as ``_decode_bad``
-        returns them. The same path as ``feed``, without decoding again."""
-        self._decode_bad = lambda lines: (decoded, bad)  # type: ignore[method-assign]
-        try:
-            self.feed(chunk)
-        finally:
-            del self._decode_bad

@@ -336,8 +336,8 @@ class Service:
         if lines:
             self._since_settle += len(lines)
             nbytes = sum(len(x) + 1 for x in lines)
-            self.runtime.feed_decoded(Chunk(lines, linenos, "-", 0, 0, nbytes, None, 0),
-                                      decoded, bad)
+            self.runtime.feed(Chunk(lines, linenos, "-", 0, 0, nbytes, None, 0),
+                              (decoded, bad))
             self._write_outputs()
         return results
 

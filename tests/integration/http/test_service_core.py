@@ -104,7 +104,7 @@ def test_stored_outputs_read_from_any_cursor_equal_the_replay() -> None:
     assert svc.read_stored > 0
 
 
-def test_feed_decoded_applies_what_it_is_given() -> None:
+def test_feed_applies_the_decoded_events_it_is_given() -> None:
     """The runtime takes the events serve decoded and does not decode the lines
     again: a line and the event given for it that differ show which counts."""
     from streams.inputs import Chunk
@@ -120,7 +120,7 @@ def test_feed_decoded_applies_what_it_is_given() -> None:
     rt = Runtime(default_rules(), out)  # type: ignore[arg-type]
     line = orjson.dumps(ev("chat.requested", "r1", 5, "s1", visitor="v", chat="from-line"))
     given = ev("chat.requested", "r1", 5, "s1", visitor="v", chat="given")
-    rt.feed_decoded(Chunk([line], [1], "-", 0, 0, len(line) + 1, None, 0), [given], [])
+    rt.feed(Chunk([line], [1], "-", 0, 0, len(line) + 1, None, 0), ([given], []))
     assert orjson.loads(out.data)["chat"] == "given"
     # and afterwards the runtime decodes what ``feed`` gets, as before
     rt.feed(Chunk([line.replace(b"r1", b"r2")], [2], "-", 0, 0, len(line) + 1, None, 0))
