@@ -48,7 +48,7 @@ import orjson
 
 from engine import Rules
 from engine.state import ASSIGNED, BOT, FORWARDED, ONLINE, WAITING, Tenant
-from schemas.events import OVERFLOW_SEP, Event, EventError, decode
+from schemas.events import OVERFLOW_SEP, EventError, decode_lines
 from streams.inputs import Chunk
 from streams.runtime import FREEZE_EVERY, Runtime, parse_recorded, paused_gc, settle_garbage
 from streams.state import StateLayout, pack_offset
@@ -294,31 +294,19 @@ class Service:
         """Log and apply the lines of several requests (in order) as one chunk."""
         engine = self.runtime.engine
         first = self.runtime.offset
-        lines: list[bytes] = []
-        linenos: list[int] = []
-        decoded: list[Event | EventError] = []  # each line decoded once, here
-        bad: list[int] = []
+        lines = [line for req in requests for line in req]
+        linenos = [i + 1 for req in requests for i in range(len(req))]
+        decoded, bad = decode_lines(lines)  # once, here; the runtime takes them as they are
         results: list[list[Result]] = []
         seen: set[tuple[str | None, str]] = set()
         off = first
         for req in requests:
             res: list[Result] = []
-            for i, line in enumerate(req):
-                lines.append(line)
-                linenos.append(i + 1)
-                try:
-                    ev = decode(line)
-                except EventError as exc:
-                    bad.append(len(decoded))
-                    decoded.append(exc)
-                    res.append(Result("rejected", off, str(exc), exc.tenant or ""))
-                except Exception as exc:  # noqa: BLE001 - as the runtime does
-                    err = EventError(f"event: cannot be read ({type(exc).__name__}: {exc})")
-                    bad.append(len(decoded))
-                    decoded.append(err)
-                    res.append(Result("rejected", off, str(err)))
+            for _ in req:
+                ev = decoded[off - first]
+                if isinstance(ev, EventError):
+                    res.append(Result("rejected", off, str(ev), ev.tenant or ""))
                 else:
-                    decoded.append(ev)
                     tenant = ev.get("tenant")
                     key = (tenant, ev["id"])
                     if tenant is None:
