@@ -18,11 +18,35 @@ from prometheus_client.registry import Collector
 from streams.service import Item, Service, abandonment, service_level
 
 WAIT_BUCKETS = (1, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
+#: tenants with labels of their own, beyond the configured ones (the rest: OTHER)
+DEFAULT_LABELED = 1000
+OTHER = "_other"
+
+
+class TenantLabels:
+    """The ``tenant`` label of a name: the configured tenants' own names, then
+    the first ``cap`` other names seen, then ``OTHER`` (names made up in
+    events, e.g. a hand-over's ``from``, must not grow the series without end)."""
+
+    def __init__(self, configured: frozenset[str] = frozenset(),
+                 cap: int = DEFAULT_LABELED) -> None:
+        self.configured = configured
+        self.cap = cap
+        self.seen: set[str] = set()
+
+    def __call__(self, name: str) -> str:
+        if name in self.configured or name in self.seen:
+            return name
+        if len(self.seen) < self.cap:
+            self.seen.add(name)
+            return name
+        return OTHER
 
 
 class ServeMetrics:
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, labels: TenantLabels | None = None) -> None:
         self.service = service
+        self.label = labels if labels is not None else TenantLabels()
         self.registry = CollectorRegistry(auto_describe=True)
         self.events = Counter("routeq_events", "Posted events by tenant and result "
                               "(accepted, duplicate, rejected)", ["tenant", "result"],
@@ -34,10 +58,10 @@ class ServeMetrics:
                                buckets=WAIT_BUCKETS, registry=self.registry)
         self.requests = Counter("routeq_http_requests", "HTTP requests by route and status",
                                 ["route", "status"], registry=self.registry)
-        self.registry.register(_StateCollector(service))
+        self.registry.register(_StateCollector(service, self.label))
 
     def posted(self, tenant: str, result: str, n: int = 1) -> None:
-        self.events.labels(tenant, result).inc(n)
+        self.events.labels(self.label(tenant), result).inc(n)
 
     def outputs(self, items: list[Item], outs: list[dict[str, Any]]) -> None:
         counts: dict[tuple[str, str], int] = {}
@@ -45,17 +69,19 @@ class ServeMetrics:
             key = (it.tenant, it.type)
             counts[key] = counts.get(key, 0) + 1
             if it.type == "chat.assigned":
-                self.waits.labels(it.origin or it.tenant).observe(o.get("wait_ms", 0) / 1000)
+                self.waits.labels(self.label(it.origin or it.tenant)).observe(
+                    o.get("wait_ms", 0) / 1000)
         for (tenant, typ), n in counts.items():
-            self.decisions.labels(tenant, typ).inc(n)
+            self.decisions.labels(self.label(tenant), typ).inc(n)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
 
 class _StateCollector(Collector):
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, label: TenantLabels) -> None:
         self.service = service
+        self.label = label
 
     def describe(self) -> Iterator[Any]:
         return iter(())
@@ -73,12 +99,22 @@ class _StateCollector(Collector):
         ab = GaugeMetricFamily("routeq_abandonment", "Share of chats for a human abandoned "
                                "while waiting, last hour of event time", labels=["tenant"])
         log = GaugeMetricFamily("routeq_log_offset", "Next offset of the state's input log")
+        # tenants past the label cap are summed under OTHER
+        sums: dict[str, list[int]] = {}
         for name, waiting, n_online, n_held, cap in self.service.gauges():
+            row = sums.setdefault(self.label(name), [0, 0, 0, 0])
+            row[0] += waiting
+            row[1] += n_online
+            row[2] += n_held
+            row[3] += cap
+        for name, (waiting, n_online, n_held, cap) in sums.items():
             queue.add_metric([name], waiting)
             online.add_metric([name], n_online)
             held.add_metric([name], n_held)
             occ.add_metric([name], n_held / cap if cap else 0.0)
         for name, st in sorted(self.service.stats.items()):
+            if self.label(name) != name:
+                continue  # a share is not summed: none for OTHER
             tot = st.totals()
             s, a = service_level(tot), abandonment(tot)
             if s is not None:

@@ -34,7 +34,8 @@ import orjson
 from aiohttp import ClientSession, ClientTimeout, web
 
 from engine import RulesError
-from streams.metrics_http import ServeMetrics
+from schemas.events import TYPES
+from streams.metrics_http import DEFAULT_LABELED, ServeMetrics, TenantLabels
 from streams.rules_file import read_rules
 from streams.runtime import settle_garbage
 from streams.service import Cursor, Item, Result, Service, parse_cursor, rules_for
@@ -93,6 +94,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
                         "read from those stored in --state (default %(default)s)")
     p.add_argument("--sync", action="store_true",
                    help="fsync every write of the state (survives power loss, slower)")
+    p.add_argument("--metrics-tenants", type=int, default=DEFAULT_LABELED, metavar="N",
+                   help="tenants beyond those in --tokens that get /metrics series of "
+                        "their own; the others are summed under tenant=\"_other\" "
+                        "(default %(default)s)")
     p.add_argument("--ready-file", metavar="FILE", help=argparse.SUPPRESS)
     return p
 
@@ -120,9 +125,9 @@ def main(args: argparse.Namespace) -> int:
     if tokens.open and not is_loopback(args.host):
         return fail(f"--host {args.host} is not a loopback address: give --tokens")
     if (args.max_body < 1 or args.checkpoint_ms < 1 or args.clock_ms < 0
-            or args.max_queue < 1):
+            or args.max_queue < 1 or args.metrics_tenants < 0):
         return fail("--max-body, --max-queue and --checkpoint-ms must be at least 1, "
-                    "--clock-ms at least 0")
+                    "--clock-ms and --metrics-tenants at least 0")
     store: RocksStore | None = None
     layout: StateLayout | None = None
     if args.state:
@@ -210,13 +215,14 @@ class Batcher:
 
 class App:
     def __init__(self, service: Service, tokens: Tokens, *, max_body: int,
-                 clock_ms: int = 0, max_queue: int = DEFAULT_MAX_QUEUE) -> None:
+                 clock_ms: int = 0, max_queue: int = DEFAULT_MAX_QUEUE,
+                 metrics_tenants: int = DEFAULT_LABELED) -> None:
         self.service = service
         self.tokens = tokens
         self.max_body = max_body
         self.max_queue = max_queue
         self.clock_ms = clock_ms
-        self.metrics = ServeMetrics(service)
+        self.metrics = ServeMetrics(service, TenantLabels(tokens.tenants, metrics_tenants))
         service.on_output = self.metrics.outputs
         self.batcher = Batcher(service)
         self.closing = asyncio.Event()
@@ -586,8 +592,19 @@ def parse_body(body: bytes, ctype: str) -> list[bytes]:
              f"event or an array) or application/x-ndjson (one event a line)")
 
 
+#: the input types of the contract a tenant's token may post (``chat.handed_over``
+#: is routeq's own: only the admin may post it, replaying an exported log)
+PUBLIC_TYPES = frozenset({
+    "agent.state", "visitor.arrived", "page.viewed", "chat.requested", "chat.accepted",
+    "chat.declined", "bot.escalated", "chat.ended", "visitor.left", "order.placed", "clock"})
+#: fields routeq writes itself (an overflowed chat's merchant): admin only
+INTERNAL_FIELDS = ("origin",)
+
+
 def check_tenant(lines: list[bytes], tenant: str) -> None:
-    """A tenant's token may post only that tenant's events (403 otherwise)."""
+    """A tenant's token may post only that tenant's events, of the public
+    input types, without routeq's internal fields (403 otherwise, naming the
+    event and the field: nothing of the post is logged)."""
     for i, line in enumerate(lines):
         try:
             obj = orjson.loads(line)
@@ -596,12 +613,24 @@ def check_tenant(lines: list[bytes], tenant: str) -> None:
         if not isinstance(obj, dict):
             continue
         named = obj.get("tenant")
-        if named is None and obj.get("type") == "clock":
+        typ = obj.get("type")
+        if named is None and typ == "clock":
             raise web.HTTPForbidden(text=f"event {i + 1}: a clock for every tenant needs the "
                                     f"admin token; name the tenant")
         if isinstance(named, str) and named != tenant:
             raise web.HTTPForbidden(text=f"event {i + 1}: this token may post only tenant "
                                     f"{tenant!r}'s events")
+        if isinstance(typ, str) and typ not in PUBLIC_TYPES and typ in TYPES:
+            raise web.HTTPForbidden(text=f"event {i + 1}: field 'type' {typ!r} is routeq's "
+                                    f"own (internal); a tenant's token may post only "
+                                    f"{', '.join(sorted(PUBLIC_TYPES))} (the admin token may "
+                                    f"replay an exported log that holds it)")
+        for name in INTERNAL_FIELDS:
+            if obj.get(name) is not None:
+                raise web.HTTPForbidden(text=f"event {i + 1}: field {name!r} is routeq's own "
+                                        f"(internal) and may not be posted with a tenant's "
+                                        f"token (events about an overflowed chat name the "
+                                        f"merchant's tenant and chat; routeq follows it)")
 
 
 class _NoRequestText(logging.Filter):
@@ -630,7 +659,7 @@ def quiet_request_text() -> None:
 async def serve(service: Service, tokens: Tokens, args: argparse.Namespace) -> None:
     quiet_request_text()
     app = App(service, tokens, max_body=args.max_body, clock_ms=args.clock_ms,
-              max_queue=args.max_queue)
+              max_queue=args.max_queue, metrics_tenants=args.metrics_tenants)
     runner = web.AppRunner(app.web, access_log=None, handle_signals=False,
                            shutdown_timeout=2.0)
     await runner.setup()

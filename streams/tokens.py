@@ -49,6 +49,11 @@ class Tokens:
     webhooks: dict[str, str] = field(default_factory=dict)
     open: bool = False  # no tokens file: every caller is the admin (loopback only)
 
+    @property
+    def tenants(self) -> frozenset[str]:
+        """The tenants that have a token."""
+        return frozenset(p.tenant for p in self.by_digest.values() if p.tenant is not None)
+
     def who(self, authorization: str | None) -> Principal | None:
         if self.open:
             return ADMIN
