@@ -84,6 +84,12 @@ def main(args: argparse.Namespace) -> int:
     # the start anyway (routeq does not record changelog offsets): begin empty,
     # so nothing written locally by a batch that a stop cut short survives
     shutil.rmtree(data_dir, ignore_errors=True)
+    # Faust creates only the last level of its datadir: make the parents (the
+    # default routeq-worker-data/HOST-PID has none in a fresh directory)
+    try:
+        os.makedirs(data_dir, exist_ok=True)
+    except OSError as exc:
+        return fail(f"cannot create --data-dir {data_dir}: {exc}", "worker")
     ensure_topics(s)
     import faust
 
