@@ -162,6 +162,37 @@ def _customer(v: object) -> dict[str, Any]:
     return out
 
 
+#: what each check accepts, as JSON Schema (draft 2020-12): ``schemas/jsonschema.py``
+#: builds the published schemas (``schemas/json/``) from these and ``FIELDS``, and
+#: tests/contract/test_json_schema.py checks that the schemas and the checks agree
+JSON_SCHEMA: Mapping[Check, Mapping[str, Any]] = {
+    _ident: {"type": "string", "minLength": 1, "maxLength": 128},
+    _text: {"type": "string", "maxLength": MAX_TEXT},
+    _name: {"type": "string", "minLength": 1, "maxLength": 128},
+    _tenant: {"type": "string", "pattern": "^" + TENANT_RE.pattern + "$"},
+    _ts: {"type": "integer", "minimum": 0, "maximum": MAX_TS},
+    _status: {"type": "string", "enum": ["online", "away", "offline"]},
+    _capacity: {"type": "integer", "minimum": 0, "maximum": 100},
+    _skills: {"type": "object", "maxProperties": MAX_LIST,
+              "propertyNames": {"minLength": 1, "maxLength": 128},
+              "additionalProperties": {"type": "integer", "minimum": 1, "maximum": 5}},
+    _names: {"type": "array", "maxItems": MAX_LIST,
+             "items": {"type": "string", "minLength": 1, "maxLength": 128}},
+    _bool: {"type": "boolean"},
+    _amount: {"type": "number", "minimum": 0},
+    _customer: {"type": "object", "properties": {
+        "member": {"type": "boolean", "default": False},
+        "tier": {"type": "integer", "minimum": 0, "maximum": 5, "default": 0},
+        "orders": {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0},
+        "ltv": {"type": "number", "minimum": 0, "default": 0}}},
+}
+
+#: input types and fields that routeq writes itself (a distributed runtime's
+#: hand-over of an overflowed chat): not part of the public contract
+INTERNAL_TYPES = frozenset({"chat.handed_over"})
+INTERNAL_FIELDS = frozenset({"origin"})
+
+
 # field -> (check, required, default). The common fields are checked first.
 Spec = tuple[tuple[str, Check, bool, object], ...]
 
