@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import gc
 import ipaddress
+import json
 import logging
 import os
 import signal
@@ -139,6 +140,7 @@ def main(args: argparse.Namespace) -> int:
             if store is not None:
                 store.close()
             return fail(str(exc))
+    service: Service | None = None
     try:
         service = Service(rules, layout, rules_text=rules_text,
                           checkpoint_ms=args.checkpoint_ms, history=args.history)
@@ -157,7 +159,21 @@ def main(args: argparse.Namespace) -> int:
         return 0
     finally:
         if store is not None:
-            store.close()
+            # the store the service holds now (reopened after a failed write)
+            now = service.layout.store if service is not None and service.layout else store
+            with contextlib.suppress(Exception):  # a full disk: it says so again
+                now.close()
+
+
+def reopen_state(args: argparse.Namespace) -> Callable[[], StateLayout] | None:
+    """Opens the state dir again (after a failed write), or None in memory."""
+    if not args.state:
+        return None
+
+    def reopen() -> StateLayout:
+        return StateLayout(RocksStore(args.state, sync=args.sync), args.state)
+
+    return reopen
 
 
 def _loop_runner() -> asyncio.Runner:
@@ -168,6 +184,38 @@ def _loop_runner() -> asyncio.Runner:
     return asyncio.Runner(loop_factory=uvloop.new_event_loop)
 
 
+class OnceIn:
+    """Log lines at most once per ``every_s`` per key (a failing receiver or a
+    full disk must not flood the log); how many were left out is said with
+    the next one."""
+
+    def __init__(self, every_s: float = 60.0) -> None:
+        self.every_s = every_s
+        self.last: dict[str, float] = {}
+        self.left_out: dict[str, int] = {}
+        self.logger = logging.getLogger("routeq.serve")
+
+    def once(self, key: str, msg: str, *args: Any, exc_info: BaseException | None = None,
+             ) -> bool:
+        now = time.monotonic()
+        last = self.last.get(key)
+        if last is not None and now - last < self.every_s:
+            self.left_out[key] = self.left_out.get(key, 0) + 1
+            return False
+        if len(self.last) > 10_000:
+            self.last.clear()
+        self.last[key] = now
+        n = self.left_out.pop(key, 0)
+        if n:
+            msg += " (%d more like it in the last %d s)"
+            args = (*args, n, round(self.every_s))
+        self.logger.warning(msg, *args, exc_info=exc_info)
+        return True
+
+
+LOG = OnceIn()
+
+
 # ---------------------------------------------------------------- the app
 
 
@@ -175,18 +223,32 @@ class Batcher:
     """Group commit: the posts that arrive while one is being written go in
     the next write together."""
 
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service,
+                 on_failure: Callable[[Exception], None] | None = None) -> None:
         self.service = service
         self.pending: list[tuple[list[bytes], asyncio.Future[list[Result]]]] = []
         self.queued = 0  # events in ``pending``
         self.scheduled = False
         self.closed = False
+        #: why the state cannot be written (a full disk); None: healthy
+        self.failed: str | None = None
+        self.on_failure = on_failure
+
+    def unavailable(self) -> web.HTTPServiceUnavailable:
+        return web.HTTPServiceUnavailable(
+            text=f"the state cannot be written ({self.failed}); nothing of this post is "
+                 f"acknowledged: retry after {RETRY_AFTER_S} s (events that were logged "
+                 f"are answered 'duplicate'; GET /healthz says when it is back)",
+            headers={"Retry-After": str(RETRY_AFTER_S)})
 
     def submit(self, lines: list[bytes]) -> asyncio.Future[list[Result]]:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[list[Result]] = loop.create_future()
         if self.closed:
             fut.set_exception(web.HTTPServiceUnavailable(text="routeq is shutting down\n"))
+            return fut
+        if self.failed is not None:
+            fut.set_exception(self.unavailable())
             return fut
         self.pending.append((lines, fut))
         self.queued += len(lines)
@@ -201,12 +263,20 @@ class Batcher:
         self.queued = 0
         if not pending:
             return
+        if self.failed is not None:
+            for _, fut in pending:
+                if not fut.done():
+                    fut.set_exception(self.unavailable())
+            return
         try:
             results = self.service.submit([lines for lines, _ in pending])
         except Exception as exc:  # the store failed: nobody gets a 2xx
+            self.failed = str(exc) or type(exc).__name__
+            if self.on_failure is not None:
+                self.on_failure(exc)
             for _, fut in pending:
                 if not fut.done():
-                    fut.set_exception(exc)
+                    fut.set_exception(self.unavailable())
             return
         for (_, fut), res in zip(pending, results, strict=True):
             if not fut.done():
@@ -216,7 +286,8 @@ class Batcher:
 class App:
     def __init__(self, service: Service, tokens: Tokens, *, max_body: int,
                  clock_ms: int = 0, max_queue: int = DEFAULT_MAX_QUEUE,
-                 metrics_tenants: int = DEFAULT_LABELED) -> None:
+                 metrics_tenants: int = DEFAULT_LABELED,
+                 reopen: Callable[[], StateLayout] | None = None) -> None:
         self.service = service
         self.tokens = tokens
         self.max_body = max_body
@@ -224,9 +295,12 @@ class App:
         self.clock_ms = clock_ms
         self.metrics = ServeMetrics(service, TenantLabels(tokens.tenants, metrics_tenants))
         service.on_output = self.metrics.outputs
-        self.batcher = Batcher(service)
+        self.batcher = Batcher(service, self.store_failed)
+        #: opens the state dir again (None: in memory) for ``_recover``
+        self.reopen = reopen
         self.closing = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
+        self._recovering: asyncio.Task[None] | None = None
         self.web = web.Application(client_max_size=max_body,
                                    middlewares=[self._errors])
         r = self.web.router
@@ -264,8 +338,46 @@ class App:
                 content_type="application/json",
                 headers={k: v for k, v in exc.headers.items()
                          if k.lower() in ("www-authenticate", "allow", "retry-after")})
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception as exc:  # a bug, or a store error on a read: JSON all the same
+            self.metrics.requests.labels(name, "500").inc()
+            LOG.once(f"500:{name}:{type(exc).__name__}",
+                     "routeq serve: %s answered 500 (%s: %s)", name, type(exc).__name__, exc,
+                     exc_info=exc)
+            return web.Response(status=500, content_type="application/json", body=orjson.dumps(
+                {"error": f"internal error ({type(exc).__name__}); the server's log says more"}))
         self.metrics.requests.labels(name, str(resp.status)).inc()
         return resp
+
+    def store_failed(self, exc: Exception) -> None:
+        """A write of the state failed: unhealthy until ``_recover`` succeeds."""
+        if self.batcher.failed is None:
+            self.batcher.failed = str(exc) or type(exc).__name__
+        LOG.once("store-failed", "routeq serve: the state cannot be written (%s): posts are "
+                 "answered 503 and /healthz is unhealthy until a write succeeds again", exc)
+        if self.reopen is not None and (self._recovering is None or self._recovering.done()):
+            self._recovering = asyncio.get_running_loop().create_task(self._recover())
+
+    async def _recover(self) -> None:
+        """Try to write the state again (reopening it), with backoff, until it works."""
+        assert self.reopen is not None
+        delay = 0.5
+        while self.batcher.failed is not None and not self.closing.is_set():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+            if self.batcher.pending or self.batcher.scheduled:
+                continue  # (answered 503 by the next flush)
+            try:
+                self.service.recover(self.reopen)
+            except Exception as exc:
+                self.batcher.failed = str(exc) or type(exc).__name__
+                LOG.once("store-still-failed", "routeq serve: the state still cannot be "
+                         "written (%s); trying again", exc)
+                continue
+            self.batcher.failed = None
+            print(f"routeq serve: the state is written again (recovered at offset "
+                  f"{self.service.offset})", file=sys.stderr, flush=True)
 
     def principal(self, request: web.Request) -> Principal:
         p = self.tokens.who(request.headers.get("Authorization"))
@@ -303,6 +415,8 @@ class App:
         p = self.principal(request)
         if self.closing.is_set():
             raise web.HTTPServiceUnavailable(text="routeq is shutting down")
+        if self.batcher.failed is not None:
+            raise self.batcher.unavailable()
         if request.content_length is not None and request.content_length > self.max_body:
             raise web.HTTPRequestEntityTooLarge(max_size=self.max_body,
                                                 actual_size=request.content_length,
@@ -465,7 +579,14 @@ class App:
                                                      "charset=utf-8"})
 
     async def health(self, request: web.Request) -> web.Response:
-        return self.json({"ok": not self.closing.is_set(), "offset": self.service.offset})
+        """200 while posts can be taken; 503 with the reason otherwise."""
+        reason = ("routeq is shutting down" if self.closing.is_set() else
+                  f"the state cannot be written: {self.batcher.failed}"
+                  if self.batcher.failed is not None else None)
+        if reason is not None:
+            return self.json({"ok": False, "reason": reason, "offset": self.service.offset},
+                             status=503)
+        return self.json({"ok": True, "offset": self.service.offset})
 
     async def dashboard(self, request: web.Request) -> web.StreamResponse:
         # the page holds no data: it asks for the token (kept in the browser)
@@ -501,7 +622,11 @@ class App:
                 line = b'{"type":"clock","id":"serve-clock-%d","ts":%d}' % (ms, ms)
                 with contextlib.suppress(web.HTTPServiceUnavailable):
                     await self.batcher.submit([line])
-            self.service.idle()
+            if self.batcher.failed is None:
+                try:
+                    self.service.idle()  # a checkpoint is a write too
+                except Exception as exc:
+                    self.store_failed(exc)
 
     async def _webhook(self, tenant: str, url: str) -> None:
         """POST the tenant's outputs (NDJSON) to ``url``, retrying with backoff,
@@ -518,7 +643,10 @@ class App:
                 for part in deliveries(items, WEBHOOK_BATCH):
                     if not await self._deliver(http, tenant, url, part):
                         return  # closing
-                    svc.save_webhook_position(tenant, part[-1].cursor)
+                    try:
+                        svc.save_webhook_position(tenant, part[-1].cursor)
+                    except Exception as exc:  # delivered; stored again with the next one
+                        self.store_failed(exc)
 
     async def _deliver(self, http: ClientSession, tenant: str, url: str,
                        items: list[Item]) -> bool:
@@ -551,7 +679,15 @@ class App:
         for t in self.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-        self.service.close()
+        if self._recovering is not None:
+            self._recovering.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._recovering
+        try:
+            self.service.close()
+        except Exception as exc:  # nothing acknowledged is lost: it is in the log
+            print(f"routeq serve: the checkpoint could not be written ({exc}); the next "
+                  f"start re-applies the log after the last one", file=sys.stderr, flush=True)
 
 
 def deliveries(items: list[Item], size: int) -> Iterator[list[Item]]:
@@ -575,11 +711,11 @@ def parse_body(body: bytes, ctype: str) -> list[bytes]:
         except orjson.JSONDecodeError as exc:
             raise web.HTTPBadRequest(text=f"body is not valid JSON: {exc}") from None
         if isinstance(data, dict):
-            return [orjson.dumps(data)]
+            return [_line(data, 0)]
         if isinstance(data, list):
             if not data:
                 raise web.HTTPBadRequest(text="the array holds no event")
-            return [orjson.dumps(x) for x in data]
+            return [_line(x, i) for i, x in enumerate(data)]
         raise web.HTTPBadRequest(text="expected an event (JSON object) or an array of events")
     if ctype in NDJSON_TYPES:
         lines = [ln.rstrip(b"\r") for ln in body.split(b"\n")]
@@ -599,6 +735,22 @@ PUBLIC_TYPES = frozenset({
     "chat.declined", "bot.escalated", "chat.ended", "visitor.left", "order.placed", "clock"})
 #: fields routeq writes itself (an overflowed chat's merchant): admin only
 INTERNAL_FIELDS = ("origin",)
+
+
+def _line(value: Any, i: int) -> bytes:
+    """One event of a JSON body as a log line. orjson writes 254 levels at
+    most: a deeper value is written by the standard library instead, so its
+    line is answered for like the same line in NDJSON (rejected, naming the
+    field, or accepted where the deep value is in a field routeq ignores)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        pass
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    except (RecursionError, ValueError):
+        raise web.HTTPBadRequest(text=f"event {i + 1}: nested too deep to be read "
+                                 f"(send events nested at most 254 levels)") from None
 
 
 def check_tenant(lines: list[bytes], tenant: str) -> None:
@@ -659,7 +811,8 @@ def quiet_request_text() -> None:
 async def serve(service: Service, tokens: Tokens, args: argparse.Namespace) -> None:
     quiet_request_text()
     app = App(service, tokens, max_body=args.max_body, clock_ms=args.clock_ms,
-              max_queue=args.max_queue, metrics_tenants=args.metrics_tenants)
+              max_queue=args.max_queue, metrics_tenants=args.metrics_tenants,
+              reopen=reopen_state(args))
     runner = web.AppRunner(app.web, access_log=None, handle_signals=False,
                            shutdown_timeout=2.0)
     await runner.setup()

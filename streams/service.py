@@ -280,13 +280,55 @@ class Service:
             settle_garbage()
             self._since_settle = 0
 
+    def recover(self, reopen: Callable[[], StateLayout]) -> None:
+        """Go on after a write of the state failed (a full disk), once writes
+        succeed again: the store is reopened (``reopen``) and the runtime
+        restarts from its checkpoint and log as a new process would (the same
+        engine: the log is written before anything is applied). Outputs
+        already fanned out (offsets below the current one) are not emitted
+        again; the stored outputs the failed write lost are written from the
+        history. Raises (StoreError or the store's own) while writes still
+        fail; call it again later."""
+        emitted = self.runtime.offset
+        if self.layout is not None:
+            with contextlib.suppress(Exception):  # it says the write failed again
+                self.layout.store.close()
+        layout = reopen()
+        self.layout = layout
+        self._out_batch = None
+        store = layout.store
+        to = _int_or_none(store.get(S_OUT_TO))
+        if to is not None and to < emitted:  # outputs of [to, emitted) are not stored
+            b = store.batch()
+            if self.history_from <= to:
+                lost = [it for it in self.history if it.offset >= to]
+                if lost:
+                    b.put(OUTPUTS + pack_offset(lost[-1].offset),
+                          b"\n".join(it.line for it in lost))
+                b.put(S_OUT_TO, str(emitted).encode())
+            else:  # no longer in memory: the stored outputs are complete from here
+                self.outputs_from = emitted
+                b.put(S_OUT_FROM, str(emitted).encode())
+                b.put(S_OUT_TO, str(emitted).encode())
+            store.write(b)
+        old = self.runtime
+        self.runtime = Runtime(old.rules, _FanOut(self), layout,  # type: ignore[arg-type]
+                               rules_text=old.rules_text,
+                               checkpoint_every=old.checkpoint_every,
+                               checkpoint_ms=round(old.checkpoint_s * 1000))
+        with paused_gc():
+            self.runtime.resume(emit_from=emitted)
+        self._write_outputs()
+
     def close(self) -> None:
         """Checkpoint everything applied and drop the subscribers."""
-        self.runtime.finish()
-        for s in list(self.subscribers):
-            s.dropped = True
-            s.wake()
-        self.subscribers.clear()
+        try:
+            self.runtime.finish()
+        finally:
+            for s in list(self.subscribers):
+                s.dropped = True
+                s.wake()
+            self.subscribers.clear()
 
     # ------------------------------------------------------------- ingest
 

@@ -160,7 +160,10 @@ class RocksStore:
     def write(self, batch: Batch) -> None:
         if not isinstance(batch, WriteBatch):
             raise TypeError("RocksStore.write takes a batch from RocksStore.batch()")
-        self.db.write(batch, self._wopt)  # consumes the batch
+        try:
+            self.db.write(batch, self._wopt)  # consumes the batch
+        except Exception as exc:  # a full disk, an I/O error: nothing of the batch landed
+            raise StoreError(f"cannot write the state dir {self.path}: {exc}") from None
 
     def items(self, prefix: bytes, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         for key, value in self.db.items(from_key=prefix + start):

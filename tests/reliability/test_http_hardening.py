@@ -3,17 +3,29 @@ on loopback with tokens for an admin and two shops A and B:
 
 - a tenant token posting routeq's internal event type (``chat.handed_over``)
   or internal fields (``origin``) to write into another tenant;
-- forged tenant names exploding the ``/metrics`` label sets.
+- forged tenant names exploding the ``/metrics`` label sets;
+- a value nested deeper than the JSON encoder goes in an ``application/json``
+  body;
+- a full disk (a file-size limit on the server process): ``/healthz`` turns
+  503 with the reason, posts are answered 503 (JSON), and once writes succeed
+  again the server recovers by itself, with every acknowledged event applied
+  once and the stream equal to a replay.
 """
 
 from __future__ import annotations
 
 import re
+import resource
+import signal
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.integration.http.server import ADMIN, TOKEN_A, TOKEN_B, Server, ev
+from tests.integration.routeq import routeq
 
 pytestmark = pytest.mark.integration
 
@@ -119,3 +131,131 @@ def test_forged_tenant_names_do_not_explode_the_metrics(server: Server) -> None:
     assert len(labels) <= 2 + METRIC_TENANTS + 1, sorted(labels)
     assert "_other" in labels
     assert len(text.splitlines()) < 2_000
+
+
+# ------------------------------------------------------------ deep nesting
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("depth", [255, 300, 900])
+def test_deeply_nested_json_is_rejected_per_line_like_ndjson(server: Server,
+                                                              depth: int) -> None:
+    """orjson writes at most 254 levels: such a value in a JSON array is
+    answered for its line, as the same lines in NDJSON are, and the valid
+    events of the post are logged."""
+    lines = [
+        f'{{"type":"page.viewed","id":"deep{depth}-1","ts":1000,"tenant":"shopA",'
+        f'"visitor":"dv","page":"home"}}',
+        f'{{"type":"chat.requested","id":"deep{depth}-2","ts":1000,"tenant":"shopA",'
+        f'"visitor":"dv","chat":"dc","message":{nested(depth)}}}',
+        f'{{"type":"page.viewed","id":"deep{depth}-3","ts":1000,"tenant":"shopA",'
+        f'"visitor":"dv","page":"cart"}}',
+    ]
+    status, ans = server.post(TOKEN_A, None, raw=("[" + ",".join(lines) + "]").encode())
+    assert status == 200, ans
+    assert [r["status"] for r in ans["results"]] == ["accepted", "rejected", "accepted"]
+    assert "'message'" in ans["results"][1]["error"], ans
+    # the same lines as NDJSON (new ids): the same answers
+    nd = "\n".join(ln.replace(f"deep{depth}-", f"ndeep{depth}-") for ln in lines)
+    status, nd_ans = server.post(TOKEN_A, None, raw=nd.encode(), ctype="application/x-ndjson")
+    assert status == 200, nd_ans
+    assert [(r["status"], r.get("error")) for r in nd_ans["results"]] == [
+        (r["status"], r.get("error")) for r in ans["results"]]
+
+
+def test_a_single_deeply_nested_event_is_answered_json(server: Server) -> None:
+    body = ('{"type":"page.viewed","id":"deep-single","ts":1000,"tenant":"shopA",'
+            '"visitor":"dv","page":"home","extra":' + nested(1000) + "}").encode()
+    status, ans = server.post(TOKEN_A, None, raw=body)
+    assert status in (200, 400), ans
+    assert isinstance(ans, dict), ans  # JSON, not a plain-text 500
+    if status == 400:
+        assert "event 1" in ans["error"], ans
+
+
+# ------------------------------------------------------------ a full disk
+
+FSIZE = 1 << 20  # bytes a file of the server may reach while "the disk is full"
+
+
+def limit_file_size() -> None:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes fail with EFBIG instead
+    resource.setrlimit(resource.RLIMIT_FSIZE, (FSIZE, resource.RLIM_INFINITY))
+
+
+def requests(prefix: str, n: int, ts: int) -> list[dict[str, object]]:
+    return [ev("chat.requested", f"{prefix}-{i}", ts, "shopA", visitor=f"{prefix}-v{i}",
+               chat=f"{prefix}-c{i}", message="m" * 2_000) for i in range(n)]
+
+
+def numbered(lines: list[bytes]) -> list[tuple[str, bytes]]:
+    """(id ``OFFSET.K``, line) of outputs in log order, as the stream numbers them."""
+    out = []
+    last, k = -1, -1
+    for ln in lines:
+        off = orjson.loads(ln)["offset"]
+        k = k + 1 if off == last else 0
+        last = off
+        out.append((f"{off}.{k}", ln))
+    return out
+
+
+def test_a_full_disk_turns_health_red_and_the_server_recovers(tmp_path: Path) -> None:
+    server = Server(tmp_path, "--history", "50", preexec_fn=limit_file_size)
+    with server:
+        assert server.post(TOKEN_A, [ev("agent.state", "df-agent", 1_000, "shopA",
+                                        agent="dfa", status="online", capacity=3)])[0] == 200
+        acked: list[str] = []
+        failed: list[dict[str, object]] = []
+        for p in range(200):  # about 40 KB a post: the 1 MiB limit is reached
+            batch = requests(f"df{p}", 20, 2_000 + p)
+            status, ans = server.post(TOKEN_A, batch)
+            if status == 200:
+                acked += [str(e["id"]) for e in batch]
+                continue
+            assert status == 503, ans
+            assert isinstance(ans, dict) and "error" in ans, ans  # JSON, with the reason
+            failed = batch
+            break
+        assert failed, "the file-size limit was never reached"
+        status, health = server.get("/healthz", None)
+        assert status == 503, health
+        assert health["ok"] is False and health["reason"], health
+        status, ans = server.post(TOKEN_A, requests("while-full", 1, 9_000))
+        assert status == 503 and isinstance(ans, dict), ans
+
+        # space comes back: the server recovers by itself
+        assert server.proc is not None
+        resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE,
+                         (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        deadline = time.monotonic() + 60
+        while (status := server.get("/healthz", None)[0]) != 200:
+            assert time.monotonic() < deadline, "still unhealthy a minute after"
+            time.sleep(0.2)
+        status, ans = server.post(TOKEN_A, failed)  # the client retries the failed post
+        assert status == 200, ans
+        assert {r["status"] for r in ans["results"]} <= {"accepted", "duplicate"}
+        after = requests("after", 5, 20_000)
+        status, ans = server.post(TOKEN_A, after)
+        assert status == 200 and ans["accepted"] == 5, ans
+        acked += [str(e["id"]) for e in failed + after]
+
+        # every acknowledged event applied once: one decision per chat, and the
+        # stream from the start (read back from the stored outputs, the
+        # history holds 50) is the bytes of a replay
+        outputs = numbered([ln for ln in routeq("replay", "--state", server.state)
+                            .stdout.split(b"\n") if ln])
+        chats = [orjson.loads(ln)["chat"] for _, ln in outputs
+                 if orjson.loads(ln)["type"] in ("chat.queued", "chat.assigned")]
+        assert sorted(chats) == sorted(f"{i.rsplit('-', 1)[0]}-c{i.rsplit('-', 1)[1]}"
+                                       for i in acked)
+        st = server.stream(ADMIN, query="?from=0", timeout=30)
+        got = st.take(len(outputs))
+        st.close()
+        assert [g[0] for g in got] == [oid for oid, _ in outputs]
+        assert [g[2] for g in got] == [orjson.loads(ln) for _, ln in outputs]
+    log = server.log.read_text(errors="replace")
+    assert log.count("Traceback") <= 1, log[-3000:]

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,9 @@ START_TIMEOUT = 90.0
 
 class Server:
     def __init__(self, tmp: Path, *extra: str, state: bool = True,
-                 tokens: str = TOKENS_TOML) -> None:
+                 tokens: str = TOKENS_TOML,
+                 preexec_fn: Callable[[], None] | None = None) -> None:
+        self.preexec_fn = preexec_fn  # run in the child before exec (limits)
         self.tmp = tmp
         self.state = tmp / "state"
         self.tokens = tmp / "tokens.toml"
@@ -54,7 +57,8 @@ class Server:
         if self.use_state:
             args += ["--state", str(self.state)]
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(args, cwd=ROOT, env=env(), stdout=log, stderr=log)
+            self.proc = subprocess.Popen(args, cwd=ROOT, env=env(), stdout=log, stderr=log,
+                                         preexec_fn=self.preexec_fn)
         deadline = time.monotonic() + START_TIMEOUT
         while not ready.exists():
             if self.proc.poll() is not None:
