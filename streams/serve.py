@@ -54,6 +54,8 @@ PAGE = 10_000
 #: outputs a webhook delivery holds at most (more where one input's outputs go on)
 WEBHOOK_BATCH = 1_000
 STATIC = Path(__file__).resolve().parent / "dashboard"
+#: the OpenAPI document of this server (generated: python -m schemas.jsonschema --write)
+OPENAPI = Path(__file__).resolve().parents[1] / "schemas" / "json" / "openapi.json"
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl",
                 "application/json-lines", "application/jsonlines", "text/plain")
 STATIC_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css",
@@ -313,6 +315,7 @@ class App:
         r.add_get("/v1/overview", self.overview)
         r.add_get("/metrics", self.metrics_page)
         r.add_get("/healthz", self.health)
+        r.add_get("/openapi.json", self.openapi)
         r.add_get("/", self.dashboard)
         r.add_get("/static/{name}", self.static)
 
@@ -511,6 +514,16 @@ class App:
         except ValueError:
             raise web.HTTPBadRequest(text="Last-Event-ID must be OFFSET.K as sent in 'id:', "
                                      "from= an offset >= 0") from None
+        nxt = self.service.offset
+        if cursor is not None and (cursor[0] > nxt or (cursor[0] == nxt and cursor[1] >= 0)):
+            where = (f"Last-Event-ID {raw.strip()}" if raw else
+                     f"from={request.query['from']}")
+            raise web.HTTPConflict(
+                text=f"{where} is ahead of this server's log (next offset {nxt}): the "
+                     f"server's state is not the one those ids came from (it restarted "
+                     f"without --state, or on another state dir). Drop the outputs you "
+                     f"hold past offset {nxt - 1} and reconnect without Last-Event-ID "
+                     f"(from now on) or with ?from=0 (everything still kept)")
         if (cursor is not None and self.service.layout is None
                 and cursor[0] < self.service.history_from):
             raise web.HTTPGone(text=f"outputs before offset {self.service.history_from} are "
@@ -587,6 +600,10 @@ class App:
             return self.json({"ok": False, "reason": reason, "offset": self.service.offset},
                              status=503)
         return self.json({"ok": True, "offset": self.service.offset})
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        """schemas/json/openapi.json, as committed (no token needed)."""
+        return web.Response(body=OPENAPI.read_bytes(), content_type="application/json")
 
     async def dashboard(self, request: web.Request) -> web.StreamResponse:
         # the page holds no data: it asks for the token (kept in the browser)

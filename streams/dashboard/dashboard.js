@@ -211,6 +211,13 @@ async function follow() {
       h["Accept"] = "text/event-stream";
       if (state.lastId) h["Last-Event-ID"] = state.lastId;
       const r = await fetch("/v1/stream", { headers: h, cache: "no-store" });
+      if (r.status === 409 || r.status === 410) {
+        // our last id is ahead of the server's log (it restarted in memory) or
+        // no longer kept: follow from now on, with the overview as it is now
+        state.lastId = null;
+        refresh();
+        throw new Error("stream answered " + r.status + "; following from now on");
+      }
       if (!r.ok) throw new Error("stream answered " + r.status);
       $("conn").textContent = "live";
       $("conn").className = "conn live";

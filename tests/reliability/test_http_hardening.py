@@ -14,12 +14,14 @@ on loopback with tokens for an admin and two shops A and B:
 
 from __future__ import annotations
 
+import http.client
 import re
 import resource
 import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -259,3 +261,39 @@ def test_a_full_disk_turns_health_red_and_the_server_recovers(tmp_path: Path) ->
         assert [g[2] for g in got] == [orjson.loads(ln) for _, ln in outputs]
     log = server.log.read_text(errors="replace")
     assert log.count("Traceback") <= 1, log[-3000:]
+
+
+# ------------------------------------------------------------ Last-Event-ID
+
+
+def stream_status(server: Server, headers: dict[str, str], query: str = "") -> tuple[int, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.request("GET", "/v1/stream" + query,
+                     headers={"Authorization": f"Bearer {TOKEN_A}", **headers})
+        resp = conn.getresponse()
+        if resp.status == 200:
+            return 200, resp.readline()
+        return resp.status, orjson.loads(resp.read())
+    finally:
+        conn.close()
+
+
+def test_a_last_event_id_ahead_of_the_log_is_refused(tmp_path: Path) -> None:
+    """A client of an in-memory server that restarted holds ids the new log
+    has not reached: 409 saying what to do, not a stream that skips."""
+    with Server(tmp_path, state=False) as server:
+        status, ans = server.post(TOKEN_A, [
+            ev("agent.state", "le-1", 1_000, "shopA", agent="ann", status="online"),
+            ev("chat.requested", "le-2", 1_000, "shopA", visitor="v", chat="c")])
+        assert status == 200, ans
+        nxt = offset(server)
+        for headers, query in (({"Last-Event-ID": f"{nxt + 500}.0"}, ""),
+                               ({"Last-Event-ID": f"{nxt}.0"}, ""),
+                               ({}, f"?from={nxt + 1}")):
+            status, ans = stream_status(server, headers, query)
+            assert status == 409, (headers, query, ans)
+            assert "ahead" in ans["error"] and "from=0" in ans["error"], ans
+        # ids the log holds, and from= the next offset, still stream
+        assert stream_status(server, {"Last-Event-ID": f"{nxt - 1}.0"})[0] == 200
+        assert stream_status(server, {}, f"?from={nxt}")[0] == 200
