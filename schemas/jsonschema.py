@@ -403,7 +403,9 @@ def _view_schemas() -> dict[str, Schema]:
                        "description": "per minute, the last hour of event time"}}),
         "overview": _obj({"offset": cnt, "uptime_s": cnt,
                           "tenants": {"type": "array", "items": _ref(_C, "tenant_summary")}}),
-        "health": _obj({"ok": {"type": "boolean"}, "offset": cnt}),
+        "health": _obj({"ok": {"type": "boolean"}, "offset": cnt,
+                        "reason": {"type": "string", "description": "why not ok"}},
+                       ("ok", "offset")),
     }
 
 
@@ -467,7 +469,7 @@ def openapi() -> Schema:
             ],
             "responses": {"200": {"description": "the stream",
                                   "content": {"text/event-stream": {"schema": text}}},
-                          **_errors(400, 401, 403, 410)},
+                          **_errors(400, 401, 403, 409, 410)},
         }},
         "/v1/chats/{chat}": {"get": {
             "operationId": "getChat", "summary": "A chat's state",
@@ -506,7 +508,9 @@ def openapi() -> Schema:
         }},
         "/healthz": {"get": {
             "operationId": "health", "summary": "Liveness", "security": _OPEN,
-            "responses": {"200": _json(_ref(_C, "health"))},
+            "responses": {"200": _json(_ref(_C, "health")),
+                          "503": _json(_ref(_C, "health"), "posts cannot be taken now "
+                                       "(shutting down, or the state cannot be written)")},
         }},
         "/openapi.json": {"get": {
             "operationId": "openapi", "summary": "This document", "security": _OPEN,
