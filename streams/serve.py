@@ -289,7 +289,8 @@ class App:
     def __init__(self, service: Service, tokens: Tokens, *, max_body: int,
                  clock_ms: int = 0, max_queue: int = DEFAULT_MAX_QUEUE,
                  metrics_tenants: int = DEFAULT_LABELED,
-                 reopen: Callable[[], StateLayout] | None = None) -> None:
+                 reopen: Callable[[], StateLayout] | None = None,
+                 host: str = "127.0.0.1") -> None:
         self.service = service
         self.tokens = tokens
         self.max_body = max_body
@@ -303,8 +304,11 @@ class App:
         self.closing = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         self._recovering: asyncio.Task[None] | None = None
-        self.web = web.Application(client_max_size=max_body,
-                                   middlewares=[self._errors])
+        self.host = host
+        # without tokens every caller is the admin: only the server's own pages
+        # (and clients that are no browser) may call it
+        self.web = web.Application(client_max_size=max_body, middlewares=[
+            self._errors, *([self._same_origin] if tokens.open else [])])
         r = self.web.router
         r.add_post("/v1/events", self.post_events)
         r.add_get("/v1/stream", self.stream)
@@ -352,6 +356,31 @@ class App:
                 {"error": f"internal error ({type(exc).__name__}); the server's log says more"}))
         self.metrics.requests.labels(name, str(resp.status)).inc()
         return resp
+
+    @web.middleware
+    async def _same_origin(self, request: web.Request,
+                           handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                           ) -> web.StreamResponse:
+        """No-token mode: a browser page of another origin must not post or
+        read (a no-cors ``text/plain`` post needs no preflight; a DNS-rebound
+        name would pass an Origin check alone): the Host must name this
+        loopback server, an Origin must be that host's, and posts must say
+        JSON or NDJSON (types a cross-origin page cannot send without a
+        preflight, which is never granted)."""
+        name = (request.url.host or "").lower()
+        if name != self.host.lower() and not is_loopback(name):
+            raise web.HTTPForbidden(text=f"Host {request.host!r} is not this server's: "
+                                    f"without --tokens only loopback names are served")
+        origin = request.headers.get("Origin")
+        if origin is not None and origin.lower() != f"{request.scheme}://{request.host}".lower():
+            raise web.HTTPForbidden(text=f"Origin {origin!r} is not this server's own: "
+                                    f"without --tokens only its own pages may call it")
+        if request.method == "POST" and request.content_type not in (
+                "application/json", *NDJSON_TYPES[:-1]):
+            raise web.HTTPUnsupportedMediaType(
+                text=f"Content-Type {request.content_type or '(none)'} is not taken without "
+                     f"--tokens: send application/json or application/x-ndjson")
+        return await handler(request)
 
     def store_failed(self, exc: Exception) -> None:
         """A write of the state failed: unhealthy until ``_recover`` succeeds."""
@@ -829,7 +858,7 @@ async def serve(service: Service, tokens: Tokens, args: argparse.Namespace) -> N
     quiet_request_text()
     app = App(service, tokens, max_body=args.max_body, clock_ms=args.clock_ms,
               max_queue=args.max_queue, metrics_tenants=args.metrics_tenants,
-              reopen=reopen_state(args))
+              reopen=reopen_state(args), host=args.host)
     runner = web.AppRunner(app.web, access_log=None, handle_signals=False,
                            shutdown_timeout=2.0)
     await runner.setup()

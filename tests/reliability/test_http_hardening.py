@@ -297,3 +297,53 @@ def test_a_last_event_id_ahead_of_the_log_is_refused(tmp_path: Path) -> None:
         # ids the log holds, and from= the next offset, still stream
         assert stream_status(server, {"Last-Event-ID": f"{nxt - 1}.0"})[0] == 200
         assert stream_status(server, {}, f"?from={nxt}")[0] == 200
+
+
+# ------------------------------------------------------------ no-token mode
+
+
+def raw(server: Server, method: str, path: str, headers: dict[str, str],
+        body: bytes | None = None) -> tuple[int, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, orjson.loads(resp.read())
+    finally:
+        conn.close()
+
+
+def test_without_tokens_only_the_servers_own_pages_may_call_it(tmp_path: Path) -> None:
+    """A page of another origin open in the operator's browser (a no-cors
+    text/plain post, or a DNS-rebound host name) cannot write or read."""
+    with Server(tmp_path, state=False, tokens=None) as server:
+        own = f"http://127.0.0.1:{server.port}"
+        line = orjson.dumps(ev("agent.state", "xs-1", 1_000, "shopA", agent="evil",
+                               status="online"))
+        before = offset(server)
+        for headers in (
+                {"Origin": "http://evil.example", "Content-Type": "text/plain"},
+                {"Origin": "http://evil.example", "Content-Type": "application/json"},
+                {"Origin": "null", "Content-Type": "application/json"},
+                {"Host": f"evil.example:{server.port}",
+                 "Origin": f"http://evil.example:{server.port}",
+                 "Content-Type": "application/json"}):
+            status, ans = raw(server, "POST", "/v1/events", headers, line)
+            assert status == 403, (headers, ans)
+            assert "origin" in ans["error"].lower() or "host" in ans["error"].lower(), ans
+        status, ans = raw(server, "GET", "/v1/overview", {"Origin": "http://evil.example"})
+        assert status == 403, ans
+        # a simple (CORS-safelisted) content type is refused even without Origin
+        status, ans = raw(server, "POST", "/v1/events", {"Content-Type": "text/plain"}, line)
+        assert status == 415 and "application/x-ndjson" in ans["error"], ans
+        assert offset(server) == before
+        # the server's own pages, and clients that are no browser, go on
+        status, ans = raw(server, "POST", "/v1/events",
+                          {"Origin": own, "Content-Type": "application/json"}, line)
+        assert status == 200 and ans["accepted"] == 1, ans
+        status, ans = raw(server, "POST", "/v1/events",
+                          {"Content-Type": "application/x-ndjson"}, line + b"\n")
+        assert status == 200 and ans["duplicates"] == 1, ans
+        status, ans = raw(server, "GET", "/v1/overview",
+                          {"Host": f"localhost:{server.port}"})
+        assert status == 200, ans

@@ -36,13 +36,15 @@ START_TIMEOUT = 90.0
 
 class Server:
     def __init__(self, tmp: Path, *extra: str, state: bool = True,
-                 tokens: str = TOKENS_TOML,
+                 tokens: str | None = TOKENS_TOML,
                  preexec_fn: Callable[[], None] | None = None) -> None:
         self.preexec_fn = preexec_fn  # run in the child before exec (limits)
         self.tmp = tmp
         self.state = tmp / "state"
         self.tokens = tmp / "tokens.toml"
-        self.tokens.write_text(tokens)
+        self.use_tokens = tokens is not None  # None: no --tokens (no auth, loopback)
+        if tokens is not None:
+            self.tokens.write_text(tokens)
         self.extra = list(extra)
         self.use_state = state
         self.proc: subprocess.Popen[bytes] | None = None
@@ -52,8 +54,8 @@ class Server:
     def start(self) -> Server:
         ready = self.tmp / "ready"
         ready.unlink(missing_ok=True)
-        args = [*ROUTEQ, "serve", "--port", "0", "--tokens", str(self.tokens),
-                "--ready-file", str(ready), "--clock-ms", "0", *self.extra]
+        args = [*ROUTEQ, "serve", "--port", "0", "--ready-file", str(ready), "--clock-ms", "0",
+                *(["--tokens", str(self.tokens)] if self.use_tokens else []), *self.extra]
         if self.use_state:
             args += ["--state", str(self.state)]
         with open(self.log, "ab") as log:
