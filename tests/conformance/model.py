@@ -1,0 +1,241 @@
+"""A chat server's model of routeq's contract (CONTRACT.md), independent of the engine.
+
+It reads what a chat server sees — the input lines it sent and the outputs it
+got back for each — and keeps what a chat server would keep: per agent the
+chats it holds, its status and capacity as last sent; per chat its state.
+Every rule it checks is a sentence of CONTRACT.md ("Invariants"); a broken
+one raises ``Violation`` naming the step and the output.
+
+It imports nothing of routeq: a contract that can only be checked with the
+engine's own code is not checked at all.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+Obj = dict[str, Any]
+ChatKey = tuple[str, str]  # (home tenant, chat id) as the chat server names the chat
+AgentKey = tuple[str, str]  # (tenant, agent id)
+
+DEFAULT_CAPACITY = 5
+ALL_TENANTS = "*"  # the id namespace of a clock without a tenant
+#: outputs a distributed runtime may show that are not decisions for a chat server
+INTERNAL_OUTPUTS = frozenset({"event.forwarded"})
+
+
+class Violation(AssertionError):
+    """An output a chat server can see breaks the contract."""
+
+
+@dataclass
+class Chat:
+    visitor: str
+    state: str = "requested"  # requested | waiting | assigned | bot | ended
+    holder: AgentKey | None = None
+    overflowed_to: str | None = None
+
+
+@dataclass
+class Agent:
+    status: str = "offline"
+    capacity: int = DEFAULT_CAPACITY
+    held: set[ChatKey] = field(default_factory=set)
+
+
+@dataclass
+class Step:
+    """One input line and the outputs the runtime gave for it, in order."""
+
+    line: bytes
+    outputs: list[Obj]
+
+
+class ChatServerModel:
+    """Feed it ``Step``s in input order; it raises ``Violation`` on the first
+    output that breaks the contract. ``dedup_window``: event ids a tenant
+    remembers (duplicates are checked while fewer ids were seen)."""
+
+    def __init__(self, dedup_window: int = 100_000) -> None:
+        self.window = dedup_window
+        self.chats: dict[ChatKey, Chat] = {}
+        self.agents: dict[AgentKey, Agent] = {}
+        self.visitors_left: dict[tuple[str, str], bool] = {}
+        self.visitor_chats: dict[tuple[str, str], list[ChatKey]] = {}
+        self.ids: dict[str, set[str]] = {}
+        self.steps = 0
+        self.decisions = 0
+
+    # ------------------------------------------------------------- feeding
+
+    def feed(self, step: Step) -> None:
+        self.steps += 1
+        event = _parse(step.line)
+        if event is None:
+            self._check(len(step.outputs) == 1 and step.outputs[0]["type"] == "event.rejected",
+                        step, "a malformed line gets exactly one event.rejected")
+            self._check("error" in step.outputs[0] and step.outputs[0]["error"], step,
+                        "event.rejected names what is wrong")
+            return
+        tenant = event.get("tenant", ALL_TENANTS)
+        seen = self.ids.setdefault(tenant, set())
+        if event["id"] in seen:
+            if len(seen) < self.window:
+                self._check(not step.outputs, step, "a duplicate input changes nothing")
+            return
+        seen.add(event["id"])
+        for out in step.outputs:
+            self._check(out.get("cause") in (event["id"], "timer"), step,
+                        "every output's cause is its input's id or 'timer'", out)
+        # Timers due before the event fire first (cause 'timer'), then the
+        # event's own decisions; timers the event left behind come after them.
+        own = next((i for i, o in enumerate(step.outputs) if o["cause"] == event["id"]),
+                   len(step.outputs))
+        for out in step.outputs[:own]:
+            self._output(step, out)
+        held_before = self._holder(event)
+        new_chat = self._input(event)
+        for out in step.outputs[own:]:
+            self._output(step, out)
+        self._after(step, event, held_before, new_chat)
+
+    def finish(self) -> None:
+        """After the drain (an agent with every skill and room online in every
+        tenant, time moved on past every bound): nothing waits any more."""
+        waiting = sorted(k for k, c in self.chats.items() if c.state in ("waiting", "requested"))
+        if waiting:
+            raise Violation(f"chats still waiting once capacity appeared: {waiting[:5]}")
+
+    # -------------------------------------------------------------- inputs
+
+    def _holder(self, ev: Obj) -> AgentKey | None:
+        if ev["type"] == "chat.declined":
+            c = self.chats.get((ev["tenant"], ev["chat"]))
+            # an overflowed chat's holder is an agent of the target tenant
+            if c is not None and c.holder is not None and c.holder[1] == ev["agent"]:
+                return c.holder
+        return None
+
+    def _input(self, ev: Obj) -> ChatKey | None:
+        """The input's own effect as the chat server knows it; returns a chat
+        the input opened (it must get a decision in the same step)."""
+        etype = ev["type"]
+        tenant = ev.get("tenant", ALL_TENANTS)
+        if etype == "agent.state":
+            a = self.agents.setdefault((tenant, ev["agent"]), Agent())
+            a.status = ev["status"]
+            a.capacity = ev.get("capacity", DEFAULT_CAPACITY)
+        elif etype == "chat.requested":
+            key = (tenant, ev["chat"])
+            vkey = (tenant, ev["visitor"])
+            self.visitors_left[vkey] = False
+            c = self.chats.get(key)
+            if c is None or c.state == "ended":
+                self.chats[key] = Chat(ev["visitor"])
+                self.visitor_chats.setdefault(vkey, []).append(key)
+                return key
+        elif etype == "visitor.arrived":
+            self.visitors_left[(tenant, ev["visitor"])] = False
+        elif etype == "chat.ended":
+            self._end((tenant, ev["chat"]))
+        elif etype == "visitor.left":
+            vkey = (tenant, ev["visitor"])
+            if self.visitors_left.get(vkey) is False:
+                self.visitors_left[vkey] = True
+                for key in self.visitor_chats.pop(vkey, []):
+                    self._end(key)
+        return None
+
+    def _end(self, key: ChatKey) -> None:
+        c = self.chats.get(key)
+        if c is None or c.state == "ended":
+            return
+        if c.holder is not None:
+            self.agents[c.holder].held.discard(key)
+            c.holder = None
+        c.state = "ended"
+
+    def _after(self, step: Step, ev: Obj, declined_by: AgentKey | None,
+               new_chat: ChatKey | None) -> None:
+        if new_chat is not None:
+            self._check(self.chats[new_chat].state != "requested", step,
+                        "a chat.requested gets a decision (queued, assigned or to_bot)")
+        if declined_by is not None:
+            c = self.chats[(ev["tenant"], ev["chat"])]
+            self._check(c.holder != declined_by, step,
+                        "a chat declined by the agent holding it is taken from them")
+        if ev["type"] == "agent.state" and ev["status"] == "offline":
+            a = self.agents[(ev["tenant"], ev["agent"])]
+            self._check(not a.held, step, "an agent going offline holds no chat")
+
+    # ------------------------------------------------------------- outputs
+
+    def _output(self, step: Step, out: Obj) -> None:
+        otype = out["type"]
+        if otype in INTERNAL_OUTPUTS:
+            return
+        if otype == "event.rejected":
+            raise Violation(f"step {self.steps}: a well-formed input was rejected: {out}")
+        tenant = out["tenant"]
+        key = (out.get("origin", tenant), out["chat"])
+        c = self.chats.get(key)
+        if c is None:
+            raise Violation(f"step {self.steps}: {otype} of a chat never requested: {out}")
+        self._check(tenant == key[0] or tenant == c.overflowed_to, step,
+                    "a chat is decided in its own tenant or its overflow target", out)
+        if otype == "chat.abandoned":
+            self._check(c.state == "ended" and c.holder is None, step,
+                        "chat.abandoned follows the end of a waiting chat", out)
+            return
+        if otype == "chat.requeued":
+            holder = (tenant, out["agent"])
+            self._check(c.holder == holder, step, "a requeued chat was held by that agent", out)
+            self.agents[holder].held.discard(key)
+            c.holder = None
+            c.state = "waiting"
+            return
+        self._check(c.state != "ended", step,
+                    "no decision for a chat that ended or whose visitor left", out)
+        self._check(c.holder is None, step, "a chat is held by at most one agent", out)
+        self.decisions += 1
+        if otype == "chat.queued":
+            c.state = "waiting"
+        elif otype == "chat.to_bot":
+            c.state = "bot"
+        elif otype == "chat.overflowed":
+            self._check(tenant == key[0], step, "a chat overflows from its own tenant", out)
+            c.overflowed_to = out["to"]
+            c.state = "waiting"
+        elif otype == "chat.assigned":
+            akey = (tenant, out["agent"])
+            a = self.agents.get(akey)
+            self._check(a is not None and a.status == "online", step,
+                        "only online agents receive chats", out)
+            assert a is not None
+            self._check(len(a.held) < a.capacity, step,
+                        "an agent never holds more chats than its capacity", out)
+            a.held.add(key)
+            c.holder = akey
+            c.state = "assigned"
+        else:
+            raise Violation(f"step {self.steps}: output type not in the contract: {out}")
+
+    def _check(self, ok: bool, step: Step, rule: str, out: Obj | None = None) -> None:
+        if not ok:
+            shown = f"\n  output: {json.dumps(out)}" if out is not None else ""
+            raise Violation(f"step {self.steps}: {rule}\n  input: "
+                            f"{step.line.decode(errors='replace')}{shown}")
+
+
+def _parse(line: bytes) -> Obj | None:
+    """The input as the chat server meant it, or None for a line that is not
+    a well-formed event (the suite's streams mark those; see conformance/streams)."""
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict) or obj.get("_bad"):
+        return None
+    return obj

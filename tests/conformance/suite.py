@@ -1,0 +1,166 @@
+"""One conformance suite, subclassed per runtime.
+
+A runtime is anything a chat server can talk to: ``Engine.apply``, ``routeq
+run``, ``routeq run --state`` killed and resumed, ``routeq serve`` over HTTP,
+``routeq worker`` on a Kafka-protocol broker. A subclass says only how to hand
+it input lines and how to read back, per input line, the outputs that line
+caused (``execute``); the suite then checks, on Hypothesis streams and on
+named cases, that
+
+- every step keeps the contract, as ``tests/conformance/model.py`` (a chat
+  server's model that shares no code with the engine) reads it;
+- the runtime decides exactly what the engine decides, tenant by tenant
+  (fields that only place an output in a runtime's log aside).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, ClassVar
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine import Engine, rules_from_toml
+from schemas.events import EventError, decode
+from tests.conformance.model import ChatServerModel, Step
+from tests.conformance.streams import Obj, drain, encode, streams
+
+#: rules a stream runs under (TOML); the defaults first
+RULES: tuple[str, ...] = (
+    "",
+    '[assignment]\nacceptance_required = true\noffer_timeout_s = 5.0\nsticky_wait_s = 20.0\n'
+    'away_requeues = "all"\n',
+    '[assignment]\nskill_required = true\nchannel_required = true\naway_requeues = "none"\n'
+    'exclusive_wait_s = 30.0\n',
+    'policy = "least_loaded"\n[modes]\ndefault = "human_only"\n[modes.pages]\n'
+    'home = "robot_first"\n',
+    'policy = "longest_idle"\n[assignment]\nacceptance_required = true\n'
+    'offer_timeout_s = 30.0\n',
+    '[overflow]\nenabled = true\nafter_s = 10.0\n[assignment]\nsticky_wait_s = 0.0\n',
+)
+
+#: fields that place an output in one runtime's log, not part of the decision
+PLACEMENT = ("offset", "partition", "line")
+
+#: runs of the suite, per runtime: examples, events and seconds (the closing note)
+TALLY: dict[str, dict[str, float]] = {}
+
+
+def reference(lines: list[bytes], rules: str) -> list[Step]:
+    """The engine's decisions for ``lines``, line by line (the oracle of equality)."""
+    engine = Engine(rules_from_toml(rules))
+    steps = []
+    for i, line in enumerate(lines):
+        try:
+            outputs = engine.apply(decode(line), offset=i)
+        except EventError as err:
+            outputs = [engine.reject(err, line, line=i + 1, offset=i)]
+        steps.append(Step(line, outputs))
+    return steps
+
+
+def by_tenant(steps: list[Step]) -> dict[str, list[Obj]]:
+    """Decisions per tenant, without the fields that only place them in a log."""
+    out: dict[str, list[Obj]] = {}
+    for step in steps:
+        for o in step.outputs:
+            if o["type"] in ("event.rejected", "event.forwarded"):
+                continue
+            o = {k: v for k, v in o.items() if k not in PLACEMENT}
+            out.setdefault(o["tenant"], []).append(o)
+    return out
+
+
+def window(rules: str) -> int:
+    return rules_from_toml(rules).dedup_window
+
+
+class ConformanceSuite:
+    """Subclass, set ``runtime`` and implement ``execute``."""
+
+    runtime: ClassVar[str] = ""
+    rules: ClassVar[tuple[str, ...]] = RULES
+    examples: ClassVar[int] = 100
+    max_size: ClassVar[int] = 80
+    tenantless_clocks: ClassVar[bool] = True
+
+    def execute(self, lines: list[bytes], rules: str) -> list[Step]:
+        """Hand ``lines`` to the runtime under ``rules``; the outputs of each line."""
+        raise NotImplementedError
+
+    def prepare(self, events: list[Obj | str]) -> list[Obj | str]:
+        """The stream as this runtime gets it (a shared runtime renames tenants)."""
+        return events
+
+    # ------------------------------------------------------------- checks
+
+    def check(self, events: list[Obj | str], rules: str) -> None:
+        lines = encode(self.prepare(events))
+        started = time.monotonic()
+        steps = self.execute(lines, rules)
+        tally = TALLY.setdefault(self.runtime, {"examples": 0, "events": 0, "seconds": 0.0})
+        tally["examples"] += 1
+        tally["events"] += len(lines)
+        tally["seconds"] += time.monotonic() - started
+        assert [s.line for s in steps] == lines, "the runtime answered for other lines"
+        model = ChatServerModel(window(rules))
+        for step in steps:
+            model.feed(step)
+        model.finish()
+        expected = by_tenant(reference(lines, rules))
+        got = by_tenant(steps)
+        for tenant in sorted(set(expected) | set(got)):
+            assert got.get(tenant, []) == expected.get(tenant, []), (
+                f"{self.runtime} decided otherwise than the engine for tenant {tenant}")
+
+    def test_contract_holds_on_random_streams(self) -> None:
+        @settings(max_examples=self.examples, deadline=None,
+                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+        @given(streams(max_size=self.max_size, tenantless_clocks=self.tenantless_clocks),
+               st.sampled_from(self.rules))
+        def run(events: list[Obj | str], rules: str) -> None:
+            self.check(events, rules)
+        run()
+
+    # ------------------------------------------------------- named cases
+
+    def test_no_assignment_after_the_visitor_left(self) -> None:
+        """A visitor with one chat served and one waiting leaves: the agent
+        freed by the served chat must not get the waiting one."""
+        t = 1_790_000_000_000
+        events: list[Obj | str] = [
+            ev("agent.state", "1", t, agent="ann", status="online", capacity=1),
+            ev("chat.requested", "2", t + 1, visitor="v", chat="c1"),
+            ev("chat.requested", "3", t + 2, visitor="v", chat="c2"),
+            ev("visitor.left", "4", t + 3, visitor="v"),
+            ev("chat.requested", "5", t + 4, visitor="w", chat="c3"),
+        ]
+        for rules in self.rules[:1]:
+            self.check(events + drain(("m1",), t + 5), rules)
+
+    def test_a_duplicate_changes_nothing(self) -> None:
+        t = 1_790_000_000_000
+        first = ev("chat.requested", "2", t + 1, visitor="v", chat="c1")
+        events: list[Obj | str] = [
+            ev("agent.state", "1", t, agent="ann", status="online", capacity=1),
+            first, ev("chat.ended", "3", t + 2, chat="c1"), dict(first),
+        ]
+        self.check(events + drain(("m1",), t + 5), self.rules[0])
+
+
+def ev(etype: str, eid: str, ts: int, tenant: str = "m1", **fields: Any) -> Obj:
+    return {"type": etype, "id": eid, "ts": ts, "tenant": tenant, **fields}
+
+
+def outputs_of(text: bytes) -> list[Obj]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def group_by_offset(lines: list[bytes], outputs: list[Obj]) -> list[Step]:
+    """Steps from a log's outputs, each output placed by its input's ``offset``."""
+    steps = [Step(line, []) for line in lines]
+    for o in outputs:
+        steps[o["offset"]].outputs.append(o)
+    return steps
