@@ -58,6 +58,11 @@ class ServeMetrics:
                                buckets=WAIT_BUCKETS, registry=self.registry)
         self.requests = Counter("routeq_http_requests", "HTTP requests by route and status",
                                 ["route", "status"], registry=self.registry)
+        self.webhook_failures = Counter(
+            "routeq_webhook_failures", "Webhook deliveries that failed (no 2xx: an error "
+            "status, a redirect, a closed connection, an answer that is not HTTP, a "
+            "timeout), by tenant; each is retried with backoff", ["tenant"],
+            registry=self.registry)
         self.registry.register(_StateCollector(service, self.label))
 
     def posted(self, tenant: str, result: str, n: int = 1) -> None:

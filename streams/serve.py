@@ -304,6 +304,7 @@ class App:
         self.closing = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         self._recovering: asyncio.Task[None] | None = None
+        self.hooks = {t: HookState() for t in tokens.webhooks}
         self.host = host
         # without tokens every caller is the admin: only the server's own pages
         # (and clients that are no browser) may call it
@@ -605,8 +606,10 @@ class App:
 
     async def tenants_list(self, request: web.Request) -> web.Response:
         p = self.principal(request)
-        names = self.service.tenants() if p.admin else [p.tenant]
-        return self.json({"tenants": names})
+        if not p.admin:
+            return self.json({"tenants": [p.tenant]})
+        return self.json({"tenants": self.service.tenants(),
+                          "webhooks": {t: h.as_json() for t, h in sorted(self.hooks.items())}})
 
     async def overview(self, request: web.Request) -> web.Response:
         self.admin(request)
@@ -655,7 +658,7 @@ class App:
         loop = asyncio.get_running_loop()
         self.tasks.append(loop.create_task(self._ticker()))
         for tenant, url in self.tokens.webhooks.items():
-            self.tasks.append(loop.create_task(self._webhook(tenant, url)))
+            self.tasks.append(loop.create_task(self._webhook_forever(tenant, url)))
 
     async def _ticker(self) -> None:
         """Checkpoints while idle; clock events so timers fire in quiet times."""
@@ -674,6 +677,30 @@ class App:
                 except Exception as exc:
                     self.store_failed(exc)
 
+    async def _webhook_forever(self, tenant: str, url: str) -> None:
+        """``_webhook``, started again after anything unexpected ends it (a
+        tenant's delivery never stops for good while the server runs)."""
+        delay = 0.2
+        while not self.closing.is_set():
+            try:
+                await self._webhook(tenant, url)
+                return  # closing
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._hook_failed(tenant, f"{type(exc).__name__}: {exc}", delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    def _hook_failed(self, tenant: str, error: str, retry_s: float) -> None:
+        h = self.hooks.setdefault(tenant, HookState())
+        h.failures += 1
+        h.last_error = error
+        h.last_error_at = time.time()
+        self.metrics.webhook_failures.labels(tenant).inc()
+        LOG.once(f"webhook:{tenant}", "routeq serve: webhook of tenant %s failed (%s); "
+                 "retrying in %.1f s", tenant, error, retry_s)
+
     async def _webhook(self, tenant: str, url: str) -> None:
         """POST the tenant's outputs (NDJSON) to ``url``, retrying with backoff,
         from the position its receiver acknowledged last (stored with
@@ -689,6 +716,7 @@ class App:
                 for part in deliveries(items, WEBHOOK_BATCH):
                     if not await self._deliver(http, tenant, url, part):
                         return  # closing
+                    self.hooks[tenant].delivered = part[-1].id
                     try:
                         svc.save_webhook_position(tenant, part[-1].cursor)
                     except Exception as exc:  # delivered; stored again with the next one
@@ -705,12 +733,21 @@ class App:
         delay = 0.2
         while not self.closing.is_set():
             try:
-                async with http.post(url, data=body, headers=headers) as r:
-                    if r.status < 300:
+                # a redirect is a failed delivery: the outputs go to the URL the
+                # tenant configured, and only its 2xx acknowledges them
+                async with http.post(url, data=body, headers=headers,
+                                     allow_redirects=False) as r:
+                    if 200 <= r.status < 300:
                         return True
-            except (TimeoutError, OSError):
-                pass
+                    where = r.headers.get("Location")
+                    error = f"answered {r.status} {r.reason or ''}".rstrip() + (
+                        f" (a redirect to {where[:100]!r}, not followed)" if where else "")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # closed, not HTTP, refused, timed out, ...
+                error = f"{type(exc).__name__}: {exc}".rstrip(": ")[:300]
             self.metrics.requests.labels("webhook:" + tenant, "retry").inc()
+            self._hook_failed(tenant, error, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
         return False
@@ -734,6 +771,23 @@ class App:
         except Exception as exc:  # nothing acknowledged is lost: it is in the log
             print(f"routeq serve: the checkpoint could not be written ({exc}); the next "
                   f"start re-applies the log after the last one", file=sys.stderr, flush=True)
+
+
+class HookState:
+    """A tenant's webhook as the admin sees it in ``/v1/tenants``."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+        self.delivered: str | None = None  # the last output acknowledged (this run)
+
+    def as_json(self) -> dict[str, Any]:
+        at = self.last_error_at
+        return {"failures": self.failures, "last_error": self.last_error,
+                "last_error_at": (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+                                  if at is not None else None),
+                "delivered": self.delivered}
 
 
 def deliveries(items: list[Item], size: int) -> Iterator[list[Item]]:

@@ -18,6 +18,8 @@ import http.client
 import re
 import resource
 import signal
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +28,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.integration.http.server import ADMIN, TOKEN_A, TOKEN_B, Server, ev
+from tests.integration.http.server import ADMIN, TOKEN_A, TOKEN_B, TOKENS_TOML, Server, ev
 from tests.integration.routeq import routeq
 
 pytestmark = pytest.mark.integration
@@ -347,3 +349,133 @@ def test_without_tokens_only_the_servers_own_pages_may_call_it(tmp_path: Path) -
         status, ans = raw(server, "GET", "/v1/overview",
                           {"Host": f"localhost:{server.port}"})
         assert status == 200, ans
+
+
+# ------------------------------------------------------------ webhooks
+
+
+class Misbehaving:
+    """A webhook receiver on a raw socket: its first answers are a closed
+    connection, bytes that are not HTTP, a 307 to another receiver (which
+    must never be posted to), a 307 to a URL that is not HTTP and a 302;
+    then it answers 204 and keeps the outputs."""
+
+    ANSWERS = [b"", b"hello, this is not HTTP\r\n\r\n",
+               b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:%d/steal\r\n"
+               b"Content-Length: 0\r\nConnection: close\r\n\r\n",
+               b"HTTP/1.1 307 Temporary Redirect\r\nLocation: ftp://127.0.0.1/x\r\n"
+               b"Content-Length: 0\r\nConnection: close\r\n\r\n",
+               b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\n"
+               b"Content-Length: 0\r\nConnection: close\r\n\r\n"]
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.thief = socket.create_server(("127.0.0.1", 0))
+        self.thief_port = self.thief.getsockname()[1]
+        self.stolen = 0
+        self.requests = 0
+        self.got: list[dict[str, Any]] = []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._serve, daemon=True),
+                        threading.Thread(target=self._steal, daemon=True)]
+        for t in self.threads:
+            t.start()
+
+    @staticmethod
+    def _request(conn: socket.socket) -> bytes:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        m = re.search(rb"(?i)content-length: *(\d+)", head)
+        n = int(m.group(1)) if m else 0
+        while len(body) < n:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        return body
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(10)
+                body = self._request(conn)
+                i = self.requests
+                self.requests += 1
+                if i < len(self.ANSWERS):
+                    answer = self.ANSWERS[i]
+                    if b"%d" in answer:
+                        answer = answer % self.thief_port
+                    if answer:
+                        conn.sendall(answer)
+                    continue  # and close
+                self.got += [orjson.loads(x) for x in body.splitlines() if x]
+                conn.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+
+    def _steal(self) -> None:
+        self.thief.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.thief.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                self.stolen += 1
+                conn.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+
+    def close(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=10)
+        self.sock.close()
+        self.thief.close()
+
+
+def test_a_misbehaving_webhook_receiver_never_stops_delivery(tmp_path: Path) -> None:
+    hook = Misbehaving()
+    tokens = TOKENS_TOML.replace(
+        f'token = "{TOKEN_A}"',
+        f'token = "{TOKEN_A}"\nwebhook = "http://127.0.0.1:{hook.port}/routeq"')
+    try:
+        with Server(tmp_path, tokens=tokens) as server:
+            status, ans = server.post(TOKEN_A, [
+                ev("agent.state", "wh-0", 1_000, "shopA", agent="ann", status="online",
+                   capacity=2),
+                ev("chat.requested", "wh-1", 2_000, "shopA", visitor="v1", chat="w1"),
+                ev("chat.requested", "wh-2", 3_000, "shopA", visitor="v2", chat="w2")])
+            assert status == 200, ans
+            deadline = time.monotonic() + 60
+            while len(hook.got) < 2:
+                assert time.monotonic() < deadline, (hook.requests, hook.got)
+                time.sleep(0.1)
+            assert [(o["type"], o["chat"]) for o in hook.got] == [
+                ("chat.assigned", "w1"), ("chat.assigned", "w2")]
+            assert hook.stolen == 0  # no redirect was followed
+            status, text = server.get("/metrics", ADMIN)
+            m = re.search(r'^routeq_webhook_failures_total\{tenant="shopA"\} (\S+)$', text,
+                          re.M)
+            assert m and float(m.group(1)) == len(Misbehaving.ANSWERS), text[-2000:]
+            status, listing = server.get("/v1/tenants", ADMIN)
+            assert status == 200, listing
+            hook_a = listing["webhooks"]["shopA"]
+            assert hook_a["failures"] == len(Misbehaving.ANSWERS)
+            assert "302" in hook_a["last_error"], hook_a  # the latest failure
+            assert hook_a["delivered"].split(".")[0] == str(hook.got[-1]["offset"])
+            status, mine = server.get("/v1/tenants", TOKEN_A)
+            assert status == 200 and "webhooks" not in mine, mine
+    finally:
+        hook.close()
+    log = server.log.read_text(errors="replace")
+    lines = [ln for ln in log.splitlines() if "webhook of tenant" in ln]
+    assert 1 <= len(lines) <= 2, lines  # one line a minute per failing receiver
+    assert "Traceback" not in log
