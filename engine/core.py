@@ -470,10 +470,16 @@ class Engine:
         v.last_ts = t.now
         if self.track_dirty:
             t.changed_visitors[v.id] = None
-        for key in list(v.chats):
-            found = self._resolve(t, {**ev, "chat": key})
-            if found is not None:
-                self._close(*found)
+        found = [f for key in list(v.chats)
+                 if (f := self._resolve(t, {**ev, "chat": key})) is not None]
+        # the chats that wait end first: an agent freed by the visitor's
+        # served chat must not be handed one of the visitor's waiting ones
+        for tc in found:
+            if tc[1].status != ASSIGNED:
+                self._close(*tc)
+        for tc in found:
+            if tc[1].status == ASSIGNED:
+                self._close(*tc)
 
     # --------------------------------------------------------- placement
 

@@ -145,7 +145,8 @@ class ChatServerModel:
             if self.visitors_left.get(vkey) is False:
                 self.visitors_left[vkey] = True
                 for key in self.visitor_chats.pop(vkey, []):
-                    self._end(key)
+                    if self.chats[key].visitor == ev["visitor"]:  # not an id reused since
+                        self._end(key)
         return None
 
     def _end(self, key: ChatKey) -> None:
