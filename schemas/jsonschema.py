@@ -361,7 +361,9 @@ def _view_schemas() -> dict[str, Schema]:
     agent = _obj({"agent": s, "status": _STATUS, "load": cnt, "capacity": cnt,
                   "skills": {"type": "object", "additionalProperties": {"type": "integer"}},
                   "chats": {"type": "array", "items": s}})
-    minute = _obj({"t": cnt, "service_level": _n(num), "abandonment": _n(num),
+    minute = _obj({"t": {"type": "integer", "description": "the minute's start (event time, "
+                          "ms; before 0 where the tenant's time is within an hour of 0)"},
+                   "service_level": _n(num), "abandonment": _n(num),
                    "assigned": cnt, "abandoned": cnt})
     return {
         "error": _obj({"error": {"type": "string", "description": "what is wrong"}},
@@ -420,7 +422,7 @@ def _errors(*codes: int) -> dict[str, Any]:
 _TENANT_Q = {"name": "tenant", "in": "query", "required": False,
              "description": "the tenant to read (the admin token must give it; a tenant's "
                             "token may give only its own)",
-             "schema": _TENANT}
+             "schema": _TENANT, "example": "acme"}
 _OPEN: list[Any] = []  # no auth
 
 
@@ -474,7 +476,8 @@ def openapi() -> Schema:
         "/v1/chats/{chat}": {"get": {
             "operationId": "getChat", "summary": "A chat's state",
             "parameters": [
-                {"name": "chat", "in": "path", "required": True, "schema": text},
+                {"name": "chat", "in": "path", "required": True, "schema": text,
+                 "example": "c-amy-1"},
                 _TENANT_Q],
             "responses": {"200": _json(_ref(_C, "chat_view")), **_errors(400, 401, 403, 404)},
         }},
@@ -524,7 +527,8 @@ def openapi() -> Schema:
         }},
         "/static/{name}": {"get": {
             "operationId": "static", "summary": "The dashboard's files", "security": _OPEN,
-            "parameters": [{"name": "name", "in": "path", "required": True, "schema": text}],
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": text,
+                            "example": "dashboard.js"}],
             "responses": {
                 "200": {"description": "the file", "content": {
                     t: {"schema": text} for t in ("text/html", "text/javascript", "text/css",
