@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import gc
 import ipaddress
 import json
 import logging
 import os
+import resource
 import signal
 import sys
 import time
@@ -48,9 +50,20 @@ DEFAULT_MAX_BODY = 1 << 20
 #: events waiting for the next group commit beyond which a POST gets 429
 DEFAULT_MAX_QUEUE = 100_000
 RETRY_AFTER_S = 1
+STREAM_RETRY_S = 5
 HEARTBEAT_S = 15.0
-#: outputs read from the state's stored outputs at a time (a resume from long ago)
-PAGE = 10_000
+#: outputs a stream or webhook takes at a time from the history or the stored outputs
+PAGE = 1_000
+#: bytes a stream writes at a time (each write waits while the client's socket is full)
+WRITE_CHUNK = 64 * 1024
+#: a cursor's index that means "every output of that offset"
+DONE = 1 << 62
+DEFAULT_MAX_STREAMS = 1_000
+DEFAULT_MAX_STREAMS_PER_TENANT = 100
+DEFAULT_IDLE_TIMEOUT_S = 15.0
+DEFAULT_BODY_TIMEOUT_S = 30.0
+#: tenants an overview answer holds by default (?limit=, ?after= for the next)
+OVERVIEW_PAGE = 100
 #: outputs a webhook delivery holds at most (more where one input's outputs go on)
 WEBHOOK_BATCH = 1_000
 STATIC = Path(__file__).resolve().parent / "dashboard"
@@ -101,6 +114,23 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
                    help="tenants beyond those in --tokens that get /metrics series of "
                         "their own; the others are summed under tenant=\"_other\" "
                         "(default %(default)s)")
+    p.add_argument("--max-streams", type=int, default=DEFAULT_MAX_STREAMS, metavar="N",
+                   help="open streams (GET /v1/stream) in all beyond which one more is "
+                        "answered 429 (default %(default)s)")
+    p.add_argument("--max-streams-per-tenant", type=int,
+                   default=DEFAULT_MAX_STREAMS_PER_TENANT, metavar="N",
+                   help="open streams of one tenant (the admin counts as one) beyond which "
+                        "one more is answered 429 (default %(default)s)")
+    p.add_argument("--max-connections", type=int, default=None, metavar="N",
+                   help="open connections beyond which a new one is answered 503 and "
+                        "closed (default: the open-files limit less 128, at most 4096)")
+    p.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT_S,
+                   metavar="S", help="close a connection that has not sent a whole "
+                   "request's headers S seconds after it opened or its last answer "
+                   "(default %(default)s)")
+    p.add_argument("--body-timeout", type=float, default=DEFAULT_BODY_TIMEOUT_S,
+                   metavar="S", help="a post whose body has not arrived within S seconds "
+                   "is answered 408 (default %(default)s)")
     p.add_argument("--ready-file", metavar="FILE", help=argparse.SUPPRESS)
     return p
 
@@ -128,9 +158,14 @@ def main(args: argparse.Namespace) -> int:
     if tokens.open and not is_loopback(args.host):
         return fail(f"--host {args.host} is not a loopback address: give --tokens")
     if (args.max_body < 1 or args.checkpoint_ms < 1 or args.clock_ms < 0
-            or args.max_queue < 1 or args.metrics_tenants < 0):
-        return fail("--max-body, --max-queue and --checkpoint-ms must be at least 1, "
+            or args.max_queue < 1 or args.metrics_tenants < 0 or args.max_streams < 1
+            or args.max_streams_per_tenant < 1
+            or (args.max_connections is not None and args.max_connections < 1)):
+        return fail("--max-body, --max-queue, --checkpoint-ms, --max-streams, "
+                    "--max-streams-per-tenant and --max-connections must be at least 1, "
                     "--clock-ms and --metrics-tenants at least 0")
+    if args.idle_timeout <= 0 or args.body_timeout <= 0:
+        return fail("--idle-timeout and --body-timeout must be more than 0")
     store: RocksStore | None = None
     layout: StateLayout | None = None
     if args.state:
@@ -290,7 +325,9 @@ class App:
                  clock_ms: int = 0, max_queue: int = DEFAULT_MAX_QUEUE,
                  metrics_tenants: int = DEFAULT_LABELED,
                  reopen: Callable[[], StateLayout] | None = None,
-                 host: str = "127.0.0.1") -> None:
+                 host: str = "127.0.0.1", max_streams: int = DEFAULT_MAX_STREAMS,
+                 max_streams_per_tenant: int = DEFAULT_MAX_STREAMS_PER_TENANT,
+                 body_timeout: float = DEFAULT_BODY_TIMEOUT_S) -> None:
         self.service = service
         self.tokens = tokens
         self.max_body = max_body
@@ -306,6 +343,10 @@ class App:
         self._recovering: asyncio.Task[None] | None = None
         self.hooks = {t: HookState() for t in tokens.webhooks}
         self.host = host
+        self.max_streams = max_streams
+        self.max_streams_per_tenant = max_streams_per_tenant
+        self.body_timeout = body_timeout
+        self.streams: dict[str, int] = {}  # open streams by tenant ("" = the admin)
         # without tokens every caller is the admin: only the server's own pages
         # (and clients that are no browser) may call it
         self.web = web.Application(client_max_size=max_body, middlewares=[
@@ -454,7 +495,13 @@ class App:
             raise web.HTTPRequestEntityTooLarge(max_size=self.max_body,
                                                 actual_size=request.content_length,
                                                 text=f"body over {self.max_body} bytes")
-        lines = parse_body(await request.read(), request.content_type)
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                body = await request.read()
+        except TimeoutError:
+            raise web.HTTPRequestTimeout(text=f"the body did not arrive within "
+                                         f"{self.body_timeout:g} s (--body-timeout)") from None
+        lines = parse_body(body, request.content_type)
         if p.tenant is not None:
             check_tenant(lines, p.tenant)
         queued = self.batcher.queued
@@ -477,41 +524,45 @@ class App:
     async def follow(self, tenant: str | None, cursor: Cursor | None,
                      ) -> AsyncIterator[list[Item]]:
         """Outputs visible to ``tenant`` after ``cursor`` (None: from now on), in
-        order, with no gap; an empty list now and then (a heartbeat)."""
+        order, with no gap; an empty list now and then (a heartbeat). A page
+        at a time (``PAGE`` outputs about), so a reader that does not read
+        holds one page, not the history."""
         svc = self.service
         while True:
             wake = asyncio.Event()
             sub = svc.subscribe(tenant, wake.set)
             try:
                 last = cursor
-                if cursor is not None:
-                    hist, hf = svc.recent(cursor, tenant)
-                    if cursor[0] < hf:
+                while last is not None:  # catch up, then live
+                    hf = svc.history_from
+                    if hf > last[0] and not (hf == last[0] + 1 and last[1] == DONE):
+                        # older than the history: from the stored outputs, a page
+                        # at a time, starting where the cursor is
                         if svc.layout is None:
-                            raise web.HTTPGone(text=f"outputs before offset {hf} are no "
-                                               f"longer kept (the server runs in memory)")
-                        # older than the history: from the stored outputs, a page at
-                        # a time, starting where the cursor is
-                        pos: Cursor | None = cursor
+                            return  # fell behind an in-memory history: reconnect (410)
+                        pos: Cursor | None = last
                         while pos is not None:
                             old, pos = await asyncio.to_thread(svc.read_range, pos, hf,
                                                                tenant, PAGE)
                             if old:
                                 yield old
                                 last = old[-1].cursor
-                    assert last is not None
-                    hist = [it for it in hist if it.cursor > last]
-                    if hist:
-                        yield hist
-                        last = hist[-1].cursor
+                        last = max(last, (hf - 1, DONE))
+                        continue  # the history may have moved on meanwhile
+                    page, _ = svc.recent(last, tenant, PAGE)
+                    if not page:
+                        break
+                    yield page
+                    last = page[-1].cursor
                 while True:
                     if sub.items:
                         got = list(sub.items)
                         sub.items.clear()
                         if last is not None:
                             got = [it for it in got if it.cursor > last]
+                        for part in deliveries(got, PAGE):  # whole offsets
+                            yield part
                         if got:
-                            yield got
                             last = got[-1].cursor
                         continue
                     if sub.dropped:
@@ -558,22 +609,50 @@ class App:
                 and cursor[0] < self.service.history_from):
             raise web.HTTPGone(text=f"outputs before offset {self.service.history_from} are "
                                f"no longer kept (the server runs without --state)")
-        resp = web.StreamResponse(headers={
-            "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no"})
-        resp.enable_chunked_encoding()
-        await resp.prepare(request)
-        await resp.write(f": routeq stream, next offset {self.service.offset}\n\n".encode())
-        with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
-            async for items in self.follow(tenant, cursor):
-                if not items:
-                    await resp.write(b": ping\n\n")
-                    continue
-                await resp.write(b"".join(
-                    b"id: %s\nevent: %s\ndata: %s\n\n" % (it.id.encode(), it.type.encode(),
-                                                           it.line)
-                    for it in items))
-        return resp
+        who = p.tenant if p.tenant is not None else ""
+        mine = self.streams.get(who, 0)
+        total = sum(self.streams.values())
+        if mine >= self.max_streams_per_tenant or total >= self.max_streams:
+            limit, flag = ((self.max_streams_per_tenant, "--max-streams-per-tenant")
+                           if mine >= self.max_streams_per_tenant
+                           else (self.max_streams, "--max-streams"))
+            raise web.HTTPTooManyRequests(
+                text=f"{limit} streams are open already ({flag}): close one, or retry "
+                     f"after {STREAM_RETRY_S} s", headers={"Retry-After": str(STREAM_RETRY_S)})
+        self.streams[who] = mine + 1
+        try:
+            resp = web.StreamResponse(headers={
+                "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no"})
+            resp.enable_chunked_encoding()
+            with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
+                await resp.prepare(request)
+                await resp.write(f": routeq stream, next offset {self.service.offset}\n\n"
+                                 .encode())
+                async for items in self.follow(tenant, cursor):
+                    if not items:
+                        await resp.write(b": ping\n\n")
+                        continue
+                    # in bounded writes: each waits while the client's socket is full
+                    part: list[bytes] = []
+                    size = 0
+                    for it in items:
+                        b = b"id: %s\nevent: %s\ndata: %s\n\n" % (
+                            it.id.encode(), it.type.encode(), it.line)
+                        part.append(b)
+                        size += len(b)
+                        if size >= WRITE_CHUNK:
+                            await resp.write(b"".join(part))
+                            part, size = [], 0
+                    if part:
+                        await resp.write(b"".join(part))
+            return resp
+        finally:
+            left = self.streams[who] - 1
+            if left:
+                self.streams[who] = left
+            else:
+                del self.streams[who]
 
     # --------------------------------------------------------------- views
 
@@ -612,10 +691,22 @@ class App:
                           "webhooks": {t: h.as_json() for t, h in sorted(self.hooks.items())}})
 
     async def overview(self, request: web.Request) -> web.Response:
+        """The dashboard's numbers, a page of tenants (by name) at a time:
+        ``?limit=`` (default 100, at most 1,000) after ``?after=NAME``."""
         self.admin(request)
         svc = self.service
+        try:
+            limit = min(max(1, int(request.query.get("limit", OVERVIEW_PAGE))), 1_000)
+        except ValueError:
+            raise web.HTTPBadRequest(text="limit must be an integer") from None
+        names = svc.tenants()
+        after = request.query.get("after")
+        start = bisect.bisect_right(names, after) if after is not None else 0
+        page = names[start:start + limit]
+        nxt = page[-1] if start + limit < len(names) else None
         return self.json({"offset": svc.offset, "uptime_s": round(time.time() - svc.started),
-                          "tenants": [svc.tenant_summary(n) for n in svc.tenants()]})
+                          "tenant_count": len(names), "next": nxt,
+                          "tenants": [svc.tenant_summary(n) for n in page]})
 
     async def metrics_page(self, request: web.Request) -> web.Response:
         self.admin(request)
@@ -908,17 +999,64 @@ def quiet_request_text() -> None:
         logger.addFilter(_NoRequestText())
 
 
+def max_connections(asked: int | None) -> int:
+    """``--max-connections``, or what the open-files limit leaves room for
+    (raised to its hard limit first) beside the state's files."""
+    if asked is not None:
+        return asked
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        want = 8192 if hard == resource.RLIM_INFINITY else min(hard, 8192)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
+            soft = max(soft, want)
+    return max(16, min(4096, soft - 128))
+
+
+class _Refuse(asyncio.Protocol):
+    """A connection over ``--max-connections``: a JSON 503, then closed."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        body = orjson.dumps({"error": f"{self.cap} connections are open already "
+                                      f"(--max-connections): retry after {RETRY_AFTER_S} s"})
+        transport.write(  # type: ignore[attr-defined]  # (uvloop's is no asyncio.Transport)
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            b"Retry-After: %d\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
+            % (RETRY_AFTER_S, len(body), body))
+        transport.close()
+
+
+async def listen(runner: web.AppRunner, host: str, port: int, cap: int) -> asyncio.Server:
+    """Listen for the app's connections, ``cap`` open at most."""
+    server = runner.server
+    assert server is not None
+
+    def factory() -> asyncio.BaseProtocol:
+        if len(server.connections) >= cap:
+            return _Refuse(cap)
+        return server()
+
+    return await asyncio.get_running_loop().create_server(factory, host, port, backlog=1024)
+
+
 async def serve(service: Service, tokens: Tokens, args: argparse.Namespace) -> None:
     quiet_request_text()
     app = App(service, tokens, max_body=args.max_body, clock_ms=args.clock_ms,
               max_queue=args.max_queue, metrics_tenants=args.metrics_tenants,
-              reopen=reopen_state(args), host=args.host)
+              reopen=reopen_state(args), host=args.host, max_streams=args.max_streams,
+              max_streams_per_tenant=args.max_streams_per_tenant,
+              body_timeout=args.body_timeout)
+    # the keep-alive timer of aiohttp runs from a connection's opening and from
+    # each answer until a request's headers are in: it is the idle and the
+    # header timeout both
     runner = web.AppRunner(app.web, access_log=None, handle_signals=False,
-                           shutdown_timeout=2.0)
+                           shutdown_timeout=2.0, keepalive_timeout=args.idle_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, args.host, args.port, backlog=1024)
-    await site.start()
-    port = runner.addresses[0][1] if runner.addresses else args.port
+    site = await listen(runner, args.host, args.port, max_connections(args.max_connections))
+    port = site.sockets[0].getsockname()[1] if site.sockets else args.port
     app.start_background()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -935,7 +1073,7 @@ async def serve(service: Service, tokens: Tokens, args: argparse.Namespace) -> N
     await stop.wait()
     print("routeq serve: stopping (no new connections; writing the checkpoint)",
           file=sys.stderr, flush=True)
-    await site.stop()
+    site.close()
     await app.close()
     await runner.cleanup()
     print(f"routeq serve: stopped at offset {service.offset}", file=sys.stderr, flush=True)

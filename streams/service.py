@@ -37,7 +37,9 @@ store, never the live engine).
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import itertools
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
@@ -109,6 +111,65 @@ class Item:
         """None = every tenant (the admin). A tenant sees its own outputs and
         those of its chats that overflowed to the platform."""
         return tenant is None or self.tenant == tenant or self.origin == tenant
+
+
+def _cursor_of(it: Item) -> Cursor:
+    return (it.offset, it.k)
+
+
+class History:
+    """The recent outputs, oldest first: a list whose head is cut lazily, so
+    a stream finds its place by bisection and reads a page at a time."""
+
+    __slots__ = ("head", "items")
+
+    def __init__(self) -> None:
+        self.items: list[Item] = []
+        self.head = 0  # items[:head] are gone
+
+    def __len__(self) -> int:
+        return len(self.items) - self.head
+
+    def __iter__(self) -> Iterator[Item]:
+        return itertools.islice(self.items, self.head, None)
+
+    def __bool__(self) -> bool:
+        return len(self.items) > self.head
+
+    def extend(self, items: Sequence[Item]) -> None:
+        self.items.extend(items)
+
+    def first(self) -> Item:
+        return self.items[self.head]
+
+    def popleft(self) -> Item:
+        it = self.items[self.head]
+        self.head += 1
+        if self.head >= 4096 and self.head * 2 >= len(self.items):
+            del self.items[:self.head]
+            self.head = 0
+        return it
+
+    def page(self, after: Cursor, tenant: str | None, limit: int | None) -> list[Item]:
+        """About ``limit`` outputs after ``after`` visible to ``tenant``: all
+        the outputs of the last offset taken come too (a webhook delivers an
+        input's outputs together)."""
+        items = self.items
+        i = bisect.bisect_right(items, after, lo=self.head, key=_cursor_of)
+        if tenant is None:
+            if limit is None or i + limit >= len(items):
+                return items[i:]
+            end = i + limit
+            while end < len(items) and items[end].offset == items[end - 1].offset:
+                end += 1
+            return items[i:end]
+        got: list[Item] = []
+        for it in itertools.islice(items, i, None):
+            if it.tenant == tenant or it.origin == tenant:
+                if limit is not None and len(got) >= limit and it.offset != got[-1].offset:
+                    break
+                got.append(it)
+        return got
 
 
 class Subscriber:
@@ -222,7 +283,7 @@ class Service:
                  on_output: Callable[[list[Item], list[dict[str, Any]]], None] | None = None,
                  ) -> None:
         self.layout = layout
-        self.history: deque[Item] = deque()
+        self.history = History()
         self.history_max = max(1, history)
         self.history_from = 0  # the history holds every output with offset >= this
         self.subscribers: set[Subscriber] = set()
@@ -415,7 +476,7 @@ class Service:
         if len(hist) > self.history_max:
             while len(hist) > self.history_max:
                 gone = hist.popleft()
-            while hist and hist[0].offset == gone.offset:
+            while hist and hist.first().offset == gone.offset:
                 hist.popleft()
             self.history_from = gone.offset + 1
         for s in list(self.subscribers):
@@ -460,12 +521,12 @@ class Service:
     def unsubscribe(self, s: Subscriber) -> None:
         self.subscribers.discard(s)
 
-    def recent(self, after: Cursor, tenant: str | None) -> tuple[list[Item], int]:
-        """Kept outputs after ``after`` visible to ``tenant``, and the offset from
-        which the history is complete (outputs below it need ``read_range``)."""
-        got = [it for it in self.history
-               if it.cursor > after and it.visible_to(tenant)]
-        return got, self.history_from
+    def recent(self, after: Cursor, tenant: str | None,
+               limit: int | None = None) -> tuple[list[Item], int]:
+        """Kept outputs after ``after`` visible to ``tenant`` (``limit`` at
+        most), and the offset from which the history is complete (outputs
+        below it need ``read_range``)."""
+        return self.history.page(after, tenant, limit), self.history_from
 
     def read_range(self, after: Cursor, below: int, tenant: str | None,
                    limit: int = 10_000) -> tuple[list[Item], Cursor | None]:

@@ -479,3 +479,138 @@ def test_a_misbehaving_webhook_receiver_never_stops_delivery(tmp_path: Path) -> 
     lines = [ln for ln in log.splitlines() if "webhook of tenant" in ln]
     assert 1 <= len(lines) <= 2, lines  # one line a minute per failing receiver
     assert "Traceback" not in log
+
+
+# ------------------------------------------------------------ bounded resources
+
+
+def sse_get(port: int, token: str, query: str = "") -> socket.socket:
+    """A stream request on a raw socket that the test then reads (or not)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(f"GET /v1/stream{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 f"Authorization: Bearer {token}\r\n\r\n".encode())
+    return sock
+
+
+def head_of(sock: socket.socket) -> tuple[int, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return int(data.split(b" ", 2)[1]), data
+
+
+def test_streams_are_capped_per_tenant_and_in_all(tmp_path: Path) -> None:
+    with Server(tmp_path, "--max-streams", "4", "--max-streams-per-tenant", "2") as server:
+        held = [sse_get(server.port, TOKEN_A), sse_get(server.port, TOKEN_A)]
+        try:
+            assert [head_of(s)[0] for s in held] == [200, 200]
+            status, ans = stream_status(server, {})  # a third of shop A's
+            assert status == 429, ans
+            assert "2 streams" in ans["error"] and "--max-streams-per-tenant" in ans["error"]
+            held += [sse_get(server.port, TOKEN_B), sse_get(server.port, TOKEN_B)]
+            assert [head_of(s)[0] for s in held[2:]] == [200, 200]
+            status, data = head_of(sse_get(server.port, ADMIN))  # a fifth in all
+            assert status == 429 and b"--max-streams" in data, data
+            held.pop(0).close()  # a stream ends: its place is free again
+            deadline = time.monotonic() + 30
+            while (status := stream_status(server, {})[0]) == 429:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            assert status == 200
+        finally:
+            for s in held:
+                s.close()
+
+
+@pytest.mark.parametrize("history", ["100000", "50"])  # from memory, from the store
+def test_a_slow_reader_gets_everything_in_bounded_writes(tmp_path: Path,
+                                                         history: str) -> None:
+    """A stream resuming from a history far bigger than a socket's buffers,
+    read slowly, gets every output once and in order; clients that hang up
+    in the middle of it leave no traceback in the log."""
+    with Server(tmp_path, "--history", history) as server:
+        n = 0
+        for p in range(10):
+            events = [ev("chat.requested", f"sr{p}-{i}", 1_000 + p, "shopA",
+                         visitor=f"srv{p}-{i}", chat=f"src{p}-{i}") for i in range(2_000)]
+            status, ans = server.post(TOKEN_A, events)
+            assert status == 200, ans
+            n += len(events)
+        # hang-ups in the middle of a resume
+        for _ in range(5):
+            s = sse_get(server.port, TOKEN_A, "?from=0")
+            s.recv(1000)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            s.close()  # a reset, with most of the resume unsent
+        st = server.stream(TOKEN_A, query="?from=0", timeout=30)
+        try:
+            got = []
+            for i in range(n):
+                got.append(st.next())
+                if i % 2_000 == 0:
+                    time.sleep(0.2)  # slow
+        finally:
+            st.close()
+        assert [g[2]["chat"] for g in got] == [f"src{p}-{i}" for p in range(10)
+                                             for i in range(2_000)]
+        assert len({g[0] for g in got}) == n
+    log = server.log.read_text(errors="replace")
+    assert "Traceback" not in log, log[-3000:]
+
+
+def test_idle_connections_are_closed_and_capped(tmp_path: Path) -> None:
+    with Server(tmp_path, "--idle-timeout", "1", "--max-connections", "20") as server:
+        idle = [socket.create_connection(("127.0.0.1", server.port), timeout=30)
+                for _ in range(20)]
+        try:
+            time.sleep(0.3)
+            # over the cap: answered at once, JSON, and closed
+            extra = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+            data = b""
+            while chunk := extra.recv(65536):
+                data += chunk
+            extra.close()
+            assert data.startswith(b"HTTP/1.1 503"), data
+            assert b"--max-connections" in orjson.loads(data.partition(b"\r\n\r\n")[2])[
+                "error"].encode()
+            # idle ones (nothing sent, or half a header) are closed by the server
+            idle[0].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            t0 = time.monotonic()
+            for s in idle:
+                s.settimeout(30)
+                try:
+                    data = s.recv(65536)
+                except ConnectionResetError:
+                    data = b""
+                assert data == b"" or data.startswith(b"HTTP/1.1 4"), data
+            closed_after = time.monotonic() - t0
+            assert closed_after < 20, closed_after
+            assert server.get("/healthz", None)[0] == 200  # room again
+        finally:
+            for s in idle:
+                s.close()
+
+
+def test_the_overview_is_paginated(server: Server) -> None:
+    names = [f"ov{i:02d}" for i in range(30)]
+    status, ans = server.post(ADMIN, [ev("agent.state", f"ov-{t}", 1_000, t, agent="a",
+                                         status="online") for t in names])
+    assert status == 200, ans
+    seen: list[str] = []
+    query = "?limit=7"
+    while True:
+        status, page = server.get("/v1/overview" + query, ADMIN)
+        assert status == 200, page
+        assert len(page["tenants"]) <= 7
+        assert page["tenant_count"] >= 30
+        seen += [t["tenant"] for t in page["tenants"]]
+        if page["next"] is None:
+            break
+        query = f"?limit=7&after={page['next']}"
+    assert len(seen) == len(set(seen)) == page["tenant_count"]
+    assert set(names) <= set(seen)
+    status, page = server.get("/v1/overview", ADMIN)  # a default page size
+    assert status == 200 and len(page["tenants"]) <= 100
