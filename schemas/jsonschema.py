@@ -415,8 +415,13 @@ def _json(schema: Schema, description: str = "OK") -> Schema:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+#: error answers with a header of their own
+_ERR_OF = {401: {"$ref": "#/components/responses/unauthorized"},
+           429: {"$ref": "#/components/responses/busy"}}
+
+
 def _errors(*codes: int) -> dict[str, Any]:
-    return {str(c): _ERR for c in sorted(codes)}
+    return {str(c): _ERR_OF.get(c, _ERR) for c in sorted(codes)}
 
 
 _TENANT_Q = {"name": "tenant", "in": "query", "required": False,
@@ -443,7 +448,9 @@ def openapi() -> Schema:
                            "(one event a line). A 2xx answer means every line is in the "
                            "state's log. Each event is accepted, a duplicate (its id was "
                            "already applied for its tenant) or rejected (the error names "
-                           "the field): a malformed event does not fail the request. A "
+                           "the field): a malformed event does not fail the request. NDJSON "
+                           "is also taken as application/ndjson, application/jsonl, "
+                           "application/json-lines, application/jsonlines and text/plain. A "
                            "tenant's token may post only its tenant's events (403, nothing "
                            "logged).",
             "requestBody": {"required": True, "content": {
@@ -453,7 +460,7 @@ def openapi() -> Schema:
                     **text, "description": "events, one JSON object a line"}},
             }},
             "responses": {"200": _json(_ref(_C, "post_result"), "what became of each event"),
-                          **_errors(400, 401, 403, 413, 415, 429, 503)},
+                          **_errors(400, 401, 403, 413, 415, 429)},
         }},
         "/v1/stream": {"get": {
             "operationId": "stream", "summary": "The decisions as they are made (SSE)",
@@ -471,7 +478,7 @@ def openapi() -> Schema:
             ],
             "responses": {"200": {"description": "the stream",
                                   "content": {"text/event-stream": {"schema": text}}},
-                          **_errors(400, 401, 403, 409, 410)},
+                          **_errors(400, 401, 403, 409, 410, 429)},
         }},
         "/v1/chats/{chat}": {"get": {
             "operationId": "getChat", "summary": "A chat's state",
@@ -537,6 +544,9 @@ def openapi() -> Schema:
                 **_errors(404)},
         }},
     }
+    for item in paths.values():  # any request may find the server unable to take it
+        for op in item.values():
+            op["responses"].setdefault("503", {"$ref": "#/components/responses/unavailable"})
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": DIALECT,
@@ -554,7 +564,22 @@ def openapi() -> Schema:
         "paths": paths,
         "components": {
             "schemas": components,
-            "responses": {"error": _json(_ref(_C, "error"), "an error")},
+            "responses": {
+                "error": _json(_ref(_C, "error"), "an error"),
+                "unauthorized": {**_json(_ref(_C, "error"), "no token, or an unknown one"),
+                                 "headers": {"WWW-Authenticate": {
+                                     "required": True, "schema": {"type": "string"}}}},
+                "busy": {**_json(_ref(_C, "error"), "too many events wait to be logged "
+                                 "(nothing of the post was logged), or too many streams are "
+                                 "open: retry after Retry-After seconds"),
+                         "headers": {"Retry-After": {
+                             "required": True, "schema": {"type": "integer", "minimum": 0}}}},
+                "unavailable": {**_json(_ref(_C, "error"), "shutting down, the state cannot "
+                                        "be written, or too many connections are open"),
+                                "headers": {"Retry-After": {
+                                    "required": False,
+                                    "schema": {"type": "integer", "minimum": 0}}}},
+            },
             "securitySchemes": {"bearer": {
                 "type": "http", "scheme": "bearer",
                 "description": "--tokens gives the admin's and each tenant's tokens; "
