@@ -258,6 +258,8 @@ def _output_def(otype: str, *, strict: bool) -> Schema:
             required.append(name)
     for name in OUTPUT_FIELDS[otype]:
         props[name] = OUTPUT_FIELD_SCHEMA[name]
+        if strict and props[name].get("type") == "object":
+            props[name] = {**props[name], "additionalProperties": False}
         required.append(name)
     for name in OUTPUT_MORE.get(otype, ()):
         props[name] = OUTPUT_FIELD_SCHEMA[name]
