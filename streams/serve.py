@@ -11,7 +11,11 @@ logic that tests can reach without HTTP):
 - webhooks: each tenant's outputs POSTed to its URL, from the position its
   receiver acknowledged last (stored with ``--state``): at least once.
 - ``GET /v1/chats/{chat}``, ``/v1/queue``, ``/v1/agents``, ``/v1/tenants``,
-  ``/v1/overview`` (admin), ``/metrics``, ``/`` (the dashboard).
+  ``/v1/overview`` (admin, paginated), ``/metrics``, ``/healthz``, ``/`` (the
+  dashboard).
+- limits: streams per tenant and in all, connections, idle/header and body
+  timeouts, pages of 1,000 outputs written 64 KiB at a time (a client that
+  does not read holds a page, not the history); every answer JSON.
 """
 
 from __future__ import annotations

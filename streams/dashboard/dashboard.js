@@ -67,6 +67,8 @@ async function refresh() {
     const data = await r.json();
     showError("");
     $("offset").textContent = data.offset;
+    // the feed starts with the decisions of the last inputs, not empty
+    if (state.startFrom === undefined) state.startFrom = Math.max(0, data.offset - 50);
     render(data.tenants);
     return true;
   } catch (e) {
@@ -211,11 +213,14 @@ async function follow() {
       const h = headers();
       h["Accept"] = "text/event-stream";
       if (state.lastId) h["Last-Event-ID"] = state.lastId;
-      const r = await fetch("/v1/stream", { headers: h, cache: "no-store" });
+      const from = !state.lastId && state.startFrom !== undefined
+        ? "?from=" + state.startFrom : "";
+      const r = await fetch("/v1/stream" + from, { headers: h, cache: "no-store" });
       if (r.status === 409 || r.status === 410) {
         // our last id is ahead of the server's log (it restarted in memory) or
         // no longer kept: follow from now on, with the overview as it is now
         state.lastId = null;
+        state.startFrom = undefined;
         refresh();
         throw new Error("stream answered " + r.status + "; following from now on");
       }
