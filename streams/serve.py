@@ -351,6 +351,7 @@ class App:
         self.max_streams_per_tenant = max_streams_per_tenant
         self.body_timeout = body_timeout
         self.streams: dict[str, int] = {}  # open streams by tenant ("" = the admin)
+        self.reads = 0  # stored-output reads running in worker threads
         # without tokens every caller is the admin: only the server's own pages
         # (and clients that are no browser) may call it
         self.web = web.Application(client_max_size=max_body, middlewares=[
@@ -413,8 +414,8 @@ class App:
         loopback server, an Origin must be that host's, and posts must say
         JSON or NDJSON (types a cross-origin page cannot send without a
         preflight, which is never granted)."""
-        name = (request.url.host or "").lower()
-        if name != self.host.lower() and not is_loopback(name):
+        name = (request.url.host or "").lower() if "Host" in request.headers else ""
+        if name and name != self.host.lower() and not is_loopback(name):
             raise web.HTTPForbidden(text=f"Host {request.host!r} is not this server's: "
                                     f"without --tokens only loopback names are served")
         origin = request.headers.get("Origin")
@@ -444,8 +445,8 @@ class App:
         while self.batcher.failed is not None and not self.closing.is_set():
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
-            if self.batcher.pending or self.batcher.scheduled:
-                continue  # (answered 503 by the next flush)
+            if self.batcher.pending or self.batcher.scheduled or self.reads:
+                continue  # (answered 503 by the next flush; reads use the store)
             try:
                 self.service.recover(self.reopen)
             except Exception as exc:
@@ -546,8 +547,12 @@ class App:
                             return  # fell behind an in-memory history: reconnect (410)
                         pos: Cursor | None = last
                         while pos is not None:
-                            old, pos = await asyncio.to_thread(svc.read_range, pos, hf,
-                                                               tenant, PAGE)
+                            self.reads += 1  # (the store is not reopened meanwhile)
+                            try:
+                                old, pos = await asyncio.to_thread(svc.read_range, pos, hf,
+                                                                   tenant, PAGE)
+                            finally:
+                                self.reads -= 1
                             if old:
                                 yield old
                                 last = old[-1].cursor
@@ -801,9 +806,12 @@ class App:
         from the position its receiver acknowledged last (stored with
         ``--state``, so a restart goes on from there: at least once)."""
         svc = self.service
-        start = svc.webhook_position(tenant)
+        # after the last output acknowledged in this run (a restart of this
+        # task), else as stored
+        start = self.hooks[tenant].cursor or svc.webhook_position(tenant)
         if start is None:  # a new webhook: from now on (stored at once, so a
             start = (svc.offset, -1)  # restart before the first delivery misses none)
+            self.hooks[tenant].cursor = start
             svc.save_webhook_position(tenant, start)
         timeout = ClientTimeout(total=10)
         async with ClientSession(timeout=timeout) as http:
@@ -812,6 +820,7 @@ class App:
                     if not await self._deliver(http, tenant, url, part):
                         return  # closing
                     self.hooks[tenant].delivered = part[-1].id
+                    self.hooks[tenant].cursor = part[-1].cursor
                     try:
                         svc.save_webhook_position(tenant, part[-1].cursor)
                     except Exception as exc:  # delivered; stored again with the next one
@@ -876,6 +885,7 @@ class HookState:
         self.last_error: str | None = None
         self.last_error_at: float | None = None
         self.delivered: str | None = None  # the last output acknowledged (this run)
+        self.cursor: Cursor | None = None  # where delivery goes on after a restart
 
     def as_json(self) -> dict[str, Any]:
         at = self.last_error_at
