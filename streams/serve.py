@@ -1043,15 +1043,37 @@ class _Refuse(asyncio.Protocol):
         transport.close()
 
 
-async def listen(runner: web.AppRunner, host: str, port: int, cap: int) -> asyncio.Server:
+class _JsonErrors(web.RequestHandler):
+    """aiohttp's handler, whose own answers (a request it cannot parse: bad
+    request line, header too long, bad Content-Length) are JSON like every
+    other answer. They do not quote the request (it may hold a token)."""
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500,
+                     exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        resp = super().handle_error(request, status, exc, message)
+        if isinstance(resp, web.Response):
+            reason = resp.reason or "error"
+            what = f" ({type(exc).__name__})" if exc is not None else ""
+            resp.body = orjson.dumps({"error": f"{reason}{what}: the request could not be "
+                                               f"read as HTTP"})
+            resp.content_type = "application/json"
+            resp.charset = None
+        return resp
+
+
+async def listen(runner: web.AppRunner, host: str, port: int, cap: int,
+                 idle_timeout: float) -> asyncio.Server:
     """Listen for the app's connections, ``cap`` open at most."""
     server = runner.server
     assert server is not None
+    loop = asyncio.get_running_loop()
 
     def factory() -> asyncio.BaseProtocol:
         if len(server.connections) >= cap:
             return _Refuse(cap)
-        return server()
+        return _JsonErrors(server, loop=loop, keepalive_timeout=idle_timeout,
+                           access_log=None)  # type: ignore[arg-type]
 
     return await asyncio.get_running_loop().create_server(factory, host, port, backlog=1024)
 
@@ -1069,7 +1091,8 @@ async def serve(service: Service, tokens: Tokens, args: argparse.Namespace) -> N
     runner = web.AppRunner(app.web, access_log=None, handle_signals=False,
                            shutdown_timeout=2.0, keepalive_timeout=args.idle_timeout)
     await runner.setup()
-    site = await listen(runner, args.host, args.port, max_connections(args.max_connections))
+    site = await listen(runner, args.host, args.port, max_connections(args.max_connections),
+                        args.idle_timeout)
     port = site.sockets[0].getsockname()[1] if site.sockets else args.port
     app.start_background()
     stop = asyncio.Event()
