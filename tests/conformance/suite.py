@@ -149,6 +149,16 @@ class ConformanceSuite:
         ]
         self.check(events + drain(("m1",), t + 5), self.rules[0])
 
+    def test_a_bad_line_costs_no_good_one(self) -> None:
+        t = 1_790_000_000_000
+        events: list[Obj | str] = [
+            ev("agent.state", "1", t, agent="ann", status="online", capacity=1),
+            "not json",
+            {**ev("chat.requested", "2", t + 1, visitor="v"), "_bad": True},  # no chat
+            ev("chat.requested", "3", t + 2, visitor="v", chat="c1"),
+        ]
+        self.check(events + drain(("m1",), t + 5), self.rules[0])
+
 
 def ev(etype: str, eid: str, ts: int, tenant: str = "m1", **fields: Any) -> Obj:
     return {"type": etype, "id": eid, "ts": ts, "tenant": tenant, **fields}
