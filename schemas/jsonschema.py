@@ -405,8 +405,13 @@ def _view_schemas() -> dict[str, Schema]:
             "occupancy": _n(num), "service_level": _n(num), "abandonment": _n(num),
             "series": {"type": "array", "items": minute,
                        "description": "per minute, the last hour of event time"}}),
-        "overview": _obj({"offset": cnt, "uptime_s": cnt,
-                          "tenants": {"type": "array", "items": _ref(_C, "tenant_summary")}}),
+        "overview": _obj({
+            "offset": cnt, "uptime_s": cnt,
+            "tenant_count": {**cnt, "description": "how many tenants there are in all"},
+            "next": {"type": ["string", "null"], "description": "the last tenant of this "
+                     "page, to ask for the next one with ?after= (null: no more)"},
+            "tenants": {"type": "array", "items": _ref(_C, "tenant_summary"),
+                        "description": "a page of tenants, by name"}}),
         "health": _obj({"ok": {"type": "boolean"}, "offset": cnt,
                         "reason": {"type": "string", "description": "why not ok"}},
                        ("ok", "offset")),
@@ -462,7 +467,7 @@ def openapi() -> Schema:
                     **text, "description": "events, one JSON object a line"}},
             }},
             "responses": {"200": _json(_ref(_C, "post_result"), "what became of each event"),
-                          **_errors(400, 401, 403, 413, 415, 429)},
+                          **_errors(400, 401, 403, 408, 413, 415, 429)},
         }},
         "/v1/stream": {"get": {
             "operationId": "stream", "summary": "The decisions as they are made (SSE)",
@@ -510,7 +515,14 @@ def openapi() -> Schema:
         }},
         "/v1/overview": {"get": {
             "operationId": "getOverview", "summary": "Every tenant's figures (admin)",
-            "responses": {"200": _json(_ref(_C, "overview")), **_errors(401, 403)},
+            "parameters": [
+                {"name": "limit", "in": "query", "required": False,
+                 "description": "tenants a page (default 100; taken as 1 to 1,000)",
+                 "schema": {"type": "integer"}},
+                {"name": "after", "in": "query", "required": False,
+                 "description": "the page after this tenant name (the last page's next)",
+                 "schema": {"type": "string"}}],
+            "responses": {"200": _json(_ref(_C, "overview")), **_errors(400, 401, 403)},
         }},
         "/metrics": {"get": {
             "operationId": "getMetrics", "summary": "Prometheus metrics (admin)",
@@ -546,9 +558,13 @@ def openapi() -> Schema:
                 **_errors(404)},
         }},
     }
-    for item in paths.values():  # any request may find the server unable to take it
+    for item in paths.values():
         for op in item.values():
+            # any request may find the server unable to take it; without --tokens,
+            # one naming another Host or Origin is refused
             op["responses"].setdefault("503", {"$ref": "#/components/responses/unavailable"})
+            op["responses"].setdefault("403", _ERR)
+            op["responses"] = dict(sorted(op["responses"].items()))
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": DIALECT,
