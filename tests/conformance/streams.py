@@ -20,14 +20,13 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from tests.property.strategies import _event
+
 T0 = 1_790_000_000_000
 MERCHANTS = ("m1", "m2")
 PLATFORM = "platform"
-AGENTS = ("a0", "a1", "a2")
-VISITORS = ("v0", "v1", "v2", "v3")
-CHATS = tuple(f"c{i}" for i in range(8))
+#: every skill the rules can give a chat (explicit, by message, page, keyword)
 SKILLS = ("sales", "after_sales", "presales", "billing")
-PAGES = ("home", "detail", "cart", "checkout", "order", "after_sales", "promo")
 DRAIN_AGENT = "zz-drain"
 DAY_MS = 86_400_000
 
@@ -43,50 +42,6 @@ TYPES = (
 #: how a good event is broken into a malformed one (each names one field)
 BREAKS = ("garbage", "no_type", "unknown_type", "no_id", "ts_text", "bad_tenant",
           "missing_field", "capacity_range")
-
-
-def _event(draw: st.DrawFn, etype: str, tenant: str) -> Obj:
-    ev: Obj = {"type": etype, "tenant": tenant}
-    if etype == "agent.state":
-        ev["agent"] = draw(st.sampled_from(AGENTS))
-        ev["status"] = draw(st.sampled_from(["online", "online", "away", "offline"]))
-        ev["capacity"] = draw(st.integers(0, 3))
-        ev["skills"] = draw(st.dictionaries(st.sampled_from(SKILLS), st.integers(1, 5),
-                                            max_size=2))
-        if draw(st.integers(0, 3)) == 0:
-            ev["channels"] = draw(st.lists(st.sampled_from(["web", "app"]), max_size=2))
-    elif etype == "visitor.arrived":
-        ev["visitor"] = draw(st.sampled_from(VISITORS))
-        ev["channel"] = draw(st.sampled_from(["web", "app"]))
-        if draw(st.booleans()):
-            ev["customer"] = {"member": draw(st.booleans()), "tier": draw(st.integers(0, 5)),
-                              "orders": draw(st.integers(0, 30)),
-                              "ltv": draw(st.integers(0, 20_000))}
-        if draw(st.integers(0, 3)) == 0:
-            ev["exclusive_agent"] = draw(st.sampled_from(AGENTS))
-    elif etype == "page.viewed":
-        ev["visitor"] = draw(st.sampled_from(VISITORS))
-        ev["page"] = draw(st.sampled_from(PAGES))
-    elif etype == "chat.requested":
-        ev["visitor"] = draw(st.sampled_from(VISITORS))
-        ev["chat"] = draw(st.sampled_from(CHATS))
-        if draw(st.integers(0, 3)) == 0:
-            ev["skill"] = draw(st.sampled_from(SKILLS))
-        if draw(st.integers(0, 4)) == 0:
-            ev["message"] = draw(st.sampled_from(["refund please", "coupon?", "invoice"]))
-    elif etype in ("chat.accepted", "chat.declined"):
-        ev["chat"] = draw(st.sampled_from(CHATS))
-        ev["agent"] = draw(st.sampled_from(AGENTS))
-    elif etype in ("bot.escalated", "chat.ended"):
-        ev["chat"] = draw(st.sampled_from(CHATS))
-        if etype == "chat.ended" and draw(st.booleans()):
-            ev["resolved"] = draw(st.booleans())
-    elif etype == "visitor.left":
-        ev["visitor"] = draw(st.sampled_from(VISITORS))
-    elif etype == "order.placed":
-        ev["visitor"] = draw(st.sampled_from(VISITORS))
-        ev["amount"] = draw(st.integers(0, 2_000))
-    return ev
 
 
 def _broken(draw: st.DrawFn, ev: Obj) -> Obj | str:
