@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 
@@ -29,12 +30,19 @@ def main(args: argparse.Namespace) -> int:
     from kafka import KafkaConsumer, TopicPartition
 
     s = settings_from(args)
+    # SIGTERM (a supervisor, `kill`) ends a follow cleanly, as it does `routeq
+    # worker` and `routeq serve`: what was read is flushed, exit 0
+    stopped: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopped.append(signum))
     topic = s.rejected_topic if args.rejected else s.output_topic
     consumer = KafkaConsumer(bootstrap_servers=s.bootstrap, enable_auto_commit=False,
                              consumer_timeout_ms=200)
     start = time.monotonic()
     parts = consumer.partitions_for_topic(topic)
     while not parts:  # no such topic yet: wait for a worker to create it
+        if stopped:
+            consumer.close()
+            return 0
         if args.idle_s and time.monotonic() - start > args.idle_s:
             print(f"routeq tail: no topic {topic!r} on {s.bootstrap}", file=sys.stderr)
             consumer.close()
@@ -52,7 +60,7 @@ def main(args: argparse.Namespace) -> int:
     n = 0
     last = time.monotonic()
     try:
-        while True:
+        while not stopped:
             got = consumer.poll(timeout_ms=200, max_records=10000)
             for records in got.values():
                 for r in records:
@@ -66,5 +74,7 @@ def main(args: argparse.Namespace) -> int:
                 last = time.monotonic()
             elif args.idle_s and time.monotonic() - last > args.idle_s:
                 return 0
+        out.flush()
+        return 0
     finally:
         consumer.close()
