@@ -372,14 +372,21 @@ def _view_schemas() -> dict[str, Schema]:
                       description="every error answer"),
         "post_result": _obj({
             "accepted": cnt, "duplicates": cnt, "rejected": cnt,
+            "skewed": {**cnt, "description": "of the rejected, those refused by the "
+                       "clock-skew guard (--max-skew-s; not logged)"},
             "results": {"type": "array", "description": "per posted event, in order",
                         "items": _obj({
                             "status": {"type": "string",
                                        "enum": ["accepted", "duplicate", "rejected"]},
-                            "offset": {**cnt, "description": "the event's offset in the log"},
+                            "offset": {**cnt, "description": "the event's offset in the "
+                                       "log (absent for a line refused for clock skew: "
+                                       "it is not logged)"},
                             "error": {"type": "string",
                                       "description": "why it was rejected (names the field)"},
-                        }, ("status", "offset"))}}),
+                            "skew": {"type": "boolean", "description": "true: rejected by "
+                                     "the clock-skew guard, not logged (send it again with "
+                                     "a correct ts)"},
+                        }, ("status",))}}),
         "chat_view": _obj({
             "tenant": s, "chat": s,
             "state": {"type": "string", "enum": _STATE},

@@ -46,6 +46,7 @@ from streams.metrics_http import DEFAULT_LABELED, ServeMetrics, TenantLabels
 from streams.rules_file import read_rules
 from streams.runtime import settle_garbage
 from streams.service import Cursor, Item, Result, Service, parse_cursor, rules_for
+from streams.skew import DEFAULT_MAX_SKEW_S, skewed_lines
 from streams.state import StateLayout
 from streams.store import RocksStore, StoreError
 from streams.tokens import Principal, Tokens, TokensError, load_tokens
@@ -106,6 +107,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     p.add_argument("--clock-ms", type=int, default=1000, metavar="T",
                    help="log a clock event (wall time) every T ms so timers fire when "
                         "traffic is quiet; 0: never (default %(default)s)")
+    p.add_argument("--max-skew-s", type=int, default=DEFAULT_MAX_SKEW_S, metavar="S",
+                   help="reject (per line, not logged) an event whose ts is more than S "
+                        "seconds ahead of this server's clock, or looks like seconds "
+                        "instead of ms; 0: no check (default %(default)s)")
     p.add_argument("--checkpoint-ms", type=int, default=2000, metavar="T",
                    help="checkpoint the entities every T ms while events flow "
                         "(default %(default)s)")
@@ -170,6 +175,8 @@ def main(args: argparse.Namespace) -> int:
                     "--clock-ms and --metrics-tenants at least 0")
     if args.idle_timeout <= 0 or args.body_timeout <= 0:
         return fail("--idle-timeout and --body-timeout must be more than 0")
+    if args.max_skew_s < 0:
+        return fail("--max-skew-s must be at least 0 (0: no check)")
     store: RocksStore | None = None
     layout: StateLayout | None = None
     if args.state:
@@ -331,8 +338,10 @@ class App:
                  reopen: Callable[[], StateLayout] | None = None,
                  host: str = "127.0.0.1", max_streams: int = DEFAULT_MAX_STREAMS,
                  max_streams_per_tenant: int = DEFAULT_MAX_STREAMS_PER_TENANT,
-                 body_timeout: float = DEFAULT_BODY_TIMEOUT_S) -> None:
+                 body_timeout: float = DEFAULT_BODY_TIMEOUT_S,
+                 max_skew_s: int = DEFAULT_MAX_SKEW_S) -> None:
         self.service = service
+        self.max_skew_ms = max_skew_s * 1000
         self.tokens = tokens
         self.max_body = max_body
         self.max_queue = max_queue
@@ -515,14 +524,27 @@ class App:
                 text=f"{queued} events are waiting to be logged (over --max-queue "
                      f"{self.max_queue}): retry after {RETRY_AFTER_S} s",
                 headers={"Retry-After": str(RETRY_AFTER_S)})
-        results = await self.batcher.submit(lines)
+        # the clock-skew guard: a line stamped too far ahead (or in seconds) is
+        # answered rejected and not logged (the engine and the log stay pure)
+        skewed = skewed_lines(lines, self.max_skew_ms)
+        logged = [ln for i, ln in enumerate(lines) if i not in skewed] if skewed else lines
+        results = iter(await self.batcher.submit(logged) if logged else [])
         counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
-        for r in results:
+        answers: list[dict[str, Any]] = []
+        for i in range(len(lines)):
+            if i in skewed:
+                error, tenant = skewed[i]
+                counts["rejected"] += 1
+                self.metrics.posted(tenant, "rejected")
+                answers.append({"status": "rejected", "error": error, "skew": True})
+                continue
+            r = next(results)
             counts[r.status] += 1
             self.metrics.posted(r.tenant, r.status)
+            answers.append(r.as_json())
         return self.json({"accepted": counts["accepted"], "duplicates": counts["duplicate"],
-                          "rejected": counts["rejected"],
-                          "results": [r.as_json() for r in results]})
+                          "rejected": counts["rejected"], "skewed": len(skewed),
+                          "results": answers})
 
     # -------------------------------------------------------------- stream
 
@@ -1084,7 +1106,7 @@ async def serve(service: Service, tokens: Tokens, args: argparse.Namespace) -> N
               max_queue=args.max_queue, metrics_tenants=args.metrics_tenants,
               reopen=reopen_state(args), host=args.host, max_streams=args.max_streams,
               max_streams_per_tenant=args.max_streams_per_tenant,
-              body_timeout=args.body_timeout)
+              body_timeout=args.body_timeout, max_skew_s=args.max_skew_s)
     # the keep-alive timer of aiohttp runs from a connection's opening and from
     # each answer until a request's headers are in: it is the idle and the
     # header timeout both

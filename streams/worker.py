@@ -22,6 +22,7 @@ from streams.kafka.settings import (
 )
 from streams.options import add_number, add_rules, fail
 from streams.rules_file import load_rules
+from streams.skew import DEFAULT_MAX_SKEW_S
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -48,6 +49,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
                help="inject a clock event (wall time) into each owned partition this "
                     "often so timers fire on quiet partitions; 0 = never, for replaying "
                     "traces whose event time is not now")
+    add_number(p, "--max-skew-s", default=DEFAULT_MAX_SKEW_S, minimum=0, metavar="S",
+               help="reject (to the rejected topic) an event whose ts is more than S "
+                    "seconds ahead of this worker's clock, or looks like seconds instead "
+                    "of ms; 0 = no check")
     add_number(p, "--fetch-wait-ms", default=DEFAULT_FETCH_WAIT_MS, minimum=0, metavar="T",
                help="longest a fetch waits at the broker for records, in ms; Faust's 1500 "
                     "adds latency on brokers that hold fetches")
@@ -72,6 +77,7 @@ def main(args: argparse.Namespace) -> int:
     s = settings_from(
         args, app_id=args.app_id, data_dir=data_dir, batch=args.batch,
         batch_ms=args.batch_ms, clock_ms=args.clock_ms, fetch_wait_ms=args.fetch_wait_ms,
+        max_skew_s=args.max_skew_s,
         guarantee=args.guarantee,
         session_timeout_s=args.session_timeout, heartbeat_s=args.heartbeat)
     try:

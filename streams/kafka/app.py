@@ -52,6 +52,7 @@ from faust.types import TP
 from rocksdict import WriteBatch, WriteOptions
 
 from engine.rules import Rules
+from streams.kafka.recovery import RouteqTableManager
 from streams.kafka.router import SEP, PartitionRouter, SeekBacks
 from streams.kafka.settings import KafkaSettings
 from streams.runtime import FREEZE_EVERY, settle_garbage
@@ -329,6 +330,8 @@ def build_app(s: KafkaSettings, rules: Rules) -> tuple[faust.App, WorkerShell]:
         consumer_auto_offset_reset="earliest",
         table_cleanup_interval=3600.0,
         logging_config=None,
+        # local data ahead of the changelog is discarded and rebuilt (recovery.py)
+        TableManager=RouteqTableManager,
     )
     inputs = app.topic(s.input_topic, key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw", partitions=s.partitions)

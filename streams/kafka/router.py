@@ -37,7 +37,8 @@ clock injection send one to every partition).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,7 @@ from engine import Engine
 from engine.rules import Rules
 from schemas.events import OVERFLOW_SEP, EventError, decode
 from schemas.outputs import Output, rejected
+from streams.skew import skew_error
 
 log = logging.getLogger("routeq.worker")
 
@@ -90,8 +92,13 @@ class BatchEffects:
 class PartitionRouter:
     """Engines per tenant for the partitions a worker owns."""
 
-    def __init__(self, rules: Rules) -> None:
+    def __init__(self, rules: Rules, max_skew_ms: int = 0,
+                 wall_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
         self.rules = rules
+        #: the clock-skew guard (``streams/skew.py``): an event whose ts is more
+        #: than this ahead of ``wall_ms()`` (or in seconds) is rejected; 0: off
+        self.max_skew_ms = max_skew_ms
+        self.wall_ms = wall_ms
         self.engines: dict[str, Engine] = {}
         self.partition_of: dict[str, int] = {}  # tenant -> input partition
         self.tenants_of: dict[int, list[str]] = {}  # partition -> tenants, first seen first
@@ -162,6 +169,7 @@ class PartitionRouter:
         touched: dict[str, Engine] = {}
         outputs = fx.outputs
         advanced = self._admit(messages, fx)
+        now = self.wall_ms() if self.max_skew_ms > 0 else 0
         for partition, offset, value in _lines(advanced):
             try:
                 ev = decode(value)
@@ -172,6 +180,12 @@ class PartitionRouter:
                 err = EventError(f"event: cannot be read ({type(exc).__name__}: {exc})")
                 fx.rejected.append(self._reject(err, value, partition, offset))
                 continue
+            if self.max_skew_ms > 0:
+                why = skew_error(ev["type"], ev["ts"], now, self.max_skew_ms, "worker")
+                if why is not None:
+                    err = EventError(why, ev.get("tenant"))
+                    fx.rejected.append(self._reject(err, value, partition, offset))
+                    continue
             tenant = ev.get("tenant")
             if tenant is None:  # a clock for every tenant of this partition
                 names = self.tenants_of.get(partition, [])

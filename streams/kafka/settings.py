@@ -35,6 +35,8 @@ class KafkaSettings:
     batch: int = DEFAULT_BATCH
     batch_ms: int = DEFAULT_BATCH_MS
     clock_ms: int = DEFAULT_CLOCK_MS
+    #: the clock-skew guard (streams/skew.py); 0: off
+    max_skew_s: int = 0
     fetch_wait_ms: int = DEFAULT_FETCH_WAIT_MS
     guarantee: str = "at_least_once"
     session_timeout_s: float = 60.0

@@ -280,3 +280,26 @@ def test_each_offset_is_applied_once_in_order_whatever_the_delivery(
     assert applied == list(range(len(mine)))
     eng = Engine(rules)
     assert outs == [norm(o) for i, line in enumerate(mine) for o in eng.apply(decode(line), i)]
+
+
+def test_the_clock_skew_guard_rejects_an_event_ahead_of_the_wall_clock() -> None:
+    """``routeq worker``'s guard (issue 21, item 2): per line, not applied; off by default."""
+    now = 1_790_000_000_000
+    lines = [orjson.dumps(e) for e in (
+        {"type": "agent.state", "id": "k1", "ts": now, "tenant": "t", "agent": "a",
+         "status": "online", "capacity": 1},
+        {"type": "chat.requested", "id": "k2", "ts": now + 301_000, "tenant": "t",
+         "visitor": "v", "chat": "ahead"},
+        {"type": "chat.requested", "id": "k3", "ts": now // 1000, "tenant": "t",
+         "visitor": "v", "chat": "secs"},
+        {"type": "chat.requested", "id": "k4", "ts": now + 299_000, "tenant": "t",
+         "visitor": "w", "chat": "ok"},
+    )]
+    guarded = PartitionRouter(load_rules(None), max_skew_ms=300_000, wall_ms=lambda: now)
+    fx = guarded.process([(0, i, line) for i, line in enumerate(lines)])
+    assert [o["offset"] for _, o in fx.rejected] == [1, 2]
+    assert all(o["error"].startswith("chat.requested: field 'ts'") for _, o in fx.rejected)
+    assert [(o["type"], o["chat"]) for _, o in fx.outputs] == [("chat.assigned", "ok")]
+    plain = PartitionRouter(load_rules(None))  # the default: the router is pure
+    fx = plain.process([(0, i, line) for i, line in enumerate(lines)])
+    assert not fx.rejected

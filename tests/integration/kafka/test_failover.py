@@ -112,4 +112,6 @@ def test_survivor_takes_over_a_partition_whose_write_was_cut(broker: str, market
         reader.close()
     log = (tmp_path / "a.log").read_text(errors="replace")
     assert "ConsistencyError" not in log
+    # the survivor saw its copy ahead of the changelog, said so once, and rebuilt it
+    assert log.count("discarding the local data") == 1, log[-3000:]
     check_same_outputs(embedded, got, platform_exact=False)
