@@ -193,6 +193,18 @@ class Engine:
         ts = t.now if t is not None else self.now
         return rejected(str(error), raw, ts=ts, tenant=tenant, line=line, offset=offset)
 
+    def next_deadline(self, tenant: str | None = None) -> int | None:
+        """The earliest timer deadline (event time, ms) of ``tenant`` (None:
+        of every tenant), or None when no timer is set. A live runtime sends a
+        ``clock`` only once its wall time reaches it. It may be a timer that
+        has nothing left to do (its chat moved on): that clock then fires
+        nothing, and the deadline after it is the next one."""
+        if tenant is not None:
+            t = self.tenants.get(tenant)
+            return t.timers.next_deadline() if t is not None else None
+        heads = [t.timers.heap[0][0] for t in self.tenants.values() if t.timers.heap]
+        return min(heads) if heads else None
+
     # --------------------------------------------------------------- time
 
     def _tenant(self, name: str, now: int) -> Tenant:

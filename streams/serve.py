@@ -105,8 +105,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
                    help="events waiting to be logged beyond which a POST is answered 429 "
                         "with Retry-After (default %(default)s)")
     p.add_argument("--clock-ms", type=int, default=1000, metavar="T",
-                   help="log a clock event (wall time) every T ms so timers fire when "
-                        "traffic is quiet; 0: never (default %(default)s)")
+                   help="every T ms, log a clock event (wall time) if a timer of the "
+                        "engine is due by then, so timers fire when traffic is quiet; 0: "
+                        "never (default %(default)s)")
     p.add_argument("--max-skew-s", type=int, default=DEFAULT_MAX_SKEW_S, metavar="S",
                    help="reject (per line, not logged) an event whose ts is more than S "
                         "seconds ahead of this server's clock, or looks like seconds "
@@ -783,16 +784,19 @@ class App:
             self.tasks.append(loop.create_task(self._webhook_forever(tenant, url)))
 
     async def _ticker(self) -> None:
-        """Checkpoints while idle; clock events so timers fire in quiet times."""
+        """Checkpoints while idle; clock events so timers fire in quiet times
+        (only when the engine has a timer due: an idle server logs nothing)."""
         next_clock = time.monotonic()
         while not self.closing.is_set():
             await asyncio.sleep(0.2)
             if self.clock_ms and time.monotonic() >= next_clock:
                 next_clock = time.monotonic() + self.clock_ms / 1000
                 ms = int(time.time() * 1000)
-                line = b'{"type":"clock","id":"serve-clock-%d","ts":%d}' % (ms, ms)
-                with contextlib.suppress(web.HTTPServiceUnavailable):
-                    await self.batcher.submit([line])
+                due = self.service.engine.next_deadline()
+                if due is not None and due <= ms:
+                    line = b'{"type":"clock","id":"serve-clock-%d","ts":%d}' % (ms, ms)
+                    with contextlib.suppress(web.HTTPServiceUnavailable):
+                        await self.batcher.submit([line])
             if self.batcher.failed is None:
                 try:
                     self.service.idle()  # a checkpoint is a write too

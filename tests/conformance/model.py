@@ -184,8 +184,9 @@ class ChatServerModel:
         c = self.chats.get(key)
         if c is None:
             raise Violation(f"step {self.steps}: {otype} of a chat never requested: {out}")
-        self._check(tenant == key[0] or tenant == c.overflowed_to, step,
-                    "a chat is decided in its own tenant or its overflow target", out)
+        self._check(tenant == (c.overflowed_to or key[0]), step,
+                    "a chat is decided in its own tenant, or in its overflow target "
+                    "once it overflowed", out)
         if otype == "chat.abandoned":
             self._check(c.state == "ended" and c.holder is None, step,
                         "chat.abandoned follows the end of a waiting chat", out)
