@@ -25,6 +25,8 @@ import asyncio
 import bisect
 import contextlib
 import gc
+import hashlib
+import hmac
 import ipaddress
 import json
 import logging
@@ -860,8 +862,11 @@ class App:
         headers = {"Content-Type": "application/x-ndjson",
                    "X-Routeq-First-Event-ID": items[0].id,
                    "X-Routeq-Last-Event-ID": items[-1].id}
+        secret = self.tokens.webhook_secrets.get(tenant)
         delay = 0.2
         while not self.closing.is_set():
+            if secret is not None:  # signed afresh at each attempt (its timestamp)
+                headers.update(sign_webhook(secret, body))
             try:
                 # a redirect is a failed delivery: the outputs go to the URL the
                 # tenant configured, and only its 2xx acknowledges them
@@ -919,6 +924,16 @@ class HookState:
                 "last_error_at": (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
                                   if at is not None else None),
                 "delivered": self.delivered}
+
+
+def sign_webhook(secret: bytes, body: bytes, now: float | None = None) -> dict[str, str]:
+    """The headers that prove a delivery is routeq's: ``X-Routeq-Timestamp``
+    (Unix seconds) and ``X-Routeq-Signature: sha256=`` the hex HMAC-SHA256, with
+    the tenant's ``webhook_secret``, of ``TIMESTAMP.BODY`` (a receiver refuses
+    an old timestamp: a recorded delivery cannot be replayed later)."""
+    ts = str(int(time.time() if now is None else now))
+    mac = hmac.new(secret, ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return {"X-Routeq-Timestamp": ts, "X-Routeq-Signature": "sha256=" + mac}
 
 
 def deliveries(items: list[Item], size: int) -> Iterator[list[Item]]:
@@ -1129,6 +1144,11 @@ async def serve(service: Service, tokens: Tokens, args: argparse.Namespace) -> N
           f"(state: {args.state or 'in memory'}, next offset {service.offset}, "
           f"auth: {'tokens' if not tokens.open else 'none, loopback only'})",
           file=sys.stderr, flush=True)
+    unsigned = sorted(set(tokens.webhooks) - set(tokens.webhook_secrets))
+    if unsigned:
+        print(f"routeq serve: webhooks not signed (no webhook_secret in --tokens) of "
+              f"tenant{'s' if len(unsigned) > 1 else ''} {', '.join(unsigned[:10])}"
+              f"{' ...' if len(unsigned) > 10 else ''}", file=sys.stderr, flush=True)
     if args.ready_file:
         tmp = args.ready_file + ".tmp"
         Path(tmp).write_text(f"{port}\n")

@@ -7,6 +7,7 @@ tokens = ["a-long-random-admin-token"]     # sees every tenant and the dashboard
 [tenants.shop-1]
 tokens = ["a-long-random-token-of-shop-1"]  # posts and reads shop-1 only
 webhook = "http://127.0.0.1:9000/routeq"    # optional: outputs pushed here
+webhook_secret = "a-long-random-secret"     # optional: deliveries signed (HMAC-SHA256)
 ```
 
 (``token = "..."`` is accepted for a single token.) Tokens are only ever
@@ -47,6 +48,8 @@ ADMIN = Principal(None)
 class Tokens:
     by_digest: dict[bytes, Principal] = field(default_factory=dict)
     webhooks: dict[str, str] = field(default_factory=dict)
+    #: tenant -> the secret its webhook deliveries are signed with
+    webhook_secrets: dict[str, bytes] = field(default_factory=dict)
     open: bool = False  # no tokens file: every caller is the admin (loopback only)
 
     @property
@@ -120,6 +123,16 @@ def load_tokens(path: str | None) -> Tokens:
                 raise TokensError(f"tokens: key 'tenants.{name}.webhook' must be an "
                                   f"http(s) URL")
             tokens.webhooks[name] = hook
+        secret = table.get("webhook_secret")
+        if secret is not None:
+            if hook is None:
+                raise TokensError(f"tokens: key 'tenants.{name}.webhook_secret' needs "
+                                  f"'tenants.{name}.webhook'")
+            if (not isinstance(secret, str) or len(secret) < MIN_TOKEN
+                    or any(ch.isspace() for ch in secret)):
+                raise TokensError(f"tokens: key 'tenants.{name}.webhook_secret' must be at "
+                                  f"least {MIN_TOKEN} characters without spaces")
+            tokens.webhook_secrets[name] = secret.encode()
     if not tokens.by_digest:
         raise TokensError(f"tokens file {path} holds no token")
     return tokens
