@@ -29,6 +29,7 @@ from engine.state import (
     ASSIGNED,
     AWAY,
     BOT,
+    DEFAULT_CAPACITY,
     FORWARDED,
     OFFLINE,
     ONLINE,
@@ -266,16 +267,23 @@ class Engine:
         a = t.agents.get(aid)
         if a is None:
             a = t.agents[aid] = Agent(aid, t.take_seq())
+            a.capacity = DEFAULT_CAPACITY  # the defaults, for a new agent only
         old = a.status
         self._unindex(t, a)
         if old == ONLINE:
             t.online_agents -= 1
             t.online_capacity -= a.capacity
-        a.capacity = ev["capacity"]
-        a.skills = ev["skills"]
+        # a field the event leaves out keeps the agent's current value
+        cap, skills = ev.get("capacity"), ev.get("skills")
+        if cap is not None:
+            a.capacity = cap
+        if skills is not None:
+            a.skills = dict(skills)
         ch, rg = ev.get("channels"), ev.get("regions")
-        a.channels = tuple(ch) if ch is not None else None
-        a.regions = tuple(rg) if rg is not None else None
+        if ch is not None:
+            a.channels = tuple(ch)
+        if rg is not None:
+            a.regions = tuple(rg)
         a.status = status = ev["status"]
         if status == ONLINE:
             t.online_agents += 1

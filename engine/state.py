@@ -21,6 +21,9 @@ EntityKey = tuple[str, str, str]  # (kind, tenant, id)
 ONLINE, AWAY, OFFLINE = "online", "away", "offline"
 WAITING, ASSIGNED, BOT, FORWARDED = "waiting", "assigned", "bot", "forwarded"
 
+#: a new agent's capacity when its first ``agent.state`` gives none
+DEFAULT_CAPACITY = 5
+
 
 class Agent:
     __slots__ = (

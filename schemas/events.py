@@ -200,8 +200,10 @@ FIELDS: Mapping[str, Spec] = {
     "agent.state": (
         ("agent", _ident, True, None),
         ("status", _status, True, None),
-        ("capacity", _capacity, False, 5),
-        ("skills", _skills, False, {}),
+        # absent: the agent keeps its current value (a new agent: capacity 5,
+        # no skills), so the decoder fills no default here: the engine does
+        ("capacity", _capacity, False, None),
+        ("skills", _skills, False, None),
         ("channels", _names, False, None),
         ("regions", _names, False, None),
     ),

@@ -77,10 +77,14 @@ FIELD_DOCS: Mapping[str, str] = {
     "visitor": "the visitor's id, scoped to the tenant",
     "chat": "the chat's id, scoped to the tenant",
     "status": "the agent's status: only online agents get chats",
-    "capacity": "how many chats the agent may hold at once",
-    "skills": "skill name -> level 1-5",
-    "channels": "the channels the agent serves (absent: all)",
-    "regions": "the regions the agent serves (absent: all)",
+    "capacity": "how many chats the agent may hold at once (absent: the agent's current "
+                "value; a new agent: 5)",
+    "skills": "skill name -> level 1-5 (absent: the agent's current skills; a new agent: "
+              "none)",
+    "channels": "the channels the agent serves (absent: the agent's current ones; a new "
+                "agent: all)",
+    "regions": "the regions the agent serves (absent: the agent's current ones; a new "
+               "agent: all)",
     "channel": "the visitor's channel (web, app, wechat, mini_program, ...)",
     "region": "the visitor's region",
     "customer": "who the visitor is to the shop (absent keys take their defaults)",
@@ -102,7 +106,7 @@ FIELD_DOCS: Mapping[str, str] = {
 
 INPUT_DOCS: Mapping[str, str] = {
     "agent.state": "An agent's status, capacity and skills (an agent is created on its "
-                   "first agent.state).",
+                   "first agent.state; a later one changes only the fields it gives).",
     "visitor.arrived": "A visitor comes to the shop (a visitor id seen before marks a "
                        "returning customer).",
     "page.viewed": "The visitor is on a page: the page type weighs the priority of their "

@@ -206,10 +206,17 @@ class Collector:
         old = self.agents.get(key)
         if old is not None and old[0] == "online":
             t.online_cap -= old[1]
-        status, cap = ev["status"], ev.get("capacity", 5)
+        # a field left out keeps the agent's value (a new agent: capacity 5, no skills)
+        status = ev["status"]
+        cap = ev.get("capacity")
+        if cap is None:
+            cap = old[1] if old is not None else 5
+        skills = ev.get("skills")
+        if skills is None:
+            skills = old[2] if old is not None else {}
         if status == "online":
             t.online_cap += cap
-        self.agents[key] = (status, cap, ev.get("skills", {}))
+        self.agents[key] = (status, cap, skills)
 
     def _arrived(self, ev: dict[str, Any]) -> None:
         if self.since <= ev["ts"] < self.until:

@@ -91,9 +91,10 @@ class WhatIfCollector(Collector):
         super()._hold(tenant, agent, delta, now)
 
     def _agent_state(self, ev: dict[str, Any]) -> None:
-        a = self._agent_to((ev["tenant"], ev["agent"]), ev["ts"])
-        a[1] = ev.get("capacity", 5) if ev["status"] == "online" else 0
-        super()._agent_state(ev)
+        key = (ev["tenant"], ev["agent"])
+        a = self._agent_to(key, ev["ts"])
+        super()._agent_state(ev)  # keeps the capacity an update leaves out
+        a[1] = self.agents[key][1] if ev["status"] == "online" else 0
 
     def _arrived(self, ev: dict[str, Any]) -> None:
         cust = ev.get("customer")

@@ -124,9 +124,11 @@ class ChatServerModel:
         etype = ev["type"]
         tenant = ev.get("tenant", ALL_TENANTS)
         if etype == "agent.state":
+            # a field left out keeps its value; a new agent starts with capacity 5
             a = self.agents.setdefault((tenant, ev["agent"]), Agent())
             a.status = ev["status"]
-            a.capacity = ev.get("capacity", DEFAULT_CAPACITY)
+            if ev.get("capacity") is not None:
+                a.capacity = ev["capacity"]
         elif etype == "chat.requested":
             key = (tenant, ev["chat"])
             vkey = (tenant, ev["visitor"])

@@ -47,9 +47,11 @@ def _event(draw: st.DrawFn, etype: str, tenant: str) -> dict[str, Any]:
     if etype == "agent.state":
         ev["agent"] = draw(st.sampled_from(AGENTS))
         ev["status"] = draw(st.sampled_from(["online", "online", "away", "offline"]))
-        ev["capacity"] = draw(st.integers(0, 3))
-        ev["skills"] = draw(st.dictionaries(st.sampled_from(SKILLS), st.integers(1, 5),
-                                            max_size=2))
+        # one update in four is a presence change only (the rest is kept)
+        if draw(st.integers(0, 3)):
+            ev["capacity"] = draw(st.integers(0, 3))
+            ev["skills"] = draw(st.dictionaries(st.sampled_from(SKILLS), st.integers(1, 5),
+                                                max_size=2))
         if draw(st.booleans()):
             ev["channels"] = draw(st.lists(st.sampled_from(["web", "app"]), max_size=2))
         if draw(st.integers(0, 2)) == 0:
