@@ -355,7 +355,7 @@ def _n(schema: Schema) -> Schema:
 
 _TENANT: Schema = {"type": "string"}
 _STATUS: Schema = dict(JSON_SCHEMA[_status])
-_STATE = ["waiting", "assigned", "bot", "forwarded", "abandoned"]
+_STATE = ["waiting", "assigned", "bot", "forwarded", "abandoned", "ended"]
 
 
 def _view_schemas() -> dict[str, Schema]:
@@ -398,6 +398,8 @@ def _view_schemas() -> dict[str, Schema]:
             "handled_by": {**s, "description": "the tenant that took the chat over"},
             "position": cnt, "queue_length": cnt, "eta_s": cnt, "priority": num,
             "reserved_for": s, "reserve_kind": s, "agent": s, "accepted": {"type": "boolean"},
+            "ended_ms": {**cnt, "description": "when it ended or was abandoned (event time; "
+                         "the last 100,000 chats that ended are kept)"},
         }, ("tenant", "chat", "state")),
         "queue_view": _obj({"tenant": s, "now": cnt, "length": cnt,
                             "chats": {"type": "array", "items": waiting,
@@ -468,7 +470,7 @@ def openapi() -> Schema:
                            "already applied for its tenant) or rejected (the error names "
                            "the field): a malformed event does not fail the request. NDJSON "
                            "is also taken as application/ndjson, application/jsonl, "
-                           "application/json-lines, application/jsonlines and text/plain. A "
+                           "application/json-lines and application/jsonlines (text/plain: 415). A "
                            "tenant's token may post only its tenant's events (403, nothing "
                            "logged).",
             "requestBody": {"required": True, "content": {
@@ -525,7 +527,8 @@ def openapi() -> Schema:
             "responses": {"200": _json(_ref(_C, "tenants")), **_errors(401)},
         }},
         "/v1/overview": {"get": {
-            "operationId": "getOverview", "summary": "Every tenant's figures (admin)",
+            "operationId": "getOverview", "summary": "Every tenant's figures (admin; a "
+                                                     "tenant's token: its own only)",
             "parameters": [
                 {"name": "limit", "in": "query", "required": False,
                  "description": "tenants a page (default 100; taken as 1 to 1,000)",

@@ -47,7 +47,15 @@ from schemas.events import TYPES
 from streams.metrics_http import DEFAULT_LABELED, ServeMetrics, TenantLabels
 from streams.rules_file import read_rules
 from streams.runtime import settle_garbage
-from streams.service import Cursor, Item, Result, Service, parse_cursor, rules_for
+from streams.service import (
+    CLOSED_KEPT,
+    Cursor,
+    Item,
+    Result,
+    Service,
+    parse_cursor,
+    rules_for,
+)
 from streams.skew import DEFAULT_MAX_SKEW_S, skewed_lines
 from streams.state import StateLayout
 from streams.store import RocksStore, StoreError
@@ -76,8 +84,10 @@ WEBHOOK_BATCH = 1_000
 STATIC = Path(__file__).resolve().parent / "dashboard"
 #: the OpenAPI document of this server (generated: python -m schemas.jsonschema --write)
 OPENAPI = Path(__file__).resolve().parents[1] / "schemas" / "json" / "openapi.json"
+#: (not text/plain: a page of another origin may send it without asking, and
+#: the README promises 415 for it)
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl",
-                "application/json-lines", "application/jsonlines", "text/plain")
+                "application/json-lines", "application/jsonlines")
 STATIC_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css",
                 ".svg": "image/svg+xml"}
 
@@ -435,7 +445,7 @@ class App:
             raise web.HTTPForbidden(text=f"Origin {origin!r} is not this server's own: "
                                     f"without --tokens only its own pages may call it")
         if request.method == "POST" and request.content_type not in (
-                "application/json", *NDJSON_TYPES[:-1]):
+                "application/json", *NDJSON_TYPES):
             raise web.HTTPUnsupportedMediaType(
                 text=f"Content-Type {request.content_type or '(none)'} is not taken without "
                      f"--tokens: send application/json or application/x-ndjson")
@@ -698,7 +708,9 @@ class App:
         view = self.service.chat_view(tenant, chat)
         if view is None:
             raise web.HTTPNotFound(text=f"chat {chat!r} is not known to tenant {tenant!r} "
-                                   f"(never requested, or finished long ago)")
+                                   f"(never requested, or it ended before the last "
+                                   f"{CLOSED_KEPT:,} chats that ended, or before this "
+                                   f"server started)")
         return self.json(view)
 
     async def queue(self, request: web.Request) -> web.Response:
@@ -726,9 +738,16 @@ class App:
 
     async def overview(self, request: web.Request) -> web.Response:
         """The dashboard's numbers, a page of tenants (by name) at a time:
-        ``?limit=`` (default 100, at most 1,000) after ``?after=NAME``."""
-        self.admin(request)
+        ``?limit=`` (default 100, at most 1,000) after ``?after=NAME``. A
+        tenant's token gets its own tenant only (its dashboard)."""
+        p = self.principal(request)
         svc = self.service
+        if p.tenant is not None:
+            self.scope(request, p, required=False)  # ?tenant= of another: 403
+            return self.json({"offset": svc.offset,
+                              "uptime_s": round(time.time() - svc.started),
+                              "tenant_count": 1, "next": None,
+                              "tenants": [svc.tenant_summary(p.tenant)]})
         try:
             limit = min(max(1, int(request.query.get("limit", OVERVIEW_PAGE))), 1_000)
         except ValueError:

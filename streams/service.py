@@ -62,6 +62,8 @@ MAX_BACKLOG = 100_000
 SERVICE_LEVEL_MS = 20_000
 MINUTE_MS = 60_000
 WINDOW_MINUTES = 60
+#: chats that ended (or were abandoned) that ``chat_view`` still answers for
+CLOSED_KEPT = 100_000
 
 Cursor = tuple[int, int]  # (offset, index among that offset's outputs)
 
@@ -288,8 +290,12 @@ class Service:
         self.history_from = 0  # the history holds every output with offset >= this
         self.subscribers: set[Subscriber] = set()
         self.stats: dict[str, TenantStats] = {}
-        self.closed_chats: dict[tuple[str, str], str] = {}  # recent final states
+        #: recent final states: (tenant, chat) -> (ended | abandoned, event time)
+        self.closed_chats: dict[tuple[str, str], tuple[str, int]] = {}
         self.on_output = on_output
+        #: while a post with chat.ended / visitor.left applies: the chats its
+        #: outputs name, (tenant, chat) -> visitor (see ``_ended``)
+        self._batch_chats: dict[tuple[str, str], str | None] | None = None
         self._last: Cursor = (-1, -1)
         self._since_settle = 0
         #: the stored outputs are complete from this offset on (None: not kept, in memory)
@@ -427,10 +433,68 @@ class Service:
         if lines:
             self._since_settle += len(lines)
             nbytes = sum(len(x) + 1 for x in lines)
-            self.runtime.feed(Chunk(lines, linenos, "-", 0, 0, nbytes, None, 0),
-                              (decoded, bad))
+            ending = self._ending(decoded, results)
+            self._batch_chats = {} if ending else None
+            try:
+                self.runtime.feed(Chunk(lines, linenos, "-", 0, 0, nbytes, None, 0),
+                                  (decoded, bad))
+            finally:
+                seen, self._batch_chats = self._batch_chats, None
+            self._ended(ending, seen or {})
             self._write_outputs()
         return results
+
+    def _ending(self, decoded: Sequence[Any], results: list[list[Result]],
+                ) -> list[tuple[str, str | None, str | None, int, set[str]]]:
+        """The accepted ``chat.ended`` / ``visitor.left`` events of a post:
+        (tenant, chat, visitor, ts, the chats they name that are live now).
+        No output says that a served chat ended: ``_ended`` checks, after the
+        post applied, which of them (or of the chats the post's outputs
+        showed) are gone."""
+        found: list[tuple[str, str | None, str | None, int, set[str]]] = []
+        flat = [r for res in results for r in res]
+        for ev, r in zip(decoded, flat, strict=True):
+            if r.status != "accepted" or isinstance(ev, EventError):
+                continue
+            typ = ev["type"]
+            tenant = ev.get("tenant")
+            if typ not in ("chat.ended", "visitor.left") or tenant is None:
+                continue
+            t = self.engine.tenants.get(tenant)
+            live: set[str] = set()
+            if typ == "chat.ended":
+                if t is not None and ev["chat"] in t.chats:
+                    live.add(ev["chat"])
+                found.append((tenant, ev["chat"], None, ev["ts"], live))
+            else:
+                vid = ev["visitor"]
+                if t is not None:
+                    live.update(c.id for c in t.chats.values()
+                                if c.visitor == vid and c.origin is None)
+                found.append((tenant, None, vid, ev["ts"], live))
+        return found
+
+    def _ended(self, ending: list[tuple[str, str | None, str | None, int, set[str]]],
+               seen: dict[tuple[str, str], str | None]) -> None:
+        """Record as ``ended`` the chats of ``ending`` that were live (before
+        the post, or in its outputs ``seen``: (tenant, chat) -> visitor), are
+        gone now, and that no output of the post said were abandoned."""
+        for tenant, chat, visitor, ts, live in ending:
+            t = self.engine.tenants.get(tenant)
+            if t is None:
+                continue
+            if chat is not None:
+                names = set(live) | ({chat} if (tenant, chat) in seen else set())
+            else:
+                names = live | {c for (tn, c), v in seen.items()
+                                if tn == tenant and v == visitor}
+            for ch in names:
+                if ch in t.chats:
+                    continue  # still live
+                had = self.closed_chats.get((tenant, ch))
+                if had is not None and had[1] >= ts:
+                    continue  # an output said how it ended (abandoned)
+                self._closed(tenant, ch, "ended", ts)
 
     def _write_outputs(self) -> None:
         """Store the output segments taken since the last call, and how far the
@@ -487,9 +551,12 @@ class Service:
             self.on_output(items, outs)
 
     def _observe(self, outs: list[dict[str, Any]]) -> None:
+        batch = self._batch_chats
         for o in outs:
             typ = o["type"]
             tenant = o.get("origin") or o.get("tenant", "")
+            if batch is not None and "chat" in o:
+                batch[(tenant, o["chat"])] = o.get("visitor")
             if typ == "chat.assigned":
                 m = self._stats(tenant).minute(o["ts"])
                 m.assigned += 1
@@ -497,7 +564,7 @@ class Service:
                     m.answered_in_sl += 1
             elif typ == "chat.abandoned":
                 self._stats(tenant).minute(o["ts"]).abandoned += 1
-                self._closed(tenant, o["chat"], "abandoned")
+                self._closed(tenant, o["chat"], "abandoned", o["ts"])
             elif typ in ("chat.queued", "chat.to_bot", "chat.requeued"):
                 self._stats(tenant).minute(o["ts"])
 
@@ -507,10 +574,11 @@ class Service:
             s = self.stats[tenant] = TenantStats()
         return s
 
-    def _closed(self, tenant: str, chat: str, state: str) -> None:
-        self.closed_chats[(tenant, chat)] = state
-        if len(self.closed_chats) > 100_000:
-            for key in list(self.closed_chats)[:50_000]:
+    def _closed(self, tenant: str, chat: str, state: str, ts: int) -> None:
+        self.closed_chats.pop((tenant, chat), None)  # (the newest last)
+        self.closed_chats[(tenant, chat)] = (state, ts)
+        if len(self.closed_chats) > CLOSED_KEPT:  # the oldest go, a tenth at a time
+            for key in list(itertools.islice(self.closed_chats, CLOSED_KEPT // 10)):
                 del self.closed_chats[key]
 
     def subscribe(self, tenant: str | None, wake: Callable[[], None]) -> Subscriber:
@@ -627,10 +695,10 @@ class Service:
             if pc is not None:
                 where, c = p, pc
         if c is None or where is None:
-            state = self.closed_chats.get((tenant, chat))
-            if state is None:
+            closed = self.closed_chats.get((tenant, chat))
+            if closed is None:
                 return None
-            return {"tenant": tenant, "chat": chat, "state": state}
+            return {"tenant": tenant, "chat": chat, "state": closed[0], "ended_ms": closed[1]}
         view: dict[str, Any] = {
             "tenant": tenant, "chat": chat, "state": c.status, "visitor": self._visitor_id(c),
             "skill": c.skill, "since_ms": c.t0, "waited_ms": max(0, where.now - c.t0),

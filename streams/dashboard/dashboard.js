@@ -61,7 +61,7 @@ async function refresh() {
     const r = await fetch("/v1/overview", { headers: headers(), cache: "no-store" });
     if (r.status === 401 || r.status === 403) {
       const body = await r.json().catch(() => ({}));
-      askToken((body.error || "not allowed") + " (the dashboard needs the admin token)");
+      askToken((body.error || "not allowed") + " (the dashboard needs the admin token, or a shop's token for its own shop)");
       return false;
     }
     const data = await r.json();
@@ -129,7 +129,7 @@ function tenantView(t) {
 
 function clock(ms) {
   if (!ms) return "–";
-  return new Date(ms).toISOString().replace("T", " ").slice(0, 19);
+  return new Date(ms).toISOString().replace("T", " ").slice(0, 19) + " UTC";
 }
 
 function bar(frac, color) {

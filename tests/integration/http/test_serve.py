@@ -69,7 +69,9 @@ def test_auth_and_body_errors(server: Server) -> None:
     assert status == 403 and "shopA" in ans["error"]
     assert server.post(TOKEN_A, [ev("clock", "au-3", 5, None)])[0] == 403
     assert server.get("/v1/queue?tenant=shopB", TOKEN_A)[0] == 403
-    assert server.get("/v1/overview", TOKEN_A)[0] == 403
+    assert server.get("/v1/overview?tenant=shopB", TOKEN_A)[0] == 403
+    status, ans = server.get("/v1/overview", TOKEN_A)  # its own dashboard (issue 21)
+    assert status == 200 and [t["tenant"] for t in ans["tenants"]] == ["shopA"]
     assert server.get("/metrics", TOKEN_B)[0] == 403
     assert server.get("/v1/queue", ADMIN)[0] == 400  # which tenant?
     # bodies

@@ -69,7 +69,10 @@ def test_chat_view_follows_the_queue() -> None:
     assert svc.chat_view("s1", "c2")["state"] == "assigned"  # type: ignore[index]
     view = svc.chat_view("s1", "c4")
     assert view is not None and view["position"] == 1 and view["queue_length"] == 1
-    assert svc.chat_view("s2", "c3") == {"tenant": "s2", "chat": "c3", "state": "abandoned"}
+    assert svc.chat_view("s2", "c3") == {"tenant": "s2", "chat": "c3", "state": "abandoned",
+                                         "ended_ms": 210}
+    assert svc.chat_view("s1", "c0") == {"tenant": "s1", "chat": "c0", "state": "ended",
+                                         "ended_ms": svc.chat_view("s1", "c0")["ended_ms"]}  # type: ignore[index]
     assert svc.chat_view("s1", "c3") is None
 
 
