@@ -238,11 +238,45 @@ def faust_section(doc: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
+def failover_section(doc: dict[str, Any]) -> str:
+    rows = []
+    for arm, r in doc["arms"].items():
+        for kind, name in (("sigkill", "kill -9"), ("sigterm", "SIGTERM")):
+            if kind not in r:
+                continue
+            s = r[kind]
+            a, p = s["all_orphans_routing_s"], s["per_partition_s"]
+            rows.append([f"{arm} ({r.get('code', '')}{', ' if r['flags'] else ''}"
+                         f"{' '.join(r['flags'])})", name, str(s["kills"]),
+                         n(a["p50"], 2), n(a["p99"], 2), n(p["p50"], 2), n(p["p99"], 2),
+                         str(s["survivor_died"])])
+    parts = ["## Failover of the distributed runtime (kill one of two workers)",
+             f"```sh\n{PY} benchmarks.failover\n```",
+             meta(doc) + f"; Tansu 0.6.0 in memory; {doc['partitions']} partitions, "
+             f"{n(doc['rate_messages_s'])} live messages/s; seconds from the signal to the "
+             "first decision of an orphaned partition by the survivor (per kill: the last "
+             "of its orphaned partitions). Runs made side by side: "
+             + ", ".join(f"load {p['load_average_before']}" for p in doc.get("parts", [])),
+             table(["code, worker options", "signal", "kills", "all orphans p50 s",
+                    "p99 s", "per partition p50 s", "p99 s", "survivor died"], rows)]
+    srows = []
+    for st in doc.get("states", []):
+        srows.append([f"{st['tenants']} × {st['visitors']} × {st['chats']}",
+                      n(st["entities_about"]), n(st["kill9_takeover"]["all_routing_s"], 2),
+                      n(st["fresh_worker_all_routing_s"], 2),
+                      n(st["fresh_worker_recovery_s"], 2)])
+    if srows:
+        parts.append("State size (tenants × visitors × waiting chats each), this checkout:")
+        parts.append(table(["state", "entities (about)", "kill -9 takeover s",
+                            "fresh worker routing s", "its table recovery s"], srows))
+    return "\n\n".join(parts)
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "engine_apply": engine_section, "policies": policies_section, "replay": replay_section,
     "memory": memory_section, "run_embedded": run_embedded_section,
     "simulate": simulate_section, "whatif": whatif_section, "http_ingest": http_section,
-    "faust_pipeline": faust_section,
+    "faust_pipeline": faust_section, "failover": failover_section,
 }
 
 
@@ -368,6 +402,14 @@ def targets() -> str:
     if re_:
         x = re_["throughput"]["state_eps"]["median"]
         row("routeq run --state, mixed events", "≥ 100,000 events/s", n(x), x >= 100_000)
+    fo = load("failover")
+    after = fo and fo["arms"].get("after")
+    if after:
+        for kind, name, lim in (("sigkill", "kill -9", 15.0), ("sigterm", "SIGTERM", 3.0)):
+            if kind in after:
+                x = after[kind]["all_orphans_routing_s"]["p99"]
+                row(f"failover after {name} of 1 in 2 workers, p99", f"< {lim:g} s",
+                    f"{x:.1f} s", x < lim)
     return "## Targets\n\n" + table(["what", "target", "latest", ""], rows)
 
 

@@ -59,10 +59,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     p.add_argument("--guarantee", choices=("at_least_once", "exactly_once"),
                    default="at_least_once", help="Faust processing guarantee (default "
                    "%(default)s; see the README before using exactly_once)")
-    add_number(p, "--session-timeout", default=60.0, minimum=1.0, metavar="S",
-               help="consumer group session timeout in seconds")
-    add_number(p, "--heartbeat", default=3.0, minimum=0.1, metavar="S",
-               help="consumer group heartbeat interval in seconds")
+    add_number(p, "--session-timeout", default=6.0, minimum=1.0, metavar="S",
+               help="consumer group session timeout in seconds: a worker that stops "
+                    "heartbeating (killed, frozen) loses its partitions after this long; "
+                    "6 is the least a stock Kafka broker accepts (README: failover)")
+    add_number(p, "--heartbeat", default=0.5, minimum=0.1, metavar="S",
+               help="consumer group heartbeat interval in seconds; a worker learns of a "
+                    "rebalance at its next heartbeat")
     p.add_argument("--loglevel", default="WARNING", help="(default %(default)s)")
     return p
 

@@ -16,7 +16,7 @@ def test_numbers_parse_with_their_defaults() -> None:
     args = parse("run", "--checkpoint-every", "5")
     assert (args.checkpoint_every, args.checkpoint_ms) == (5, 2000)
     args = parse("worker", "--broker", "kafka://h:1", "--clock-ms", "0", "--heartbeat", "0.5")
-    assert (args.batch, args.clock_ms, args.heartbeat, args.session_timeout) == (1000, 0, 0.5, 60.0)
+    assert (args.batch, args.clock_ms, args.heartbeat, args.session_timeout) == (1000, 0, 0.5, 6.0)
     assert isinstance(args.batch, int) and isinstance(args.session_timeout, float)
 
 
@@ -38,7 +38,7 @@ def test_a_number_out_of_range_stops_the_command_with_exit_2(
 def test_help_shows_every_default(capsys: pytest.CaptureFixture[str]) -> None:
     for command, shown in (("run", ["(default 100000)", "(default 2000)",
                                     "default: the rules recorded in --state"]),
-                           ("worker", ["(default 1000)", "(default 100)", "(default 60.0)",
+                           ("worker", ["(default 1000)", "(default 100)", "(default 6.0)",
                                        "rules file (default: built-in)"])):
         with pytest.raises(SystemExit):
             parse(command, "--help")
