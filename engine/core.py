@@ -457,9 +457,11 @@ class Engine:
         if found is None:
             return
         t, c = found
-        if c.status == ASSIGNED and c.agent == ev["agent"] and not c.accepted:
-            c.accepted = True
-            self._mark_chat(t, c)
+        if c.status == ASSIGNED and c.agent == ev["agent"]:
+            if not c.accepted:
+                c.accepted = True
+                self._mark_chat(t, c)
+            self._served(t, c, ev["agent"])
 
     def _on_chat_declined(self, t: Tenant, ev: Event) -> None:
         found = self._resolve(t, ev)
@@ -626,12 +628,10 @@ class Engine:
             self._unindex(t, a)
         elif self._roster:
             self._refile(t, a)
-        v.last_agent = a.id
         t.rr = a.seq
         if self.track_dirty:
             t.changed_chats[c.key] = None
             t.changed_agents[a.id] = None
-            t.changed_visitors[v.id] = None
         out = self._head(t, "chat.assigned", c)
         out["chat"], out["visitor"] = self._ids(c)
         out["agent"] = a.id
@@ -704,8 +704,20 @@ class Engine:
         if self.track_dirty:
             t.changed_agents[a.id] = None
 
+    def _served(self, t: Tenant, c: Chat, agent: str) -> None:
+        """``agent`` serves the chat's visitor (accepted it, or held it when it
+        ended): their last agent, for stickiness. An offer alone, declined or
+        timed out, never is."""
+        v = t.visitors.get(c.visitor)
+        if v is not None and v.last_agent != agent:
+            v.last_agent = agent
+            if self.track_dirty:
+                t.changed_visitors[v.id] = None
+
     def _close(self, t: Tenant, c: Chat) -> None:
         """A chat ends (ended or the visitor left), whatever state it is in."""
+        if c.status == ASSIGNED:
+            self._served(t, c, c.agent)  # type: ignore[arg-type]
         if c.status == WAITING:
             self._unqueue(t, c)
             out = self._head(t, "chat.abandoned", c)

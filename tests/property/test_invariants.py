@@ -149,3 +149,49 @@ def test_duplicates_change_nothing(r: Rules, events: list[dict[str, Any]]) -> No
         return [{k: v for k, v in o.items() if k != "offset"} for o in outs]
 
     assert strip(run(big, events)) == strip(run(big, unique))
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rules(), streams())
+def test_sticky_goes_only_to_an_agent_who_served_the_visitor(
+    r: Rules, events: list[dict[str, Any]]
+) -> None:
+    """``reason: "sticky"`` names an agent who served the visitor before, as a
+    chat server sees it: who accepted one of their chats while holding it, or
+    held one when it ended (``chat.ended``, ``visitor.left``); never an agent
+    who only declined or let an offer time out (issue 21, item 3)."""
+    eng = Engine(r)
+    holder: dict[tuple[str, str], tuple[str, str]] = {}  # (tenant, chat) -> (visitor, agent)
+    served: dict[tuple[str, str], set[str]] = {}  # (tenant, visitor) -> agents
+
+    def output(o: dict[str, Any]) -> None:
+        if "origin" in o or "chat" not in o:
+            return
+        key = (o["tenant"], o["chat"])
+        if o["type"] == "chat.assigned":
+            if o["reason"] == "sticky":
+                assert o["agent"] in served.get((o["tenant"], o["visitor"]), set()), o
+            holder[key] = (o["visitor"], o["agent"])
+        elif o["type"] in ("chat.requeued", "chat.overflowed"):
+            holder.pop(key, None)
+
+    for i, ev in enumerate(events):
+        out = eng.apply(validate(ev), i)
+        own = next((k for k, o in enumerate(out) if o["cause"] != "timer"), len(out))
+        for o in out[:own]:
+            output(o)
+        tenant, etype = ev.get("tenant"), ev["type"]
+        if etype == "chat.accepted" and holder.get((tenant, ev["chat"]), ("", ""))[1] == ev[
+                "agent"]:
+            visitor, agent = holder[(tenant, ev["chat"])]
+            served.setdefault((tenant, visitor), set()).add(agent)
+        elif etype == "chat.ended" and (tenant, ev["chat"]) in holder:
+            visitor, agent = holder.pop((tenant, ev["chat"]))
+            served.setdefault((tenant, visitor), set()).add(agent)
+        elif etype == "visitor.left":
+            for key, (visitor, agent) in list(holder.items()):
+                if key[0] == tenant and visitor == ev["visitor"]:
+                    del holder[key]
+                    served.setdefault((tenant, visitor), set()).add(agent)
+        for o in out[own:]:
+            output(o)
