@@ -562,7 +562,9 @@ class Engine:
 
     def _enqueue(self, t: Tenant, c: Chat, announce: bool) -> None:
         entry = c.qkey = self._entry(c)
-        position = self._queue_of(t, c).push(entry)
+        self._queue_of(t, c).push(entry)
+        # one order per tenant: reserved chats and every skill's chats included
+        position = t.order.push(entry)
         if c.origin is None and self.rules.may_overflow(t.name):
             t.timers.push(c.t0 + self.rules.overflow_after_ms, OVERFLOW, c.seq, c.key)
         if announce:
@@ -576,6 +578,7 @@ class Engine:
     def _unqueue(self, t: Tenant, c: Chat) -> None:
         if c.qkey is not None:
             self._queue_of(t, c).remove(c.qkey)
+            t.order.remove(c.qkey)
             c.qkey = None
 
     def _rekey(self, t: Tenant, v: Visitor) -> None:
@@ -595,6 +598,7 @@ class Engine:
             if old is not None and self.policy.prioritised:
                 new = c.qkey = self._entry(c)
                 self._queue_of(t, c).move(old, new)
+                t.order.move(old, new)
 
     def _assign(self, t: Tenant, c: Chat, v: Visitor, a: Agent, reason: str | None) -> None:
         rules = self.rules
@@ -870,6 +874,24 @@ class Engine:
         t.roster.unfile(a)
         t.roster.file(a, self.rules.w_skill, self.rules.w_load)
 
+    # ------------------------------------------------------------ reading
+
+    def queue(self, tenant: str) -> list[str]:
+        """Keys of ``tenant``'s waiting chats in its one service order: the
+        chat at index i has ``position`` i + 1 (reserved chats and every
+        skill's chats included, as in ``chat.queued``)."""
+        t = self.tenants.get(tenant)
+        return [e[2] for e in t.order.entries] if t is not None else []
+
+    def position(self, tenant: str, chat: str) -> int:
+        """The 1-based ``position`` of a waiting chat (its key in ``tenant``)
+        in the tenant's one order; 0 if it is not waiting."""
+        t = self.tenants.get(tenant)
+        c = t.chats.get(chat) if t is not None else None
+        if t is None or c is None or c.qkey is None:
+            return 0
+        return t.order.position(c.qkey)
+
     # ------------------------------------------------------------ dirty set
 
     def _mark_chat(self, t: Tenant, c: Chat) -> None:
@@ -1005,6 +1027,7 @@ class Engine:
                 c.base = priority_base(rules, t.visitors[c.visitor])
                 c.qkey = self._entry(c)
                 self._queue_of(t, c).push(c.qkey)
+                t.order.push(c.qkey)
                 if c.reserved_for is not None:
                     t.timers.push(c.reserve_until, RESERVE, c.seq, c.key)
                 if c.origin is None and rules.may_overflow(t.name):

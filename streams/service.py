@@ -722,15 +722,10 @@ class Service:
         return v[len(c.origin) + 1:] if c.origin is not None else v
 
     def _position(self, t: Tenant, c: Any) -> tuple[int, int]:
-        if c.qkey is None:
-            return 0, 0
-        if c.reserved_for is not None:
-            q = t.personal.get(c.reserved_for)
-        else:
-            q = t.queues.get(c.skill if self.engine.rules.skill_required else None)
-        if q is None:
-            return 0, 0
-        return q.position(c.qkey), len(q)
+        """(position, queue length) in the tenant's one order, as ``chat.queued``
+        counts them: every waiting chat, reserved ones and every skill's."""
+        pos = self.engine.position(t.name, c.key)
+        return (pos, len(self.engine.queue(t.name))) if pos else (0, 0)
 
     def _eta(self, t: Tenant, position: int) -> int:
         return int(position * self.engine.rules.eta_handle_s / max(1, t.online_capacity))
@@ -746,8 +741,9 @@ class Service:
             return {"tenant": name, "length": 0, "chats": []}
         rules = self.engine.rules
         rows = []
-        for c in sorted(self.waiting(t), key=lambda c: (c.reserved_for is not None, c.qkey)):
-            pos, _ = self._position(t, c)
+        # the engine's one order: row i has position i + 1, as in chat.queued
+        for pos, key in enumerate(self.engine.queue(name), start=1):
+            c = t.chats[key]
             v = t.visitors.get(c.visitor)
             rows.append({
                 "chat": c.id, "visitor": self._visitor_id(c), "position": pos,

@@ -195,3 +195,26 @@ def test_sticky_goes_only_to_an_agent_who_served_the_visitor(
                     served.setdefault((tenant, visitor), set()).add(agent)
         for o in out[own:]:
             output(o)
+
+
+@SETTINGS
+@given(rules(), streams())
+def test_queue_positions_are_one_order_per_tenant(r: Rules, events: list[dict[str, Any]]) -> None:
+    """After every event, each tenant's waiting chats have positions 1..N, a
+    permutation, in one order with reserved chats and every skill's chats
+    (issue 21, item 4); a ``chat.queued`` that is a tenant's last output of a
+    step gives the position the chat still has."""
+    eng = Engine(r)
+    for i, ev in enumerate(events):
+        out = eng.apply(validate(ev), i)
+        for name, t in eng.tenants.items():
+            waiting = sorted(c.key for c in t.chats.values() if c.status == WAITING)
+            order = eng.queue(name)
+            assert sorted(order) == waiting
+            got = [eng.position(name, key) for key in order]
+            assert got == list(range(1, len(waiting) + 1))
+            mine = [o for o in out if o["tenant"] == name]
+            if mine and mine[-1]["type"] == "chat.queued":
+                q = mine[-1]
+                key = q["chat"] if "origin" not in q else q["origin"] + "/" + q["chat"]
+                assert eng.position(name, key) == q["position"], q
