@@ -551,7 +551,8 @@ class Engine:
             if q is None:
                 q = t.personal[c.reserved_for] = WaitQueue()
             return q
-        bucket = c.skill if self.rules.skill_required else None
+        # a chat of a required skill waits in its skill's queue
+        bucket = c.skill if self.rules.requires(c.skill) else None
         q = t.queues.get(bucket)
         if q is None:
             q = t.queues[bucket] = WaitQueue()
@@ -670,7 +671,9 @@ class Engine:
         rules = self.rules
         best: Chat | None = None
         best_entry: Entry | None = None
-        buckets: Iterable[str | None] = (None, *a.skills) if rules.skill_required else (None,)
+        buckets: Iterable[str | None] = (
+            (None, *(s for s in a.skills if rules.requires(s))) if rules.any_required
+            else (None,))
         for bucket in buckets:
             q = t.queues.get(bucket)
             if not q:

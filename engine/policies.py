@@ -38,8 +38,8 @@ class Policy:
         return float(t0)
 
     def pool(self, rules: Rules, t: Tenant, c: Chat) -> Iterable[Agent]:
-        if rules.skill_required and c.skill is not None:
-            return t.avail.get(c.skill, {}).values()
+        if rules.requires(c.skill):
+            return t.avail.get(c.skill, {}).values()  # type: ignore[arg-type]
         return t.avail_all.values()
 
     def pick(self, rules: Rules, t: Tenant, c: Chat, v: Visitor) -> Agent | None:
@@ -71,7 +71,7 @@ class PriorityPolicy(Policy):
         # agents with the chat's skill first; anyone else only if none of them fits
         if c.skill is not None:
             best = self.best_in(rules, t, c.skill, c, v)
-            if best is not None or rules.skill_required:
+            if best is not None or rules.requires(c.skill):
                 return best
         return self.best_in(rules, t, None, c, v)
 

@@ -110,7 +110,9 @@ def eligible(rules: Rules, a: Agent, c: Chat, v: Visitor) -> bool:
     """Hard constraints besides tenant, status and room (checked by the indexes)."""
     if a.id in c.excluded:
         return False
-    if rules.skill_required and c.skill is not None and c.skill not in a.skills:
+    skill = c.skill
+    if (skill is not None and skill not in a.skills
+            and (rules.skill_required or skill in rules.required_skills)):
         return False
     if rules.channel_required and a.channels is not None and v.channel not in a.channels:
         return False

@@ -39,6 +39,7 @@ RULES: tuple[str, ...] = (
     'policy = "longest_idle"\n[assignment]\nacceptance_required = true\n'
     'offer_timeout_s = 30.0\n',
     '[overflow]\nenabled = true\nafter_s = 10.0\n[assignment]\nsticky_wait_s = 0.0\n',
+    '[assignment]\nrequired_skills = ["after_sales"]\nacceptance_required = true\n',
 )
 
 #: fields that place an output in one runtime's log, not part of the decision

@@ -29,6 +29,7 @@ def rules(draw: st.DrawFn) -> Rules:
             "sticky_wait_s": draw(st.sampled_from([0, 20, 60])),
             "exclusive_wait_s": draw(st.sampled_from([0, 30, 120])),
             "skill_required": draw(st.booleans()),
+            "required_skills": draw(st.sampled_from([[], [], ["after_sales"]])),
             "channel_required": draw(st.booleans()),
             "away_requeues": draw(st.sampled_from(["unaccepted", "all", "none"])),
         },
