@@ -115,3 +115,24 @@ def test_survivor_takes_over_a_partition_whose_write_was_cut(broker: str, market
     # the survivor saw its copy ahead of the changelog, said so once, and rebuilt it
     assert log.count("discarding the local data") == 1, log[-3000:]
     check_same_outputs(embedded, got, platform_exact=False)
+    # its own partition, routed all along, was not read again from the changelog:
+    # its local data was known to be current (the offset of every write kept)
+    (pa,) = {0, 1} - {pb}
+    ends = last_table(log, "Highwater for active changelog partitions:")
+    starts = last_table(log, "active offsets at start of reading:")
+    assert starts[pa] == ends[pa] > 0, (starts, ends)
+
+
+def last_table(log: str, title: str) -> dict[int, int]:
+    """partition -> offset, from the last of Faust's log tables headed ``title``."""
+    lines = log.splitlines()
+    at = max(i for i, line in enumerate(lines) if title in line)
+    out: dict[int, int] = {}
+    for line in lines[at + 1:]:
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) == 3 and cells[1].isdigit():
+                out[int(cells[1])] = int(cells[2])
+        elif out:
+            break
+    return out
