@@ -96,13 +96,14 @@ class RecordBatches:
             b = self.open[tp] = self.aio.create_batch()
             b.append(timestamp=ts, key=key, value=value)
 
-    async def flush(self, last: str = "") -> None:
+    async def flush(self, last: str = "") -> dict[int, int]:
         """Send everything gathered and wait until the broker has it.
 
         Topic ``last`` (the changelog) is queued only after every other record
         is, so state never reaches Kafka ahead of the outputs it implies; its
         partitions are queued side by side (a partition's second batch waits
-        until its first has left).
+        until its first has left). Returns, per partition of ``last`` written,
+        the offset of the write's closing record (its last).
         """
         batches = self.full + list(self.open.items())
         self.full = []
@@ -132,6 +133,8 @@ class RecordBatches:
                 futs.extend(fs)
         if futs:
             await asyncio.gather(*futs)
+        return {tp[1]: fs[-1].result().offset for tp, fs in zip(later, sent, strict=True)
+                } if later else {}
 
     async def _send_in_order(self, tp: tuple[str, int], seq: list[Any]) -> list[Any]:
         return [await self.aio.send_batch(b, tp[0], partition=tp[1]) for b in seq]
@@ -266,11 +269,19 @@ class WorkerShell:
         # with part of a batch's rows.
         task = asyncio.ensure_future(out.flush(last=changelog))
         try:
-            await asyncio.shield(task)
+            ends = await asyncio.shield(task)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(task), 30)
             raise
+        # The local rows of each partition now match its changelog up to the
+        # write's last record: record that offset where Faust keeps it, so the
+        # recovery at the next rebalance reads only what came after (without
+        # it, every rebalance read again all this worker wrote since its last
+        # recovery, and a failover took longer the longer the worker had run).
+        for p, end in ends.items():
+            store._db_for_partition(p).put(store.offset_key, str(end).encode(),
+                                           self._no_wal)
         self.events += len(msgs)
         self._since_gc += len(msgs)
         if self._since_gc >= FREEZE_EVERY:  # see streams/runtime.py: the GC is paused
