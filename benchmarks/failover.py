@@ -13,23 +13,29 @@ every partition has at least two: each tenant has one agent online and gets a
 ``chat.requested`` every round, and the chat requested three rounds before
 ends, so every partition has decisions all the time and the state stays small.
 
-A kill: the worker to die (the two take turns) gets SIGKILL (``kill -9``) or
-SIGTERM. The partitions it owned are *orphaned*; for each, the time from the
-signal to the first decision of that partition made by the survivor: the
-first output record of the partition (outputs carry their input
-``partition``) stamped at or after the survivor logged its assignment of that
-partition (the record's timestamp is the worker's wall clock when it sent
-the batch; one machine, one clock). Per kill the slowest orphaned partition
-counts ("every orphaned partition routes again within"); p50 and p99
-(nearest rank) over the kills, and over all orphaned partitions. Then the
-dead worker is started again (fresh data directory), the two split the
-partitions again, the feed runs a few seconds, and the other one dies.
-Whether the survivor ever died is recorded (it is then started again too).
+A kill: the worker to die gets SIGKILL (``kill -9``) or SIGTERM: by default
+the one started last, so the survivor has run since the start with its standby
+copy of the other's partitions up to date (``--victim alternate``: the two
+take turns, and the survivor is the worker restarted after the previous kill,
+its copies still being read from the changelog). The partitions it owned are
+*orphaned*; for each, the time from the signal to the first decision of that
+partition made by the survivor: the first output record of the partition
+(outputs carry their input ``partition``) stamped at or after the survivor
+logged its assignment of that partition (the record's timestamp is the
+worker's wall clock when it sent the batch; one machine, one clock). Per kill
+the slowest orphaned partition counts ("every orphaned partition routes again
+within"); p50 and p99 (nearest rank) over the kills, and over all orphaned
+partitions. Then the dead worker is started again (fresh data directory), the
+two split the partitions again, the feed runs a few seconds, and the next kill
+comes. Whether the survivor ever died is recorded (it is then started again
+too).
 
-Arms, one after the other on the same machine: ``before`` = the code and
+Arms, one after the other (or side by side in separate runs, then
+``--merge``): ``before`` = the code and
 defaults at commit 95fa427 (``git archive`` into a temporary directory:
 session timeout 60 s, heartbeat 3 s, Faust's recovery), ``after`` = this
-checkout's defaults. ``--after-flags`` adds worker options to the ``after``
+checkout's defaults (``--after-ref COMMIT``: that commit's, archived the same
+way). ``--after-flags`` adds worker options to the ``after``
 arm (to try settings).
 
 State growth (``--states``, after the kills; this checkout): before the two
@@ -329,8 +335,8 @@ def one_kill(pair: Pair, out: Outputs, victim_i: int, sig: int,
 
 
 def run_arm(arm: str, code: Path, flags: list[str], kinds: list[str], kills: int,
-            rate: float, tmp: Path, steady: float) -> dict[str, Any]:
-    results: dict[str, Any] = {"flags": flags, "kills": {}}
+            rate: float, tmp: Path, steady: float, victim_rule: str) -> dict[str, Any]:
+    results: dict[str, Any] = {"flags": flags, "victim": victim_rule, "kills": {}}
     with broker(tmp / f"broker-{arm}.log") as address:
         name = f"fo-{arm}"
         tenants = tenants_over(PARTITIONS, 2)
@@ -353,7 +359,10 @@ def run_arm(arm: str, code: Path, flags: list[str], kinds: list[str], kills: int
                     wait(lambda t0=t0: routing_everywhere(out, t0), 120, "routing everywhere",
                          pair.check)
                     time.sleep(steady)
-                    victim = k % 2
+                    if victim_rule == "newer":  # the survivor has run all along
+                        victim = max((0, 1), key=lambda i: pair.workers[i].started)
+                    else:  # the one restarted last survives: its copies are new
+                        victim = k % 2
                     r = one_kill(pair, out, victim, sig, 300)
                     runs.append(r)
                     progress(f"{arm} {kind} #{k + 1}: orphaned {r['orphaned']} all routing "
@@ -410,7 +419,7 @@ def load_state(address: str, name: str, tenants: list[str], visitors: int,
 
 
 def run_state(size: tuple[int, int, int], tmp: Path, flags: list[str],
-              rate: float) -> dict[str, Any]:
+              rate: float, code: Path) -> dict[str, Any]:
     t_n, v_n, c_n = size
     label = f"{t_n}x{v_n}x{c_n}"
     res: dict[str, Any] = {"tenants": t_n, "visitors": v_n, "chats": c_n,
@@ -426,7 +435,7 @@ def run_state(size: tuple[int, int, int], tmp: Path, flags: list[str],
         events = load_state(address, name, tenants, v_n, c_n)
         res["events_loaded"] = events
         out = Outputs(address, f"{name}-out")
-        pair = Pair(ROOT, address, name, tmp, flags)
+        pair = Pair(code, address, name, tmp, flags)
         try:
             wait(pair.split, 600, "split", pair.check)
             wait(lambda: len(out.poll()) >= events, 900, "the state loaded", pair.check)
@@ -481,6 +490,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kinds", default="sigkill,sigterm")
     ap.add_argument("--arms", default="before,after")
     ap.add_argument("--after-flags", default="", help="extra worker options (after arm)")
+    ap.add_argument("--after-ref", default="", metavar="COMMIT",
+                    help="run the after arm (and the state sizes) from this commit "
+                         "(git archive) instead of the working tree")
     ap.add_argument("--rate", type=float, default=400.0, help="live messages/s")
     ap.add_argument("--steady", type=float, default=3.0,
                     help="seconds of routing everywhere before each kill")
@@ -488,6 +500,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="T×V×C state sizes ('' for none)")
     ap.add_argument("--keep", action="store_true", help="keep the logs (temporary dir)")
     ap.add_argument("--label", default="", help="name the after arm this in the results")
+    ap.add_argument("--victim", choices=("newer", "alternate"), default="newer",
+                    help="kill the worker started last (the survivor has run since the "
+                         "start: two long-running workers, one dies), or take turns (the "
+                         "survivor is then the worker restarted after the previous kill)")
     ap.add_argument("--merge", nargs="+", type=Path, metavar="PART.json",
                     help="no run: merge the results of runs made side by side into --out")
     args = ap.parse_args(argv)
@@ -499,25 +515,25 @@ def main(argv: list[str] | None = None) -> int:
     doc: dict[str, Any] = {"rate_messages_s": args.rate, "partitions": PARTITIONS,
                            "arms": {}, "states": []}
     tmp = Path(tempfile.mkdtemp(prefix="routeq-failover-"))
+    after_code, after_name = ROOT, "this checkout"
+    if args.after_ref:  # a commit, not a working tree others may be editing
+        after_name = git_rev(args.after_ref)
+        after_code = archive(after_name, tmp / "after")
+    doc["after_code"] = after_name
     try:
         for arm in args.arms.split(","):
             if arm == "before":
-                code = tmp / "before"
-                code.mkdir()
-                tar = subprocess.run(["git", "archive", BEFORE], cwd=ROOT, check=True,
-                                     capture_output=True).stdout
-                subprocess.run(["tar", "-x", "-C", str(code)], input=tar, check=True)
-                flags: list[str] = []
+                code, flags = archive(BEFORE, tmp / "before"), []
             else:
-                code, flags = ROOT, args.after_flags.split()
+                code, flags = after_code, args.after_flags.split()
             label = args.label if arm == "after" and args.label else arm
             doc["arms"][label] = run_arm(arm, code, flags, args.kinds.split(","), kills,
-                                         args.rate, tmp, args.steady)
-            doc["arms"][label]["code"] = BEFORE if arm == "before" else "this checkout"
+                                         args.rate, tmp, args.steady, args.victim)
+            doc["arms"][label]["code"] = BEFORE if arm == "before" else after_name
         for s in states:
             t_n, v_n, c_n = (int(x) for x in s.split("x"))
             doc["states"].append(run_state((t_n, v_n, c_n), tmp, args.after_flags.split(),
-                                           args.rate))
+                                           args.rate, after_code))
     finally:
         if args.keep:
             progress(f"logs kept in {tmp}")
@@ -538,6 +554,20 @@ def main(argv: list[str] | None = None) -> int:
                      f"{st['fresh_worker_all_routing_s']} s (recovery "
                      f"{st['fresh_worker_recovery_s']} s)")
     return rec.finish(args.out, rec.document(args.quick or False, **doc), lines)
+
+
+def git_rev(ref: str) -> str:
+    return subprocess.run(["git", "rev-parse", ref], cwd=ROOT, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def archive(ref: str, into: Path) -> Path:
+    """The tree of commit ``ref`` extracted into ``into`` (workers run from it)."""
+    into.mkdir(parents=True)
+    tar = subprocess.run(["git", "archive", ref], cwd=ROOT, check=True,
+                         capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=tar, check=True)
+    return into
 
 
 def merge(parts: list[Path], out: Path) -> int:
