@@ -412,3 +412,45 @@ def rules_from_toml(text: str) -> Rules:
 
 def default_rules() -> Rules:
     return parse_rules({})
+
+
+# ------------------------------------------------------------------ as TOML
+
+_BARE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def _toml_key(key: str) -> str:
+    return key if key and set(key) <= _BARE else _toml_value(key)
+
+
+def _toml_value(v: object) -> str:
+    if type(v) is bool:
+        return "true" if v else "false"
+    if type(v) is int:
+        return str(v)
+    if type(v) is float:
+        return repr(v)  # 0.1, 1e+20, inf: TOML floats as Python writes them
+    if type(v) is str:  # a TOML basic string: JSON's escapes are TOML's
+        return orjson.dumps(v).decode()
+    if type(v) is list:
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"no TOML for {v!r}")
+
+
+def rules_to_toml(rules: Rules) -> str:
+    """The effective rules (every key, defaults filled in) as TOML text that
+    ``rules_from_toml`` reads back to the same rules (``routeq rules show``)."""
+    lines = [f"# rules {rules.hash}: every key, defaults included"]
+
+    def table(path: list[str], tree: Mapping[str, Any]) -> None:
+        subs = [(k, v) for k, v in tree.items() if isinstance(v, dict)]
+        plain = [(k, v) for k, v in tree.items() if not isinstance(v, dict)]
+        if path and (plain or not subs):
+            lines.append("")
+            lines.append("[" + ".".join(_toml_key(p) for p in path) + "]")
+        lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in plain)
+        for k, v in subs:
+            table([*path, k], v)
+
+    table([], rules.data)
+    return "\n".join(lines) + "\n"

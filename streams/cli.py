@@ -17,6 +17,7 @@ COMMANDS = (
     "streams.simulate",
     "streams.replay",
     "streams.export",
+    "streams.rules_cmd",
     "streams.compare",
     "streams.tune",
     "streams.serve",

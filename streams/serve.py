@@ -1163,6 +1163,12 @@ async def serve(service: Service, tokens: Tokens, args: argparse.Namespace) -> N
           f"(state: {args.state or 'in memory'}, next offset {service.offset}, "
           f"auth: {'tokens' if not tokens.open else 'none, loopback only'})",
           file=sys.stderr, flush=True)
+    rt = service.runtime
+    source = args.rules or ("recorded in the state dir" if rt.rules_text else "built-in")
+    print(f"routeq serve: rules {rt.rules.hash} ({source})", file=sys.stderr, flush=True)
+    if rt.deployed:
+        print(f"routeq serve: new rules deployed: {rt.rules.hash} applies from offset "
+              f"{rt.offset_at_resume} on", file=sys.stderr, flush=True)
     unsigned = sorted(set(tokens.webhooks) - set(tokens.webhook_secrets))
     if unsigned:
         print(f"routeq serve: webhooks not signed (no webhook_secret in --tokens) of "

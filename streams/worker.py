@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import socket
+import sys
 
 from engine import RulesError
 from streams.kafka.settings import (
@@ -105,6 +106,10 @@ def main(args: argparse.Namespace) -> int:
     from streams.kafka.app import build_app
 
     app, _shell = build_app(s, rules)
+    # workers record no rules: each says which it runs, so that the workers
+    # of one group can be seen to agree (a rules change is a restart of each)
+    print(f"routeq worker: rules {rules.hash} ({args.rules or 'built-in'})",
+          file=sys.stderr, flush=True)
     logging.getLogger("routeq").setLevel(args.loglevel.upper())
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
     # the engines' state is millions of long-lived objects: pause the cyclic GC
