@@ -192,7 +192,8 @@ class Engine:
         tenant = error.tenant or ""
         t = self.tenants.get(tenant)
         ts = t.now if t is not None else self.now
-        return rejected(str(error), raw, ts=ts, tenant=tenant, line=line, offset=offset)
+        return rejected(str(error), raw, ts=ts, tenant=tenant, line=line, offset=offset,
+                        cause=error.event_id or "")
 
     def next_deadline(self, tenant: str | None = None) -> int | None:
         """The earliest timer deadline (event time, ms) of ``tenant`` (None:

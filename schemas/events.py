@@ -40,6 +40,9 @@ class EventError(ValueError):
         super().__init__(message)
         self.tenant = tenant
         self.ts = ts
+        #: the line's ``id`` where it was a valid one (the ``cause`` of its
+        #: ``event.rejected``), else None
+        self.event_id: str | None = None
 
 
 def _show(value: object) -> str:
@@ -274,7 +277,14 @@ def validate(obj: object) -> Event:
             event = fast(obj)
             if event is not None:
                 return event
-    return _validate(obj)
+    try:
+        return _validate(obj)
+    except EventError as exc:
+        if type(obj) is dict:
+            eid = obj.get("id")
+            if type(eid) is str and 1 <= len(eid) <= 128:
+                exc.event_id = eid
+        raise
 
 
 def _validate(obj: object) -> Event:

@@ -256,7 +256,8 @@ def _output_def(otype: str, *, strict: bool) -> Schema:
             frag = {"type": "string", "description": "the tenant the line names, if it "
                     "names a valid one; else empty"}
         elif name == "cause" and otype == "event.rejected":
-            frag = {"type": "string", "maxLength": 0, "description": "empty"}
+            frag = {"type": "string", "maxLength": 128, "description": "the bad line's id "
+                    "where it had a valid one (a string of 1-128 chars), else empty"}
         props[name] = frag
         if req:
             required.append(name)

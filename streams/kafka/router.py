@@ -251,7 +251,8 @@ class PartitionRouter:
         if eng is not None:
             out = eng.reject(exc, value, offset=offset)
         else:
-            out = rejected(str(exc), value, ts=exc.ts or 0, tenant=tenant, offset=offset)
+            out = rejected(str(exc), value, ts=exc.ts or 0, tenant=tenant, offset=offset,
+                           cause=exc.event_id or "")
         out["partition"] = partition
         return (tenant.encode() or None), out
 
