@@ -52,9 +52,7 @@ HANDOFFS = ("inline", "external")
 
 def _chunk_records(ids: IdWindow, nums: list[int]) -> list[tuple[str, Any]]:
     """(number, ids or None when dropped) of an id window's chunks."""
-    chunks = ids.chunks
-    return [(str(n), list(c) if (c := chunks.get(n)) is not None else None)
-            for n in dict.fromkeys(nums)]
+    return [(str(n), ids.record(n)) for n in dict.fromkeys(nums)]
 
 
 def _records(live: Mapping[str, Any], changed: Iterable[str]) -> list[tuple[str, Any]]:
@@ -92,7 +90,8 @@ class Engine:
         self.policy = policy_for(self.rules)
         self._roster = self.policy.uses_roster  # keep Tenant.roster up to date
         self.tenants: dict[str, Tenant] = {}
-        self.ids = IdWindow(self.rules.dedup_window, track_dirty)  # clocks for all tenants
+        # clocks for all tenants
+        self.ids = IdWindow(self.rules.dedup_window, track_dirty, self.rules.dedup_window_ms)
         self.now = 0  # latest time of any tenant (for rejected outputs)
         self.track_dirty = track_dirty
         # changed since the last take_dirty: the engine record, and the
@@ -146,7 +145,7 @@ class Engine:
             ids._cur.append(eid)
             ids.seen[eid] = ids._n
         else:
-            ids.add(eid)
+            ids.add(eid, ts if ts > t.now else t.now)  # a new chunk: its start time
         # _advance, inlined on the common path (no timer due)
         track = self.track_dirty
         heap = t.timers.heap
@@ -174,7 +173,7 @@ class Engine:
         """A clock event without a tenant: every tenant's time moves to ``ts``."""
         if eid in self.ids:
             return
-        self.ids.add(eid)
+        self.ids.add(eid, ts if ts > self.now else self.now)
         self._engine_dirty = self.track_dirty  # its count of ids
         # the overflow target last, so that merchants' overflow timers hand
         # it their chats at the deadline, before its own clock moves on to ts
@@ -210,7 +209,8 @@ class Engine:
     # --------------------------------------------------------------- time
 
     def _tenant(self, name: str, now: int) -> Tenant:
-        t = Tenant(name, len(self.tenants), now, self.rules.dedup_window)
+        t = Tenant(name, len(self.tenants), now, self.rules.dedup_window,
+                   self.rules.dedup_window_ms)
         t.ids.track = self.track_dirty
         self.tenants[name] = t
         if self.track_dirty:
@@ -941,11 +941,11 @@ class Engine:
         """Every entity's record (a full checkpoint)."""
         yield ("engine", "", ""), self._record(("engine", "", ""))
         for n in self.ids.chunks:
-            yield ("ids", ALL_TENANTS, str(n)), list(self.ids.chunks[n])
+            yield ("ids", ALL_TENANTS, str(n)), self.ids.record(n)
         for t in self.tenants.values():
             yield ("tenant", t.name, ""), self._record(("tenant", t.name, ""))
             for n in t.ids.chunks:
-                yield ("ids", t.name, str(n)), list(t.ids.chunks[n])
+                yield ("ids", t.name, str(n)), t.ids.record(n)
             for a in t.agents.values():
                 yield ("agent", t.name, a.id), a.to_record()
             for v in t.visitors.values():
@@ -959,8 +959,7 @@ class Engine:
             return {"now": self.now, "ids": self.ids.count}
         if kind == "ids":
             ids = self.ids if name == ALL_TENANTS else self.tenants[name].ids
-            chunk = ids.chunks.get(int(ident))
-            return list(chunk) if chunk is not None else None
+            return ids.record(int(ident))
         t = self.tenants.get(name)
         if t is None:
             return None
@@ -1001,12 +1000,15 @@ class Engine:
         tenants = sorted(by_kind.get("tenant", []), key=lambda x: x[2]["seq"])
         counts: dict[str, int] = {ALL_TENANTS: eng.ids.count}
         for name, _, rec in tenants:
-            t = eng.tenants[name] = Tenant.from_record(name, rec, rules.dedup_window)
+            t = eng.tenants[name] = Tenant.from_record(name, rec, rules.dedup_window,
+                                                       rules.dedup_window_ms)
             t.ids.track = track_dirty
             counts[name] = rec["ids"]
         for name, ident, rec in by_kind.get("ids", []):
+            # a record of ids alone (written before chunks had a start) starts now
+            owner_now = eng.now if name == ALL_TENANTS else eng.tenants[name].now
             ids = eng.ids if name == ALL_TENANTS else eng.tenants[name].ids
-            ids.restore_chunk(int(ident), rec)
+            ids.restore_chunk(int(ident), rec, owner_now)
         eng.ids.finish_restore(counts[ALL_TENANTS])
         for name, ident, rec in by_kind.get("agent", []):
             eng.tenants[name].agents[ident] = Agent.from_record(ident, rec)

@@ -1,27 +1,38 @@
 """A bounded memory of applied event ids (at-least-once delivery is safe).
 
-Ids are kept in chunks so that a shell persists only the chunk that changed;
-the window remembers at least the last ``window`` ids of a tenant.
+Ids are kept in chunks so that a shell persists only the chunk that changed.
+A tenant's window remembers an id while both hold: fewer than ``window`` ids
+were applied since (the hard cap: at least the last ``window`` ids are kept,
+see CONTRACT.md §3), and its tenant's clock is at most ``window_ms`` past the
+time the id was applied. Ids are forgotten a chunk at a time, when a new chunk
+starts: the oldest chunks beyond the cap, and those whose ids all are older
+than ``window_ms`` (the chunk after them started more than ``window_ms`` ago).
+A chunk's record is ``[start, id, id, ...]``: the time its first id was
+applied, then its ids (a record of ids alone, written before chunks had a
+start, is read as starting at the time it is restored).
 """
 
 from __future__ import annotations
 
 from itertools import repeat
+from typing import Any
 
 
 class IdWindow:
-    __slots__ = ("window", "chunk", "keep", "seen", "chunks", "count", "_n", "_cur", "_room",
-                 "track", "_taken", "_dropped")
+    __slots__ = ("window", "window_ms", "chunk", "keep", "seen", "chunks", "starts", "count",
+                 "_n", "_cur", "_room", "track", "_taken", "_dropped")
 
-    def __init__(self, window: int, track: bool = False) -> None:
+    def __init__(self, window: int, track: bool = False, window_ms: int | None = None) -> None:
         self.window = window
+        self.window_ms = window_ms  # None: by count alone
         self.chunk = max(1, min(1024, window))
         self.keep = -(-window // self.chunk)  # full chunks kept besides the current one
         self.seen: dict[str, int] = {}  # id -> chunk number
-        self.chunks: dict[int, list[str]] = {}
+        self.chunks: dict[int, list[str]] = {}  # oldest first
+        self.starts: dict[int, int] = {}  # chunk number -> time its first id was applied
         self.count = 0
         # the chunk being filled and the room left in it (0: the next add
-        # takes the careful path: a new chunk, an old one dropped)
+        # takes the careful path: a new chunk, old ones dropped)
         self._n = 0
         self._cur: list[str] = []
         self._room = 0
@@ -34,8 +45,9 @@ class IdWindow:
     def __contains__(self, event_id: str) -> bool:
         return event_id in self.seen
 
-    def add(self, event_id: str) -> tuple[int, int | None]:
-        """Remember ``event_id``; return (chunk written, chunk dropped or None)."""
+    def add(self, event_id: str, now: int = 0) -> tuple[int, int | None]:
+        """Remember ``event_id``, applied at time ``now``; return (chunk written,
+        the last chunk dropped or None)."""
         if self._room:
             self._room -= 1
             self.count += 1
@@ -47,24 +59,43 @@ class IdWindow:
         ids = self.chunks.get(n)
         if ids is None:
             ids = self.chunks[n] = []
+            self.starts[n] = now
         ids.append(event_id)
         self.seen[event_id] = n
         self._n, self._cur, self._room = n, ids, (n + 1) * self.chunk - self.count
-        old = n - self.keep - 1
-        if old >= 0 and old in self.chunks:
-            dead = self.chunks.pop(old)
-            seen = self.seen
-            # forget the chunk's ids at C speed; an id that a later chunk holds
-            # too (possible after a restore) is the later chunk's: put it back
-            was = list(map(seen.pop, dead, repeat(None)))
-            if was.count(old) != len(was):
-                for i, m in zip(dead, was, strict=True):
-                    if m is not None and m != old:
-                        seen[i] = m
-            if self.track:
-                self._dropped.append(old)
-            return n, old
-        return n, None
+        dropped: int | None = None
+        window_ms, starts = self.window_ms, self.starts
+        for old in list(self.chunks):
+            if old >= n:
+                break
+            if old < n - self.keep or (
+                    window_ms is not None and now - starts.get(old + 1, now) > window_ms):
+                self._drop(old)
+                dropped = old
+            else:
+                break
+        return n, dropped
+
+    def _drop(self, old: int) -> None:
+        dead = self.chunks.pop(old)
+        self.starts.pop(old, None)
+        seen = self.seen
+        # forget the chunk's ids at C speed; an id that a later chunk holds
+        # too (possible after a restore) is the later chunk's: put it back
+        was = list(map(seen.pop, dead, repeat(None)))
+        if was.count(old) != len(was):
+            for i, m in zip(dead, was, strict=True):
+                if m is not None and m != old:
+                    seen[i] = m
+        if self.track:
+            self._dropped.append(old)
+
+    def record(self, n: int) -> list[Any] | None:
+        """The persisted record of chunk ``n`` (None: dropped)."""
+        ids = self.chunks.get(n)
+        if ids is None:
+            return None
+        return [self.starts.get(n, 0), *ids]
 
     def take_changed(self) -> list[int]:
         """Numbers of the chunks written or dropped since the last call (with
@@ -78,9 +109,16 @@ class IdWindow:
         self._taken = count
         return changed
 
-    def restore_chunk(self, n: int, ids: list[str]) -> None:
+    def restore_chunk(self, n: int, rec: list[Any], now: int = 0) -> None:
+        """A chunk from its record (``record``; ids alone: it starts at ``now``)."""
         self._room = 0
-        self.chunks[n] = list(ids)
+        if rec and type(rec[0]) is int:
+            self.starts[n] = rec[0]
+            ids = [str(i) for i in rec[1:]]
+        else:
+            self.starts[n] = now
+            ids = [str(i) for i in rec]
+        self.chunks[n] = ids
         for i in ids:
             self.seen[i] = n
 
@@ -89,7 +127,8 @@ class IdWindow:
         self.count = count
         self._taken = count  # what was restored is persisted already
         self._dropped = []
+        self.chunks = dict(sorted(self.chunks.items()))  # oldest first
         # re-apply "latest chunk wins" for ids seen in several chunks
-        for n in sorted(self.chunks):
+        for n in self.chunks:
             for i in self.chunks[n]:
                 self.seen[i] = n

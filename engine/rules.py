@@ -93,7 +93,7 @@ DEFAULTS: dict[str, Any] = {
         "categories": {},
     },
     "modes": {"default": "human_first", "pages": {}, "tenants": {}},
-    "dedup": {"window": 100_000},
+    "dedup": {"window": 100_000, "window_s": 86_400.0},
 }
 
 
@@ -223,7 +223,7 @@ SPEC: dict[str, Any] = {
         "pages": _map(_choice(MODES)),
         "tenants": _map(_tenant_mode),
     },
-    "dedup": {"window": _int(1)},
+    "dedup": {"window": _int(1), "window_s": _number(0, lo_open=True)},
 }
 
 # maps whose entries a rules file adds to the defaults; every other map given in
@@ -297,6 +297,7 @@ class Rules:
     mode_pages: dict[str, str]
     mode_tenants: dict[str, dict[str, Any]]
     dedup_window: int
+    dedup_window_ms: int
 
     def mode_for(self, tenant: str, page: str | None) -> str:
         """The service mode for a chat requested by a visitor of ``tenant`` on ``page``."""
@@ -336,7 +337,8 @@ class Rules:
 
 #: keys added after the first release: left out of the hash while they hold
 #: their default, so that a rules file that does not use them keeps its hash
-_LATER_KEYS: tuple[tuple[str, str], ...] = (("assignment", "required_skills"),)
+_LATER_KEYS: tuple[tuple[str, str], ...] = (("assignment", "required_skills"),
+                                            ("dedup", "window_s"))
 
 
 def rules_hash(tree: Mapping[str, Any]) -> str:
@@ -398,6 +400,7 @@ def parse_rules(data: Mapping[str, Any] | None = None) -> Rules:
         mode_pages=dict(m["pages"]),
         mode_tenants=dict(m["tenants"]),
         dedup_window=tree["dedup"]["window"],
+        dedup_window_ms=round(tree["dedup"]["window_s"] * 1000),
     )
 
 

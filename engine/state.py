@@ -173,7 +173,8 @@ class Tenant:
         "online_capacity", "changed_agents", "changed_visitors", "changed_chats",
     )
 
-    def __init__(self, name: str, seq: int, now: int, dedup_window: int) -> None:
+    def __init__(self, name: str, seq: int, now: int, dedup_window: int,
+                 dedup_window_ms: int | None = None) -> None:
         self.name = name
         self.seq = seq  # creation order among tenants
         self.now = now
@@ -182,7 +183,7 @@ class Tenant:
         self.agents: dict[str, Agent] = {}
         self.visitors: dict[str, Visitor] = {}
         self.chats: dict[str, Chat] = {}
-        self.ids = IdWindow(dedup_window)
+        self.ids = IdWindow(dedup_window, window_ms=dedup_window_ms)
         # derived indexes
         self.queues: dict[str | None, WaitQueue] = {}  # skill bucket -> waiting chats
         self.personal: dict[str, WaitQueue] = {}  # agent -> chats reserved for them
@@ -209,7 +210,8 @@ class Tenant:
         return {"seq": self.seq, "now": self.now, "next_seq": self.next_seq, "rr": self.rr}
 
     @classmethod
-    def from_record(cls, name: str, r: Record, dedup_window: int) -> Tenant:
-        t = cls(name, r["seq"], r["now"], dedup_window)
+    def from_record(cls, name: str, r: Record, dedup_window: int,
+                    dedup_window_ms: int | None = None) -> Tenant:
+        t = cls(name, r["seq"], r["now"], dedup_window, dedup_window_ms)
         t.next_seq, t.rr = r["next_seq"], r["rr"]
         return t

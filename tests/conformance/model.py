@@ -58,8 +58,15 @@ class ChatServerModel:
     output that breaks the contract. ``dedup_window``: event ids a tenant
     remembers (duplicates are checked while fewer ids were seen)."""
 
-    def __init__(self, dedup_window: int = 100_000) -> None:
+    def __init__(self, dedup_window: int = 100_000, dedup_window_s: float = 86_400.0) -> None:
         self.window = dedup_window
+        # an id is remembered at least while its tenant's clock is at most this
+        # far past the time it was applied (CONTRACT.md §3)
+        self.window_ms = round(dedup_window_s * 1000)
+        # the latest ts sent for any tenant: an upper bound of every tenant's
+        # clock (overflow and tenantless clocks move other tenants' clocks)
+        self.latest: int | None = None
+        self.first_ts: dict[tuple[str, str], int] = {}
         self.chats: dict[ChatKey, Chat] = {}
         self.agents: dict[AgentKey, Agent] = {}
         self.visitors_left: dict[tuple[str, str], bool] = {}
@@ -81,11 +88,17 @@ class ChatServerModel:
             return
         tenant = event.get("tenant", ALL_TENANTS)
         seen = self.ids.setdefault(tenant, set())
+        now = self.latest if self.latest is not None else event["ts"]
         if event["id"] in seen:
-            if len(seen) < self.window:
+            # the original was applied at its ts or later: within the window
+            # if even this upper bound of the clock is
+            within = now - self.first_ts[(tenant, event["id"])] <= self.window_ms
+            if len(seen) < self.window and within:
                 self._check(not step.outputs, step, "a duplicate input changes nothing")
             return
         seen.add(event["id"])
+        self.first_ts[(tenant, event["id"])] = event["ts"]
+        self.latest = max(now, event["ts"])
         for out in step.outputs:
             self._check(out.get("cause") in (event["id"], "timer"), step,
                         "every output's cause is its input's id or 'timer'", out)

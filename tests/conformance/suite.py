@@ -78,6 +78,10 @@ def window(rules: str) -> int:
     return rules_from_toml(rules).dedup_window
 
 
+def window_s(rules: str) -> float:
+    return rules_from_toml(rules).dedup_window_ms / 1000
+
+
 class ConformanceSuite:
     """Subclass, set ``runtime`` and implement ``execute``."""
 
@@ -106,7 +110,7 @@ class ConformanceSuite:
         tally["events"] += len(lines)
         tally["seconds"] += time.monotonic() - started
         assert [s.line for s in steps] == lines, "the runtime answered for other lines"
-        model = ChatServerModel(window(rules))
+        model = ChatServerModel(window(rules), window_s(rules))
         for step in steps:
             model.feed(step)
         model.finish()

@@ -38,7 +38,8 @@ def rules(draw: st.DrawFn) -> Rules:
             "default": draw(st.sampled_from(["human_first", "human_only", "human_only"])),
             "pages": draw(st.sampled_from([{}, {"home": "robot_first"}, {"promo": "robot_only"}])),
         },
-        "dedup": {"window": draw(st.sampled_from([3, 1000]))},
+        "dedup": {"window": draw(st.sampled_from([3, 1000, 2048])),
+                  "window_s": draw(st.sampled_from([86_400.0, 30.0]))},
     }
     return parse_rules(data)
 
