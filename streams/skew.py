@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from schemas.events import TYPES
+from schemas.events import MAX_TS, TYPES
 
 DEFAULT_MAX_SKEW_S = 300
 #: a ts in [SECONDS_FROM, SECONDS_TO) looks like seconds, not milliseconds
@@ -59,8 +59,9 @@ def skew_error(typ: str, ts: int, now_ms: int, max_skew_ms: int,
 def skewed_lines(lines: Sequence[bytes], max_skew_ms: int, now_ms: int | None = None,
                  who: str = "server") -> dict[int, tuple[str, str]]:
     """``{index: (error, tenant)}`` for the lines whose ``ts`` is refused.
-    Lines that are not an event object with an integer ``ts`` and a known
-    ``type`` are left to the decoder (which names what is wrong)."""
+    Lines that are not an event object with a valid ``ts`` (an integer the
+    contract accepts) and a known ``type`` are left to the decoder (which
+    names what is wrong, and whose rejection is logged like any other)."""
     if max_skew_ms <= 0:
         return {}
     now = int(time.time() * 1000) if now_ms is None else now_ms
@@ -73,7 +74,8 @@ def skewed_lines(lines: Sequence[bytes], max_skew_ms: int, now_ms: int | None = 
         if not isinstance(obj, dict):
             continue
         ts, typ = obj.get("ts"), obj.get("type")
-        if type(ts) is not int or not isinstance(typ, str) or typ not in TYPES:
+        if (type(ts) is not int or not 0 <= ts <= MAX_TS or not isinstance(typ, str)
+                or typ not in TYPES):
             continue
         err = skew_error(typ, ts, now, max_skew_ms, who)
         if err is not None:
