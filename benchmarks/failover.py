@@ -354,7 +354,7 @@ def run_arm(arm: str, code: Path, flags: list[str], kinds: list[str], kills: int
                 sig = signal.SIGKILL if kind == "sigkill" else signal.SIGTERM
                 runs = results["kills"].setdefault(kind, [])
                 for k in range(kills):
-                    wait(pair.split, 240, "the two workers to split the partitions", pair.check)
+                    wait(pair.split, 600, "the two workers to split the partitions", pair.check)
                     t0 = int(time.time() * 1000)
                     wait(lambda t0=t0: routing_everywhere(out, t0), 120, "routing everywhere",
                          pair.check)
@@ -586,6 +586,7 @@ def merge(parts: list[Path], out: Path) -> int:
             for kind, runs in r["kills"].items():
                 into["kills"].setdefault(kind, []).extend(runs)
                 into[kind] = stats(into["kills"][kind])
+                into[kind]["victim"] = r.get("victim", "alternate")
     write_json(out, merged)
     for arm, r in merged["arms"].items():
         for kind in ("sigkill", "sigterm"):

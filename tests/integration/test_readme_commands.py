@@ -83,6 +83,11 @@ LONG: dict[str, tuple[str | None, str]] = {
     ".venv/bin/python -m benchmarks.faust_pipeline --quick": (
         None, "90 s (six worker starts); the worker, produce and tail lines run the "
         "same worker"),
+    ".venv/bin/python -m benchmarks.failover": (
+        None, "~1 h (the before arm waits out 60 s session timeouts, 20 times)"),
+    ".venv/bin/python -m benchmarks.failover --quick": (
+        None, "~12 min (3 kills of each kind, before and after); "
+        "tests/conformance/test_worker_failover.py kills workers in the suite"),
 }
 FULL = bool(os.environ.get("ROUTEQ_README_FULL"))
 
