@@ -11,6 +11,8 @@ randomness.
 from __future__ import annotations
 
 import hashlib
+import heapq
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -565,8 +567,7 @@ class Engine:
     def _enqueue(self, t: Tenant, c: Chat, announce: bool) -> None:
         entry = c.qkey = self._entry(c)
         self._queue_of(t, c).push(entry)
-        # one order per tenant: reserved chats and every skill's chats included
-        position = t.order.push(entry)
+        position = self._rank(t, entry)
         if c.origin is None and self.rules.may_overflow(t.name):
             t.timers.push(c.t0 + self.rules.overflow_after_ms, OVERFLOW, c.seq, c.key)
         if announce:
@@ -580,7 +581,6 @@ class Engine:
     def _unqueue(self, t: Tenant, c: Chat) -> None:
         if c.qkey is not None:
             self._queue_of(t, c).remove(c.qkey)
-            t.order.remove(c.qkey)
             c.qkey = None
 
     def _rekey(self, t: Tenant, v: Visitor) -> None:
@@ -600,7 +600,6 @@ class Engine:
             if old is not None and self.policy.prioritised:
                 new = c.qkey = self._entry(c)
                 self._queue_of(t, c).move(old, new)
-                t.order.move(old, new)
 
     def _assign(self, t: Tenant, c: Chat, v: Visitor, a: Agent, reason: str | None) -> None:
         rules = self.rules
@@ -885,7 +884,9 @@ class Engine:
         chat at index i has ``position`` i + 1 (reserved chats and every
         skill's chats included, as in ``chat.queued``)."""
         t = self.tenants.get(tenant)
-        return [e[2] for e in t.order.entries] if t is not None else []
+        if t is None:
+            return []
+        return [e[2] for e in heapq.merge(*(q.entries for q in self._queues(t)))]
 
     def position(self, tenant: str, chat: str) -> int:
         """The 1-based ``position`` of a waiting chat (its key in ``tenant``)
@@ -894,7 +895,25 @@ class Engine:
         c = t.chats.get(chat) if t is not None else None
         if t is None or c is None or c.qkey is None:
             return 0
-        return t.order.position(c.qkey)
+        return self._rank(t, c.qkey)
+
+    @staticmethod
+    def _queues(t: Tenant) -> Iterator[WaitQueue]:
+        """Every queue of waiting chats: shared or per skill, and reserved."""
+        yield from t.queues.values()
+        for q in t.personal.values():
+            if q.entries:
+                yield q
+
+    def _rank(self, t: Tenant, entry: Entry) -> int:
+        """The 1-based place of a queued entry in the tenant's one service
+        order (every queue's entries merged: reserved chats and every skill's
+        chats included): the entries before it, counted queue by queue. Done
+        when asked, so that re-keying a chat moves it in one list only."""
+        n = 1
+        for q in self._queues(t):
+            n += bisect_left(q.entries, entry)
+        return n
 
     # ------------------------------------------------------------ dirty set
 
@@ -1033,7 +1052,6 @@ class Engine:
                 c.base = priority_base(rules, t.visitors[c.visitor])
                 c.qkey = self._entry(c)
                 self._queue_of(t, c).push(c.qkey)
-                t.order.push(c.qkey)
                 if c.reserved_for is not None:
                     t.timers.push(c.reserve_until, RESERVE, c.seq, c.key)
                 if c.origin is None and rules.may_overflow(t.name):

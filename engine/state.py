@@ -169,7 +169,7 @@ class Tenant:
 
     __slots__ = (
         "name", "seq", "now", "next_seq", "rr", "agents", "visitors", "chats", "ids",
-        "queues", "personal", "order", "avail", "avail_all", "roster", "timers", "online_agents",
+        "queues", "personal", "avail", "avail_all", "roster", "timers", "online_agents",
         "online_capacity", "changed_agents", "changed_visitors", "changed_chats",
     )
 
@@ -187,9 +187,6 @@ class Tenant:
         # derived indexes
         self.queues: dict[str | None, WaitQueue] = {}  # skill bucket -> waiting chats
         self.personal: dict[str, WaitQueue] = {}  # agent -> chats reserved for them
-        # every waiting chat of the tenant, in its one service order (what
-        # ``position`` counts): the union of ``queues`` and ``personal``
-        self.order = WaitQueue()
         self.avail: dict[str, dict[str, Agent]] = {}  # skill -> agents with room
         self.avail_all: dict[str, Agent] = {}  # agents with room
         self.roster = Roster()  # agents with room by score class (priority policy)
