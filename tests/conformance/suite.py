@@ -82,6 +82,21 @@ def window_s(rules: str) -> float:
     return rules_from_toml(rules).dedup_window_ms / 1000
 
 
+def verify(steps: list[Step], lines: list[bytes], rules: str, runtime: str) -> None:
+    """The suite's two checks on what a runtime answered for ``lines``: the
+    chat-server model reads every step, and the decisions equal the engine's
+    tenant by tenant."""
+    model = ChatServerModel(window(rules), window_s(rules))
+    for step in steps:
+        model.feed(step)
+    model.finish()
+    expected = by_tenant(reference(lines, rules))
+    got = by_tenant(steps)
+    for tenant in sorted(set(expected) | set(got)):
+        assert got.get(tenant, []) == expected.get(tenant, []), (
+            f"{runtime} decided otherwise than the engine for tenant {tenant}")
+
+
 class ConformanceSuite:
     """Subclass, set ``runtime`` and implement ``execute``."""
 
@@ -110,15 +125,7 @@ class ConformanceSuite:
         tally["events"] += len(lines)
         tally["seconds"] += time.monotonic() - started
         assert [s.line for s in steps] == lines, "the runtime answered for other lines"
-        model = ChatServerModel(window(rules), window_s(rules))
-        for step in steps:
-            model.feed(step)
-        model.finish()
-        expected = by_tenant(reference(lines, rules))
-        got = by_tenant(steps)
-        for tenant in sorted(set(expected) | set(got)):
-            assert got.get(tenant, []) == expected.get(tenant, []), (
-                f"{self.runtime} decided otherwise than the engine for tenant {tenant}")
+        verify(steps, lines, rules, self.runtime)
 
     def test_contract_holds_on_random_streams(self) -> None:
         @settings(max_examples=self.examples, deadline=None,

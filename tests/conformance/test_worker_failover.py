@@ -28,9 +28,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from tests.conformance.model import ChatServerModel, Step
+from tests.conformance.model import Step
 from tests.conformance.streams import Obj, encode, rename, streams
-from tests.conformance.suite import TALLY, by_tenant, reference, window
+from tests.conformance.suite import TALLY, verify
 from tests.conformance.test_worker import SENTINEL, WORKER_RULES, _place, _tenant
 from tests.integration.kafka.kafka_helpers import (
     TopicReader,
@@ -148,16 +148,7 @@ def run_failover(tmp: Path, n_workers: int, examples: list[list[Obj | str]]) -> 
 
 
 def check(steps: list[Step], lines: list[bytes], runtime: str) -> None:
-    """What ``ConformanceSuite.check`` asserts, on steps already read back."""
-    model = ChatServerModel(window(WORKER_RULES))
-    for step in steps:
-        model.feed(step)
-    model.finish()
-    expected = by_tenant(reference(lines, WORKER_RULES))
-    got = by_tenant(steps)
-    for tenant in sorted(set(expected) | set(got)):
-        assert got.get(tenant, []) == expected.get(tenant, []), (
-            f"{runtime} decided otherwise than the engine for tenant {tenant}")
+    verify(steps, lines, WORKER_RULES, runtime)
 
 
 def drawn(n_workers: int) -> Any:

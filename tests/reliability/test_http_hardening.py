@@ -30,6 +30,7 @@ import orjson
 import pytest
 
 from tests.integration.http.server import ADMIN, TOKEN_A, TOKEN_B, TOKENS_TOML, Server, ev
+from tests.integration.http.test_stream_resume import numbered
 from tests.integration.routeq import routeq
 
 pytestmark = pytest.mark.integration
@@ -194,18 +195,6 @@ def limit_file_size() -> None:
 def requests(prefix: str, n: int, ts: int) -> list[dict[str, object]]:
     return [ev("chat.requested", f"{prefix}-{i}", ts, "shopA", visitor=f"{prefix}-v{i}",
                chat=f"{prefix}-c{i}", message="m" * 2_000) for i in range(n)]
-
-
-def numbered(lines: list[bytes]) -> list[tuple[str, bytes]]:
-    """(id ``OFFSET.K``, line) of outputs in log order, as the stream numbers them."""
-    out = []
-    last, k = -1, -1
-    for ln in lines:
-        off = orjson.loads(ln)["offset"]
-        k = k + 1 if off == last else 0
-        last = off
-        out.append((f"{off}.{k}", ln))
-    return out
 
 
 def test_a_full_disk_turns_health_red_and_the_server_recovers(tmp_path: Path) -> None:
