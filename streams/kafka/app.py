@@ -135,6 +135,8 @@ class RecordBatches:
             await asyncio.gather(*futs)
         return {tp[1]: fs[-1].result().offset for tp, fs in zip(later, sent, strict=True)
                 } if later else {}
+        return {tp[1]: fs[-1].result().offset for tp, fs in zip(later, sent, strict=True)
+                } if later else {}
 
     async def _send_in_order(self, tp: tuple[str, int], seq: list[Any]) -> list[Any]:
         return [await self.aio.send_batch(b, tp[0], partition=tp[1]) for b in seq]
@@ -147,7 +149,7 @@ class WorkerShell:
         self.app = app
         self.table = table
         self.s = s
-        self.router = PartitionRouter(rules)
+        self.router = PartitionRouter(rules, max_skew_ms=s.max_skew_s * 1000)
         self.owned: set[int] = set()
         self.events = 0
         self.batches = 0
