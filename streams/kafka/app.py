@@ -135,8 +135,6 @@ class RecordBatches:
             await asyncio.gather(*futs)
         return {tp[1]: fs[-1].result().offset for tp, fs in zip(later, sent, strict=True)
                 } if later else {}
-        return {tp[1]: fs[-1].result().offset for tp, fs in zip(later, sent, strict=True)
-                } if later else {}
 
     async def _send_in_order(self, tp: tuple[str, int], seq: list[Any]) -> list[Any]:
         return [await self.aio.send_batch(b, tp[0], partition=tp[1]) for b in seq]
