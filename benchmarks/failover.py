@@ -575,7 +575,11 @@ def merge(parts: list[Path], out: Path) -> int:
     from benchmarks.common import write_json
 
     docs = [orjson.loads(p.read_bytes()) for p in parts]
-    merged: dict[str, Any] = {**docs[0], "arms": {}, "states": [], "parts": []}
+    base = next((d for d in docs if "after" in d.get("arms", {})), docs[0])
+    merged: dict[str, Any] = {**base, "arms": {}, "states": [], "parts": []}
+    if base.get("after_code", "this checkout") != "this checkout":
+        # the workers ran from a git archive of that commit, clean
+        merged.update(git_commit=base["after_code"], git_dirty=False)
     for d in docs:
         merged["parts"].append({k: d.get(k) for k in (
             "git_commit", "git_dirty", "load_average_before", "load_average_after")})

@@ -246,7 +246,7 @@ def failover_section(doc: dict[str, Any]) -> str:
                 continue
             s = r[kind]
             a, p = s["all_orphans_routing_s"], s["per_partition_s"]
-            rows.append([f"{arm} ({r.get('code', '')}{', ' if r['flags'] else ''}"
+            rows.append([f"{arm} ({str(r.get('code', ''))[:10]}{', ' if r['flags'] else ''}"
                          f"{' '.join(r['flags'])})", name, str(s["kills"]),
                          n(a["p50"], 2), n(a["p99"], 2), n(p["p50"], 2), n(p["p99"], 2),
                          str(s["survivor_died"])])
@@ -266,7 +266,8 @@ def failover_section(doc: dict[str, Any]) -> str:
                       n(st["fresh_worker_all_routing_s"], 2),
                       n(st["fresh_worker_recovery_s"], 2)])
     if srows:
-        parts.append("State size (tenants × visitors × waiting chats each), this checkout:")
+        parts.append("State size (tenants × visitors × waiting chats each), the after arm's "
+                     "code and defaults:")
         parts.append(table(["state", "entities (about)", "kill -9 takeover s",
                             "fresh worker routing s", "its table recovery s"], srows))
     return "\n\n".join(parts)
