@@ -9,7 +9,10 @@ one run gets a chunk or two further before it dies: 100 kills take about
 (``ROUTEQ_CRASH_POINT``: ``checkpoint`` = a batch holding a checkpoint is
 about to be written, ``before-write``/``after-write`` of a chunk's log batch,
 ``after-apply``, ``before-final``) or from a SIGKILL sent from outside at a
-random moment. After the last kill the command runs to the end.
+random moment: once the run has written its first output line (so that
+start-up time, which varies from machine to machine, is not part of the
+draw), within about two files' worth of the uninterrupted run's time. After
+the last kill the command runs to the end.
 
 Checked: the outputs of all runs, deduplicated by the README's consumer rule,
 equal the uninterrupted run's; the log (``routeq export``) holds every input
@@ -66,6 +69,13 @@ def split_input(events: Path, d: Path, per_file: int) -> list[Path]:
     return files
 
 
+def _wait_for_output(proc: subprocess.Popen[bytes], out: Path, timeout: float) -> None:
+    """Return once ``proc`` has written to ``out`` (or ended, or ``timeout`` passed)."""
+    end = time.monotonic() + timeout
+    while proc.poll() is None and out.stat().st_size == 0 and time.monotonic() < end:
+        time.sleep(0.002)
+
+
 def harness(d: Path, *, kills: int, events: int, seed: int, per_file: int | None = None,
             outside_share: float = 0.15, timeout: float = 120) -> dict[str, Any]:
     """Run the harness in ``d``; raise AssertionError on any loss or duplicate.
@@ -91,12 +101,14 @@ def harness(d: Path, *, kills: int, events: int, seed: int, per_file: int | None
     while sum(how.values()) < kills:
         attempts += 1
         if rng.random() < outside_share:
-            point, delay = None, rng.uniform(0.3, 0.7)
+            point, delay = None, rng.uniform(0, 2 * ref_s * per_file / events)
         else:
             point, delay = f"{rng.choice(POINTS)}:{rng.randint(1, 2)}", timeout
         out = d / "run.out"
         with open(out, "wb") as f, open(d / "run.err", "wb") as err:
             proc = subprocess.Popen(args, stdout=f, stderr=err, env=_env(point), cwd=ROOT)
+            if point is None:
+                _wait_for_output(proc, out, timeout)
             try:
                 code = proc.wait(timeout=delay)
             except subprocess.TimeoutExpired:
