@@ -177,7 +177,7 @@ def throughput(address: str, lines: list[bytes], expected: int, workers: int, pa
                name: str, tmp: Path, preload: bool = False,
                extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """Live: workers ready, then produce; preload: produce, then start one worker."""
-    from streams.produce import produce
+    from streams.cli.produce import produce
 
     def send() -> float:
         prod = producer(address)

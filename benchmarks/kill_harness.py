@@ -42,7 +42,7 @@ from typing import Any
 import orjson
 
 from benchmarks.mixed_events import write
-from streams.outfile import complete_lines, consume, output_offset
+from streams.embedded.outfile import complete_lines, consume, output_offset
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUTEQ = [sys.executable, "-m", "streams.cli"]

@@ -41,9 +41,9 @@ from typing import Any
 
 from benchmarks.common import environment, loadavg, summary, write_json
 from benchmarks.mixed_events import write
-from streams.runtime import DEFAULT_CHECKPOINT_EVENTS, DEFAULT_CHECKPOINT_MS
-from streams.state import LOG, StateLayout
-from streams.store import RocksStore
+from streams.embedded.runtime import DEFAULT_CHECKPOINT_EVENTS, DEFAULT_CHECKPOINT_MS
+from streams.embedded.state import LOG, StateLayout
+from streams.embedded.store import RocksStore
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "run_embedded.json"

@@ -52,10 +52,10 @@ from faust.types import TP
 from rocksdict import WriteBatch, WriteOptions
 
 from engine.rules import Rules
+from streams.embedded.runtime import FREEZE_EVERY, settle_garbage
 from streams.kafka.recovery import RouteqTableManager
 from streams.kafka.router import SEP, PartitionRouter, SeekBacks
 from streams.kafka.settings import KafkaSettings
-from streams.runtime import FREEZE_EVERY, settle_garbage
 
 log = logging.getLogger("routeq.worker")
 
@@ -284,7 +284,7 @@ class WorkerShell:
                                            self._no_wal)
         self.events += len(msgs)
         self._since_gc += len(msgs)
-        if self._since_gc >= FREEZE_EVERY:  # see streams/runtime.py: the GC is paused
+        if self._since_gc >= FREEZE_EVERY:  # see streams/embedded/runtime.py: the GC is paused
             self._since_gc = 0
             settle_garbage()
         self.batches += 1

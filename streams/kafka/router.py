@@ -48,7 +48,7 @@ from engine import Engine
 from engine.rules import Rules
 from schemas.events import OVERFLOW_SEP, EventError, decode
 from schemas.outputs import Output, rejected
-from streams.skew import skew_error
+from streams.embedded.skew import skew_error
 
 log = logging.getLogger("routeq.worker")
 
@@ -95,7 +95,7 @@ class PartitionRouter:
     def __init__(self, rules: Rules, max_skew_ms: int = 0,
                  wall_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
         self.rules = rules
-        #: the clock-skew guard (``streams/skew.py``): an event whose ts is more
+        #: the clock-skew guard (``streams/embedded/skew.py``): an event whose ts is more
         #: than this ahead of ``wall_ms()`` (or in seconds) is rejected; 0: off
         self.max_skew_ms = max_skew_ms
         self.wall_ms = wall_ms

@@ -35,7 +35,7 @@ class KafkaSettings:
     batch: int = DEFAULT_BATCH
     batch_ms: int = DEFAULT_BATCH_MS
     clock_ms: int = DEFAULT_CLOCK_MS
-    #: the clock-skew guard (streams/skew.py); 0: off
+    #: the clock-skew guard (streams/embedded/skew.py); 0: off
     max_skew_s: int = 0
     fetch_wait_ms: int = DEFAULT_FETCH_WAIT_MS
     guarantee: str = "at_least_once"

@@ -51,8 +51,8 @@ from schemas.jsonschema import (
     validator,
 )
 from schemas.outputs import OUTPUT_FIELDS
+from streams.embedded.rules_file import load_rules
 from streams.kafka.router import PartitionRouter
-from streams.rules_file import load_rules
 from tests.contract.hjs_compat import from_schema
 from tests.integration.routeq import ROOT, routeq
 from tests.property.strategies import messy_streams, streams

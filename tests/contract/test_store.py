@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.store import MemoryStore, RocksStore, Store, StoreError
+from streams.embedded.store import MemoryStore, RocksStore, Store, StoreError
 
 Opener = Callable[[], Store]
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from streams.outfile import complete_lines, consume, output_offset
+from streams.embedded.outfile import complete_lines, consume, output_offset
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUTEQ = [sys.executable, "-m", "streams.cli"]
@@ -33,7 +33,7 @@ def routeq(*args: str | Path, stdin: bytes | None = None, check: bool = True,
 
 
 # The README's consumer rule (``consume``) and the line splitting it uses live in
-# streams/outfile.py; re-exported for the tests that import them from here.
+# streams/embedded/outfile.py; re-exported for the tests that import them from here.
 lines = complete_lines
 offset = output_offset
 __all__ = ["ROOT", "ROUTEQ", "consume", "env", "lines", "offset", "routeq"]

@@ -2,7 +2,7 @@
 
 A subprocess runs a large mixed input into a state dir and is killed at
 several points: at random wall-clock moments and at named points inside the
-runtime (``ROUTEQ_CRASH_POINT``, see ``streams/runtime.py``), among them just
+runtime (``ROUTEQ_CRASH_POINT``, see ``streams/embedded/runtime.py``), among them just
 before a checkpoint is written. It is then started again with the same
 command until it finishes. The outputs of all the runs, deduplicated by
 offset with the README's consumer rule, must equal the outputs of one

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from schemas.events import MAX_LINE_BYTES
 from streams.cli import main
-from streams.state import FORMAT, M_FORMAT
-from streams.store import RocksStore
+from streams.embedded.state import FORMAT, M_FORMAT
+from streams.embedded.store import RocksStore
 from tests.integration.routeq import consume, lines
 from tests.property.strategies import streams
 

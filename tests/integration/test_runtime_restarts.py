@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import default_rules
-from streams.inputs import read_chunks
-from streams.runtime import Runtime, Sink
-from streams.state import StateLayout
-from streams.store import Batch, MemoryStore
+from streams.embedded.inputs import read_chunks
+from streams.embedded.runtime import Runtime, Sink
+from streams.embedded.state import StateLayout
+from streams.embedded.store import Batch, MemoryStore
 from tests.integration.routeq import consume, lines
 from tests.property.strategies import streams
 

@@ -19,7 +19,7 @@ from engine import Engine
 from schemas.events import decode
 from schemas.outputs import encode_lines
 from streams.cli import main
-from streams.rules_file import load_rules
+from streams.embedded.rules_file import load_rules
 
 FILES = ("events.jsonl", "outputs.jsonl", "rules.toml", "summary.json")
 

@@ -1,4 +1,4 @@
-"""Reading input files in chunks: lines, line numbers and positions (streams/inputs.py)."""
+"""Reading input files in chunks: lines, line numbers and positions (streams/embedded/inputs.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import tempfile
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.inputs import Chunk, read_chunks
+from streams.embedded.inputs import Chunk, read_chunks
 
 LINES = st.lists(st.sampled_from([b'{"a":1}', b"x", b"", b"  ", b"\t", b"y\r", b"\r", b"zz z",
                                   b"w\rv", b"L" * 25, b"M" * 60 + b"\r"]), max_size=30)

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from engine import Engine
 from schemas.events import decode
+from streams.embedded.rules_file import load_rules
 from streams.kafka.router import OFFSET_ROW, PartitionRouter, SeekBacks, original_cause
-from streams.rules_file import load_rules
 from tests.integration.routeq import routeq
 
 PARTS = 4

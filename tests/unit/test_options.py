@@ -1,4 +1,4 @@
-"""The command-line pieces the commands share (streams/options.py), through the
+"""The command-line pieces the commands share (streams/cli/options.py), through the
 real ``routeq`` parser."""
 
 from __future__ import annotations

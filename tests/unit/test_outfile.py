@@ -1,5 +1,5 @@
 """``--out FILE`` after a kill: mended so that appending the re-derived outputs
-gives exactly the uninterrupted file (streams/outfile.py)."""
+gives exactly the uninterrupted file (streams/embedded/outfile.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.outfile import complete_lines, consume, open_resumed
+from streams.embedded.outfile import complete_lines, consume, open_resumed
 
 
 def output_lines(groups: list[int]) -> list[tuple[int, bytes]]:

@@ -14,7 +14,7 @@ from engine import parse_rules
 from simulators.tuning import Objective, apply, parse_space
 from simulators.tuning import settings as space_settings
 from streams.cli import main
-from streams.rules_file import load_rules
+from streams.embedded.rules_file import load_rules
 
 SPACE = """
 method = "grid"

@@ -1,4 +1,4 @@
-"""``streams.client.Client`` against a live ``routeq serve`` (issue 21): the
+"""``streams.http.client.Client`` against a live ``routeq serve`` (issue 21): the
 chat server's batching, retries with the same ids, and a stream that resumes
 by itself with ``Last-Event-ID``; across a ``kill -9`` and restart of the
 server on its ``--state``, no output is lost or doubled (the outputs equal
@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.client import Client, Cursor, Output, RouteqError
+from streams.http.client import Client, Cursor, Output, RouteqError
 from tests.integration.http.server import TOKEN_A, TOKEN_B, Server, ev
 from tests.integration.routeq import routeq
 

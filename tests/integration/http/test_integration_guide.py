@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.client import Client
+from streams.http.client import Client
 from tests.integration.http.server import ADMIN, Server
 from tests.integration.routeq import ROOT
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import orjson
 
 from engine import parse_rules
-from streams.service import Service
-from streams.state import StateLayout
-from streams.store import MemoryStore
+from streams.embedded.state import StateLayout
+from streams.embedded.store import MemoryStore
+from streams.http.service import Service
 from tests.integration.http.server import ev
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import orjson
 
 from engine import default_rules
-from streams.service import Service, parse_cursor
-from streams.state import StateLayout
-from streams.store import MemoryStore
+from streams.embedded.state import StateLayout
+from streams.embedded.store import MemoryStore
+from streams.http.service import Service, parse_cursor
 from tests.integration.http.server import ev
 
 
@@ -110,8 +110,8 @@ def test_stored_outputs_read_from_any_cursor_equal_the_replay() -> None:
 def test_feed_applies_the_decoded_events_it_is_given() -> None:
     """The runtime takes the events serve decoded and does not decode the lines
     again: a line and the event given for it that differ show which counts."""
-    from streams.inputs import Chunk
-    from streams.runtime import Runtime
+    from streams.embedded.inputs import Chunk
+    from streams.embedded.runtime import Runtime
 
     class Out:
         data = b""

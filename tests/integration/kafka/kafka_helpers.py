@@ -130,9 +130,9 @@ def wait_for(cond: Callable[[], bool], timeout: float, what: str | Callable[[], 
 def produce(topics: Topics, path: Path, pack: int = 1, rate: float = 0.0) -> int:
     from kafka import KafkaProducer
 
+    from streams.cli.produce import lines_of
+    from streams.cli.produce import produce as send_all
     from streams.kafka.settings import KafkaSettings, ensure_topics
-    from streams.produce import lines_of
-    from streams.produce import produce as send_all
 
     s = KafkaSettings(broker=f"kafka://{topics.broker}", input_topic=topics.input,
                       output_topic=topics.output, rejected_topic=topics.rejected,

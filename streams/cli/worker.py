@@ -11,6 +11,9 @@ import socket
 import sys
 
 from engine import RulesError
+from streams.cli.options import add_number, add_rules, fail
+from streams.embedded.rules_file import load_rules
+from streams.embedded.skew import DEFAULT_MAX_SKEW_S
 from streams.kafka.settings import (
     DEFAULT_APP_ID,
     DEFAULT_BATCH,
@@ -21,9 +24,6 @@ from streams.kafka.settings import (
     ensure_topics,
     settings_from,
 )
-from streams.options import add_number, add_rules, fail
-from streams.rules_file import load_rules
-from streams.skew import DEFAULT_MAX_SKEW_S
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]

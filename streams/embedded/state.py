@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from streams.store import Batch, Store, StoreError
+from streams.embedded.store import Batch, Store, StoreError
 
 FORMAT = b"routeq-state/1"
 

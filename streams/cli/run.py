@@ -3,7 +3,7 @@
 Without ``--state`` the engine lives in memory and an output's ``offset`` is
 its input's position among the non-blank input lines. With ``--state DIR``
 the input log, the engine's entities and the checkpoint live in one rocksdict
-database under DIR (see ``streams/runtime.py`` for the write order that makes
+database under DIR (see ``streams/embedded/runtime.py`` for the write order that makes
 a kill at any point safe); running the same command again resumes.
 """
 
@@ -16,11 +16,11 @@ import time
 from typing import Any
 
 from engine import RulesError
-from streams.inputs import InputError, check_inputs, read_chunks, total_bytes
-from streams.options import add_number, add_rules, fail
-from streams.outfile import open_resumed
-from streams.rules_file import read_rules
-from streams.runtime import (
+from streams.cli.options import add_number, add_rules, fail
+from streams.embedded.inputs import InputError, check_inputs, read_chunks, total_bytes
+from streams.embedded.outfile import open_resumed
+from streams.embedded.rules_file import read_rules
+from streams.embedded.runtime import (
     DEFAULT_CHECKPOINT_EVENTS,
     DEFAULT_CHECKPOINT_MS,
     Runtime,
@@ -29,8 +29,8 @@ from streams.runtime import (
     parse_recorded,
     paused_gc,
 )
-from streams.state import StateLayout
-from streams.store import RocksStore, StoreError
+from streams.embedded.state import StateLayout
+from streams.embedded.store import RocksStore, StoreError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from streams.service import Item, Service, abandonment, service_level
+from streams.http.service import Item, Service, abandonment, service_level
 
 WAIT_BUCKETS = (1, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
 #: tenants with labels of their own, beyond the configured ones (the rest: OTHER)

@@ -12,10 +12,10 @@ import argparse
 import os
 import sys
 
-from streams.replay import open_out, open_state
-from streams.runner import fail
-from streams.runtime import Sink
-from streams.store import StoreError
+from streams.cli.replay import open_out, open_state
+from streams.cli.run import fail
+from streams.embedded.runtime import Sink
+from streams.embedded.store import StoreError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]

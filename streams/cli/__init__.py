@@ -13,19 +13,19 @@ from collections.abc import Sequence
 
 #: command modules, in the order ``--help`` lists them
 COMMANDS = (
-    "streams.runner",
-    "streams.simulate",
-    "streams.replay",
-    "streams.export",
-    "streams.rules_cmd",
-    "streams.compare",
-    "streams.tune",
-    "streams.serve",
-    "streams.loadtest",
-    "streams.worker",
-    "streams.produce",
-    "streams.tail",
-    "streams.bench",
+    "streams.cli.run",
+    "streams.cli.simulate",
+    "streams.cli.replay",
+    "streams.cli.export",
+    "streams.cli.rules",
+    "streams.cli.compare",
+    "streams.cli.tune",
+    "streams.http.app",
+    "streams.cli.loadtest",
+    "streams.cli.worker",
+    "streams.cli.produce",
+    "streams.cli.tail",
+    "streams.cli.bench",
 )
 
 

@@ -1,4 +1,4 @@
-"""Command-line pieces the ``routeq`` commands share (``streams/cli.py`` lists them).
+"""Command-line pieces the ``routeq`` commands share (``streams/cli/__init__.py`` lists them).
 
 - :func:`add_rules` — ``--rules R.toml``, saying what applies without it;
 - :func:`add_number` — a numeric option whose help ends with its default and

@@ -34,8 +34,8 @@ from typing import Any
 from engine import Engine, Rules, RulesError, rules_from_toml
 from schemas.events import Event, EventError, decode_lines
 from schemas.outputs import Output, encode_lines
-from streams.inputs import Chunk
-from streams.state import StateLayout
+from streams.embedded.inputs import Chunk
+from streams.embedded.state import StateLayout
 
 DEFAULT_CHECKPOINT_EVENTS = 100_000
 DEFAULT_CHECKPOINT_MS = 2_000

@@ -1,7 +1,7 @@
 """A small client of ``routeq serve`` for chat servers (standard library only).
 
 ```python
-from streams.client import Client
+from streams.http.client import Client
 
 rq = Client("http://127.0.0.1:8080", token="shop-1's token")
 rq.send({"type": "chat.requested", "tenant": "shop-1", "ts": ms, "visitor": "v1",

@@ -14,11 +14,11 @@ import sys
 import time
 
 from engine import Engine, RulesError
-from streams.rules_file import read_rules
-from streams.runner import fail, summary
-from streams.runtime import Runtime, Sink, paused_gc
-from streams.state import StateLayout
-from streams.store import RocksStore, StoreError
+from streams.cli.run import fail, summary
+from streams.embedded.rules_file import read_rules
+from streams.embedded.runtime import Runtime, Sink, paused_gc
+from streams.embedded.state import StateLayout
+from streams.embedded.store import RocksStore, StoreError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]

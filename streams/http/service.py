@@ -18,7 +18,7 @@
   service-level figures that ``/metrics`` and the dashboard show.
 
 With a state dir the service keeps two things of its own there, beside the
-runtime's key spaces (``streams/state.py``); ``routeq run``, ``replay`` and
+runtime's key spaces (``streams/embedded/state.py``); ``routeq run``, ``replay`` and
 ``export`` ignore them:
 
 - the outputs, as ``O`` + the offset of the segment's last output (8 bytes,
@@ -51,9 +51,15 @@ import orjson
 from engine import Rules
 from engine.state import ASSIGNED, BOT, FORWARDED, ONLINE, WAITING, Tenant
 from schemas.events import OVERFLOW_SEP, EventError, decode_lines
-from streams.inputs import Chunk
-from streams.runtime import FREEZE_EVERY, Runtime, parse_recorded, paused_gc, settle_garbage
-from streams.state import StateLayout, pack_offset
+from streams.embedded.inputs import Chunk
+from streams.embedded.runtime import (
+    FREEZE_EVERY,
+    Runtime,
+    parse_recorded,
+    paused_gc,
+    settle_garbage,
+)
+from streams.embedded.state import StateLayout, pack_offset
 
 #: outputs kept in memory for resuming streams (older ones come from a replay)
 DEFAULT_HISTORY = 200_000

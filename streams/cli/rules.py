@@ -17,8 +17,8 @@ from typing import Any
 
 from engine import RulesError
 from engine.rules import DEFAULTS, rules_to_toml
-from streams.options import fail
-from streams.rules_file import read_rules
+from streams.cli.options import fail
+from streams.embedded.rules_file import read_rules
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]

@@ -70,7 +70,7 @@ def check_url(url: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
         return f"URL must be http://HOST:PORT, got {url!r}"
-    from streams.serve import is_loopback
+    from streams.http.app import is_loopback
 
     if not is_loopback(parts.hostname):
         return f"loadtest drives loopback servers only, not {parts.hostname}"
@@ -116,7 +116,7 @@ def scenario_events(name: str, seed: int, n: int) -> list[dict[str, Any]]:
     from engine import parse_rules
     from simulators.scenario import load_scenario
     from simulators.simulation import Simulation
-    from streams.simulate import resolve_rules_data
+    from streams.cli.simulate import resolve_rules_data
 
     scenario = load_scenario(name, [])
     rules = parse_rules(resolve_rules_data(scenario, None, None))

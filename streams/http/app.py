@@ -1,6 +1,6 @@
 """``routeq serve``: the embedded runtime behind HTTP, for chat servers.
 
-A thin aiohttp shell over ``streams.service.Service`` (which holds all the
+A thin aiohttp shell over ``streams.http.service.Service`` (which holds all the
 logic that tests can reach without HTTP):
 
 - ``POST /v1/events``: one JSON event, a JSON array of events, or NDJSON.
@@ -42,12 +42,16 @@ from typing import Any
 import orjson
 from aiohttp import ClientSession, ClientTimeout, web
 
+import schemas
 from engine import RulesError
 from schemas.events import TYPES
-from streams.metrics_http import DEFAULT_LABELED, ServeMetrics, TenantLabels
-from streams.rules_file import read_rules
-from streams.runtime import settle_garbage
-from streams.service import (
+from streams.embedded.rules_file import read_rules
+from streams.embedded.runtime import settle_garbage
+from streams.embedded.skew import DEFAULT_MAX_SKEW_S, skewed_lines
+from streams.embedded.state import StateLayout
+from streams.embedded.store import RocksStore, StoreError
+from streams.http.metrics import DEFAULT_LABELED, ServeMetrics, TenantLabels
+from streams.http.service import (
     CLOSED_KEPT,
     Cursor,
     Item,
@@ -56,10 +60,7 @@ from streams.service import (
     parse_cursor,
     rules_for,
 )
-from streams.skew import DEFAULT_MAX_SKEW_S, skewed_lines
-from streams.state import StateLayout
-from streams.store import RocksStore, StoreError
-from streams.tokens import Principal, Tokens, TokensError, load_tokens
+from streams.http.tokens import Principal, Tokens, TokensError, load_tokens
 
 DEFAULT_MAX_BODY = 1 << 20
 #: events waiting for the next group commit beyond which a POST gets 429
@@ -83,7 +84,7 @@ OVERVIEW_PAGE = 100
 WEBHOOK_BATCH = 1_000
 STATIC = Path(__file__).resolve().parent / "dashboard"
 #: the OpenAPI document of this server (generated: python -m schemas.jsonschema --write)
-OPENAPI = Path(__file__).resolve().parents[1] / "schemas" / "json" / "openapi.json"
+OPENAPI = Path(schemas.__file__).resolve().parent / "json" / "openapi.json"
 #: (not text/plain: a page of another origin may send it without asking, and
 #: the README promises 415 for it)
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl",
