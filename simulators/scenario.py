@@ -18,6 +18,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from engine import RulesError
+
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 
 
@@ -128,3 +130,22 @@ def get(table: dict[str, Any], key: str, default: Any, where: str = "") -> Any:
             raise ScenarioError(f"scenario key '{where}{key}' must be a number, got {v!r}")
         return float(v) if isinstance(default, float) else v
     return v
+
+
+def resolve_rules_data(scenario: dict[str, Any], rules_path: str | None,
+                       policy: str | None) -> dict[str, Any]:
+    """The rules mapping: the file if given, else the scenario's table; policy on top."""
+    if rules_path is not None:
+        try:
+            text = Path(rules_path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise RulesError(f"rules file not found: {rules_path}") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise RulesError(f"{rules_path}: rules: not valid TOML ({exc})") from None
+    else:
+        data = dict(scenario.get("rules", {}))
+    if policy is not None:
+        data["policy"] = policy
+    return data

@@ -20,7 +20,7 @@ COMMANDS = (
     "streams.cli.rules",
     "streams.cli.compare",
     "streams.cli.tune",
-    "streams.http.app",
+    "streams.cli.serve",
     "streams.cli.loadtest",
     "streams.cli.worker",
     "streams.cli.produce",
@@ -39,12 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         module = importlib.import_module(name)
         cmd = module.add_parser(sub)
-        cmd.set_defaults(handler=module.main)
+        cmd.set_defaults(handler=module.main, command_parser=cmd)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and not getattr(args, "passes_through", False):
+        args.command_parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
     try:
         return int(args.handler(args))
     except BrokenPipeError:  # e.g. `routeq run … | head`

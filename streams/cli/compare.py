@@ -18,10 +18,11 @@ from typing import Any
 
 import orjson
 
-from engine import POLICIES, Rules, RulesError
+from engine import POLICIES, RulesError
 from simulators.candidates import build, run_all, trace_rules
-from simulators.whatif import Trace, TraceError, read_trace
+from simulators.whatif import TraceError
 from simulators.whatif_metrics import comparison_table
+from streams.cli.common import add_trace_args, load_trace
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -45,27 +46,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     return p
 
 
-def add_trace_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("trace", metavar="TRACE",
-                   help="events.jsonl (routeq simulate, routeq export or a chat server's "
-                   "history), or a routeq simulate output directory")
-    p.add_argument("--trace-rules", metavar="R.toml",
-                   help="the rules the trace was recorded with (default: TRACE/rules.toml "
-                   "for a directory, else the defaults)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the sampled parts (default 1)")
-    p.add_argument("--jobs", type=int, help="parallel processes (default: CPU count)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
-
-
-def load(args: argparse.Namespace, command: str, base: Rules) -> Trace | None:
-    """Read the trace, or print why not (``None``)."""
-    try:
-        return read_trace(args.trace, base)
-    except (TraceError, RulesError, OSError) as exc:
-        print(f"routeq {command}: {exc}", file=sys.stderr)
-        return None
-
-
 def main(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
@@ -74,7 +54,7 @@ def main(args: argparse.Namespace) -> int:
     except (TraceError, RulesError) as exc:
         print(f"routeq compare: {exc}", file=sys.stderr)
         return 2
-    trace = load(args, "compare", base)
+    trace = load_trace(args, "compare", base)
     if trace is None:
         return 2
     progress = not args.quiet and sys.stderr.isatty()

@@ -12,8 +12,8 @@ import argparse
 import os
 import sys
 
-from streams.cli.replay import open_out, open_state
-from streams.cli.run import fail
+from streams.cli.common import open_out, open_state
+from streams.cli.options import fail
 from streams.embedded.runtime import Sink
 from streams.embedded.store import StoreError
 

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import io
 import os
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +25,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+
+from streams.cli.options import fail
 
 MAX_DURATION_S = 600.0
 MAX_EVENTS = 2_000_000
@@ -61,11 +62,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     return p
 
 
-def fail(message: str) -> int:
-    print(f"routeq loadtest: {message}", file=sys.stderr)
-    return 2
-
-
 def check_url(url: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
@@ -80,21 +76,22 @@ def check_url(url: str) -> str | None:
 def main(args: argparse.Namespace) -> int:
     problem = check_url(args.url)
     if problem:
-        return fail(problem)
+        return fail(problem, "loadtest")
     if not 0 < args.duration <= MAX_DURATION_S:
-        return fail(f"--duration must be in (0, {MAX_DURATION_S:g}] seconds")
+        return fail(f"--duration must be in (0, {MAX_DURATION_S:g}] seconds", "loadtest")
     if not 0 < args.rate <= MAX_RATE:
-        return fail(f"--rate must be in (0, {MAX_RATE:g}] events/s")
+        return fail(f"--rate must be in (0, {MAX_RATE:g}] events/s", "loadtest")
     if not 1 <= args.batch <= 10_000:
-        return fail("--batch must be 1..10000")
+        return fail("--batch must be 1..10000", "loadtest")
     total = int(args.rate * args.duration)
     if total > MAX_EVENTS:
-        return fail(f"rate x duration = {total:,} events, over the bound of {MAX_EVENTS:,}")
+        return fail(f"rate x duration = {total:,} events, over the bound of {MAX_EVENTS:,}",
+                    "loadtest")
     total = max(total, args.batch)
     try:
         events = scenario_events(args.scenario, args.seed, total)
     except Exception as exc:  # noqa: BLE001 - a scenario error, say it and stop
-        return fail(f"scenario {args.scenario}: {exc}")
+        return fail(f"scenario {args.scenario}: {exc}", "loadtest")
     conns = args.connections or (32 if args.batch == 1 else 8)
     report = asyncio.run(drive(args.url.rstrip("/"), args.token, events, args.rate,
                                args.batch, conns))
@@ -114,9 +111,8 @@ def scenario_events(name: str, seed: int, n: int) -> list[dict[str, Any]]:
     """The first ``n`` input events of a simulated run of the scenario (its
     log repeated, with fresh ids, if one run is shorter)."""
     from engine import parse_rules
-    from simulators.scenario import load_scenario
+    from simulators.scenario import load_scenario, resolve_rules_data
     from simulators.simulation import Simulation
-    from streams.cli.simulate import resolve_rules_data
 
     scenario = load_scenario(name, [])
     rules = parse_rules(resolve_rules_data(scenario, None, None))

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 from engine import Engine, RulesError
-from streams.cli.run import fail, summary
+from streams.cli.common import open_out, open_state, summary
+from streams.cli.options import fail
 from streams.embedded.rules_file import read_rules
 from streams.embedded.runtime import Runtime, Sink, paused_gc
-from streams.embedded.state import StateLayout
-from streams.embedded.store import RocksStore, StoreError
+from streams.embedded.store import StoreError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -35,23 +34,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     p.add_argument("--out", metavar="FILE", help="write outputs here (default: stdout)")
     p.add_argument("--quiet", action="store_true", help="no summary on stderr")
     return p
-
-
-def open_state(path: str) -> tuple[RocksStore, StateLayout]:
-    if not os.path.isdir(path):
-        raise StoreError(f"state dir not found: {path}")
-    store = RocksStore(path, read_only=True)
-    try:
-        return store, StateLayout(store, path)
-    except StoreError:
-        store.close()
-        raise
-
-
-def open_out(path: str | None) -> tuple[int, bool]:
-    if path is None:
-        return sys.stdout.fileno(), False
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), True
 
 
 def main(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from engine import RulesError
+from streams.cli.common import summary
 from streams.cli.options import add_number, add_rules, fail
 from streams.embedded.inputs import InputError, check_inputs, read_chunks, total_bytes
 from streams.embedded.outfile import open_resumed
@@ -135,20 +136,3 @@ def _run(args: argparse.Namespace, rules: Any, rules_text: str,
     if not args.quiet:
         summary(rt, time.perf_counter() - started, "run")
     return code
-
-
-def summary(rt: Runtime, wall: float, name: str) -> None:
-    total = rt.applied + rt.rejected
-    rate = total / wall if wall > 0 else 0.0
-    lines = []
-    if rt.resumed_from is not None:
-        lines.append(f"resumed from the checkpoint at offset {rt.resumed_from}, "
-                     f"re-applied {rt.reapplied} logged events")
-    if rt.deployed:
-        lines.append(f"deployed rules {rt.rules.hash} from offset {rt.offset_at_resume}")
-    lines.append(f"{rt.applied} events applied, {rt.rejected} rejected, "
-                 f"{rt.duplicates} duplicates ignored, {wall:.2f} s, {rate:,.0f} events/s")
-    out = [f"routeq {name}: " + "\n  ".join(lines)]
-    for otype, k in sorted(rt.counts.items()):
-        out.append(f"  {otype:16} {k}")
-    print("\n".join(out), file=sys.stderr)

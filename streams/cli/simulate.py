@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import orjson
 from engine import POLICIES, RulesError, parse_rules
 from simulators.metrics import table
 from simulators.rules_toml import rules_to_toml
-from simulators.scenario import ScenarioError, bundled, load_scenario
+from simulators.scenario import ScenarioError, bundled, load_scenario, resolve_rules_data
 from simulators.simulation import Simulation, relaxed_gc
 
 #: command-line shortcuts for the queue scenarios' parameters
@@ -58,25 +57,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
                        help=f"queue scenarios: {text}")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
     return p
-
-
-def resolve_rules_data(scenario: dict[str, Any], rules_path: str | None,
-                       policy: str | None) -> dict[str, Any]:
-    """The rules mapping: the file if given, else the scenario's table; policy on top."""
-    if rules_path is not None:
-        try:
-            text = Path(rules_path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise RulesError(f"rules file not found: {rules_path}") from None
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise RulesError(f"{rules_path}: rules: not valid TOML ({exc})") from None
-    else:
-        data = dict(scenario.get("rules", {}))
-    if policy is not None:
-        data["policy"] = policy
-    return data
 
 
 def main(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from simulators.candidates import run_all, trace_rules
 from simulators.rules_toml import rules_to_toml
 from simulators.tuning import OBJECTIVES, Objective, SpaceError, apply, load_space, settings
 from simulators.whatif_metrics import comparison_table, value
-from streams.cli.compare import add_trace_args, load
+from streams.cli.common import add_trace_args, load_trace
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -58,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"routeq tune: {exc}", file=sys.stderr)
         return 2
     objective = Objective(args.objective, args.min_service_level, args.max_abandonment)
-    trace = load(args, "tune", base)
+    trace = load_trace(args, "tune", base)
     if trace is None:
         return 2
     progress = not args.quiet and sys.stderr.isatty()
