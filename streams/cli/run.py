@@ -27,8 +27,8 @@ from streams.embedded.runtime import (
     Runtime,
     Sink,
     StrictStop,
-    parse_recorded,
     paused_gc,
+    rules_for,
 )
 from streams.embedded.state import StateLayout
 from streams.embedded.store import RocksStore, StoreError
@@ -78,10 +78,7 @@ def main(args: argparse.Namespace) -> int:
         try:
             store = RocksStore(args.state, sync=args.sync)
             layout = StateLayout(store, args.state)
-            history = layout.rules_history()
-            if args.rules is None and history:  # keep the rules in force
-                rules_text = history[-1][1]
-                rules = parse_recorded(rules_text)
+            rules, rules_text = rules_for(layout, rules, rules_text, args.rules is not None)
         except (StoreError, RulesError) as exc:
             if store is not None:
                 store.close()

@@ -21,7 +21,7 @@ from aiohttp import web
 from engine import RulesError
 from streams.cli.options import fail as _fail
 from streams.embedded.rules_file import read_rules
-from streams.embedded.runtime import settle_garbage
+from streams.embedded.runtime import rules_for, settle_garbage
 from streams.embedded.skew import DEFAULT_MAX_SKEW_S
 from streams.embedded.state import StateLayout
 from streams.embedded.store import RocksStore, StoreError
@@ -39,7 +39,7 @@ from streams.http.app import (
     quiet_request_text,
 )
 from streams.http.metrics import DEFAULT_LABELED
-from streams.http.service import Service, rules_for
+from streams.http.service import Service
 from streams.http.tokens import Tokens, TokensError, load_tokens
 
 

@@ -135,6 +135,17 @@ def parse_recorded(text: str) -> Rules:
         raise RulesError(f"rules recorded in the state dir no longer load: {exc}") from None
 
 
+def rules_for(layout: StateLayout | None, rules: Rules, rules_text: str,
+              explicit: bool) -> tuple[Rules, str]:
+    """The rules a command starts with: without an explicit rules file
+    (``explicit``), the rules in force in the state dir, else ``rules``."""
+    if layout is not None and not explicit:
+        history = layout.rules_history()
+        if history:
+            return parse_recorded(history[-1][1]), history[-1][1]
+    return rules, rules_text
+
+
 class Runtime:
     def __init__(
         self, rules: Rules, sink: Sink, layout: StateLayout | None = None, *,

@@ -55,7 +55,6 @@ from streams.embedded.inputs import Chunk
 from streams.embedded.runtime import (
     FREEZE_EVERY,
     Runtime,
-    parse_recorded,
     paused_gc,
     settle_garbage,
 )
@@ -851,13 +850,3 @@ class _Collect:
 
 def _int_or_none(raw: bytes | None) -> int | None:
     return int(raw) if raw else None
-
-
-def rules_for(layout: StateLayout | None, rules: Rules, rules_text: str,
-              explicit: bool) -> tuple[Rules, str]:
-    """Without an explicit rules file, the rules in force in the state dir."""
-    if layout is not None and not explicit:
-        history = layout.rules_history()
-        if history:
-            return parse_recorded(history[-1][1]), history[-1][1]
-    return rules, rules_text
