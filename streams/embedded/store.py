@@ -149,6 +149,19 @@ class RocksStore:
             raise StoreError(f"cannot open state dir {self.path}: {text}") from None
         self._wopt = WriteOptions()
         self._wopt.sync = sync
+        self._owned = True
+
+    @classmethod
+    def over(cls, db: Rdict, name: str, *, wal: bool = True) -> RocksStore:
+        """A store over a raw-mode database that its owner opened and closes (a
+        Faust table's partition): the Kafka worker writes its rows through the
+        same interface as the embedded runtime. ``wal=False``: writes skip the
+        write-ahead log (the changelog is the durable copy)."""
+        self = cls.__new__(cls)
+        self.path, self.db, self._owned = name, db, False
+        self._wopt = WriteOptions()
+        self._wopt.disable_wal = not wal
+        return self
 
     def get(self, key: bytes) -> bytes | None:
         value = self.db.get(key)
@@ -177,4 +190,5 @@ class RocksStore:
         self.db.compact_range(None, None)
 
     def close(self) -> None:
-        self.db.close()
+        if self._owned:
+            self.db.close()

@@ -49,13 +49,13 @@ from typing import Any
 import faust
 import orjson
 from faust.types import TP
-from rocksdict import WriteBatch, WriteOptions
 
 from engine.rules import Rules
 from streams.embedded.runtime import FREEZE_EVERY, settle_garbage
 from streams.kafka.recovery import RouteqTableManager
 from streams.kafka.router import SEP, PartitionRouter, SeekBacks
 from streams.kafka.settings import KafkaSettings
+from streams.kafka.table import partition_store
 
 log = logging.getLogger("routeq.worker")
 
@@ -152,9 +152,6 @@ class WorkerShell:
         self.events = 0
         self.batches = 0
         self._out: RecordBatches | None = None
-        # the local store is a cache of the changelog: no write-ahead log needed
-        self._no_wal = WriteOptions()
-        self._no_wal.disable_wal = True
         self._since_gc = 0
         #: False from a rebalance's start until its table recovery has ended
         self.ready = False
@@ -238,15 +235,16 @@ class WorkerShell:
         if self.seeks.pending:
             self.seeks.on_in_order({m[0] for m in msgs}.difference(fx.held))
         # local state first (no await in between: a rebalance cannot cut in)
-        store = self.table.data
         for p, rows in fx.rows.items():
-            wb = WriteBatch(raw_mode=True)
+            # a cache of the changelog: no write-ahead log needed
+            local = partition_store(self.table, p, wal=False)
+            b = local.batch()
             for k, v in rows:
                 if v is None:
-                    wb.delete(k)
+                    b.delete(k)
                 else:
-                    wb.put(k, v)
-            store._db_for_partition(p).write(wb, self._no_wal)
+                    b.put(k, v)
+            local.write(b)
         out = await self._batches()
         s = self.s
         dumps = orjson.dumps
@@ -279,9 +277,12 @@ class WorkerShell:
         # recovery at the next rebalance reads only what came after (without
         # it, every rebalance read again all this worker wrote since its last
         # recovery, and a failover took longer the longer the worker had run).
+        offset_key = self.table.data.offset_key
         for p, end in ends.items():
-            store._db_for_partition(p).put(store.offset_key, str(end).encode(),
-                                           self._no_wal)
+            local = partition_store(self.table, p, wal=False)
+            b = local.batch()
+            b.put(offset_key, str(end).encode())
+            local.write(b)
         self.events += len(msgs)
         self._since_gc += len(msgs)
         if self._since_gc >= FREEZE_EVERY:  # see streams/embedded/runtime.py: the GC is paused

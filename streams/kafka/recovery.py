@@ -34,7 +34,8 @@ from typing import Any
 from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
 from faust.types import TP
-from rocksdict import WriteBatch
+
+from streams.kafka.table import clear, partition_store
 
 log = logging.getLogger("routeq.worker")
 
@@ -72,13 +73,8 @@ class ChangelogFirstRecovery(Recovery):
         type(self).discarded += 1
         if table is None:
             return
-        store = table.data  # type: ignore[attr-defined]
-        db = store._db_for_partition(tp.partition)
-        wb = WriteBatch(raw_mode=True)
-        for key in db.keys():  # noqa: SIM118 (an Rdict, not a dict)
-            wb.delete(key)
-        db.write(wb)
-        index = getattr(store, "_key_index", None)
+        clear(partition_store(table, tp.partition))
+        index = getattr(table.data, "_key_index", None)  # type: ignore[attr-defined]
         if index is not None:
             index.clear()
 

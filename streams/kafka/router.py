@@ -49,6 +49,7 @@ from engine.rules import Rules
 from schemas.events import OVERFLOW_SEP, EventError, decode
 from schemas.outputs import Output, rejected
 from streams.embedded.skew import skew_error
+from streams.embedded.state import ENTITY, EntityKey, entity_key, parse_entity_key
 
 log = logging.getLogger("routeq.worker")
 
@@ -58,14 +59,18 @@ FORWARDED = "event.forwarded"
 OFFSET_ROW = (SEP + "next").encode()
 
 
-def row_key(owner: str, key: tuple[str, str, str]) -> bytes:
-    """The table key of entity ``key`` held by ``owner``'s engine."""
-    return SEP.join((owner, *key)).encode()
+def row_key(owner: str, key: EntityKey) -> bytes:
+    """The table key of entity ``key`` held by ``owner``'s engine: the owner,
+    then the entity's key as the embedded runtime stores it."""
+    return owner.encode() + b"\x00" + entity_key(key)
 
 
-def parse_row_key(raw: bytes) -> tuple[str, tuple[str, str, str]]:
-    owner, kind, name, ident = raw.decode().split(SEP, 3)
-    return owner, (kind, name, ident)
+def parse_row_key(raw: bytes) -> tuple[str, EntityKey]:
+    owner, _, rest = raw.partition(b"\x00")
+    if not rest.startswith(ENTITY):
+        raise ValueError(f"table row {raw!r} is not an entity row of this routeq version "
+                         "(start the worker on new topics, or with a new --app-id)")
+    return owner.decode(), parse_entity_key(rest)
 
 
 @dataclass
