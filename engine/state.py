@@ -95,7 +95,7 @@ class Visitor:
     def to_record(self) -> Record:
         # spelled out (a comprehension over __slots__ took twice as long: this
         # runs for every visitor a page view touched, at every checkpoint);
-        # tests/unit/test_state_records.py checks it against __slots__
+        # tests/engine/test_state_records.py checks it against __slots__
         return {
             "first_ts": self.first_ts, "last_ts": self.last_ts, "pages": self.pages,
             "page": self.page, "keyword": self.keyword, "category": self.category,

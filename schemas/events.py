@@ -167,7 +167,7 @@ def _customer(v: object) -> dict[str, Any]:
 
 #: what each check accepts, as JSON Schema (draft 2020-12): ``schemas/jsonschema.py``
 #: builds the published schemas (``schemas/json/``) from these and ``FIELDS``, and
-#: tests/contract/test_json_schema.py checks that the schemas and the checks agree
+#: tests/schemas/test_json_schema.py checks that the schemas and the checks agree
 JSON_SCHEMA: Mapping[Check, Mapping[str, Any]] = {
     _ident: {"type": "string", "minLength": 1, "maxLength": 128},
     _text: {"type": "string", "maxLength": MAX_TEXT},
@@ -343,7 +343,7 @@ def _validate(obj: object) -> Event:
 # ``validate`` first tries a function generated from ``FIELDS`` per type, with
 # the simple checks inlined: it returns the same event as ``_validate`` for a
 # valid input, and None for anything it does not accept, which then goes the
-# step-by-step way (and gets its precise error). tests/unit/test_fast_validate.py
+# step-by-step way (and gets its precise error). tests/schemas/test_fast_validate.py
 # checks that both agree.
 
 _MISSING = object()

@@ -9,7 +9,7 @@ under ``schemas/json/`` are committed and shipped in the package::
     python -m schemas.jsonschema --write    # regenerate schemas/json/
     python -m schemas.jsonschema --check    # exit 1 if a file is not current
 
-tests/contract/test_json_schema.py fails when a committed file is not what
+tests/schemas/test_json_schema.py fails when a committed file is not what
 this module generates.
 
 What JSON Schema cannot say, and the decoder does:

@@ -43,7 +43,7 @@ DEFAULT_CHECKPOINT_MS = 2_000
 #: test-only: ``<point>:<n>`` kills the process with SIGKILL at the n-th time
 #: it passes ``point`` (``checkpoint``: a batch holding a checkpoint is about to
 #: be written; ``before-write``, ``after-write``, ``after-apply``: of every
-#: chunk; ``before-final``); see tests/integration/test_crash_safety.py
+#: chunk; ``before-final``); see tests/embedded/test_crash_safety.py
 CRASH_ENV = "ROUTEQ_CRASH_POINT"
 
 

@@ -13,7 +13,7 @@ files; so do we: this one and nothing else imports it):
 
 Keys and values are bytes. ``MemoryStore`` is what tests and in-process
 restarts use; ``RocksStore`` is one rocksdict database under a directory.
-Both pass the same contract suite (``tests/contract/test_store.py``).
+Both pass the same contract suite (``tests/embedded/test_store.py``).
 """
 
 from __future__ import annotations

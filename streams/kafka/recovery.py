@@ -9,7 +9,7 @@ offset in that topic (highwater)"): a survivor taking over a dead worker's
 partitions would die too, and no worker would be left.
 
 Why local data gets ahead of the broker's end here (reproduced in
-``tests/integration/kafka/test_failover.py``): Tansu 0.6 reports a partition's
+``tests/kafka/test_failover.py``): Tansu 0.6 reports a partition's
 end offset as the *first* offset of its last record batch + 1, not the last
 offset + 1. The worker closes every changelog write with a one-record batch
 so that the end is exact (``streams/kafka/app.py``), but a worker killed

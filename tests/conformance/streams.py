@@ -20,7 +20,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from tests.property.strategies import _event
+from tests.strategies import _event
 
 T0 = 1_790_000_000_000
 MERCHANTS = ("m1", "m2")

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tests.conformance.model import Step
 from tests.conformance.streams import Obj, encode, streams
 from tests.conformance.suite import ConformanceSuite, group_by_offset, outputs_of
-from tests.integration.routeq import routeq
+from tests.routeq import routeq
 
 #: first runs (not killed, killed): the kill must happen in most examples
 KILLED = [0, 0]

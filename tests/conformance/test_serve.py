@@ -19,7 +19,7 @@ import pytest
 from tests.conformance.model import Step
 from tests.conformance.streams import Obj, encode, rename
 from tests.conformance.suite import RULES, ConformanceSuite
-from tests.integration.http.server import ADMIN, Server
+from tests.http.server import ADMIN, Server
 
 pytestmark = pytest.mark.integration
 

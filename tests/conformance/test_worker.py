@@ -23,7 +23,7 @@ import pytest
 from tests.conformance.model import Step
 from tests.conformance.streams import Obj, encode, rename
 from tests.conformance.suite import RULES, ConformanceSuite
-from tests.integration.kafka.kafka_helpers import (
+from tests.kafka.kafka_helpers import (
     TopicReader,
     Topics,
     Worker,
@@ -31,7 +31,7 @@ from tests.integration.kafka.kafka_helpers import (
     tansu,
     wait_for,
 )
-from tests.integration.routeq import routeq
+from tests.routeq import routeq
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

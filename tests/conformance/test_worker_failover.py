@@ -32,7 +32,7 @@ from tests.conformance.model import Step
 from tests.conformance.streams import Obj, encode, rename, streams
 from tests.conformance.suite import TALLY, verify
 from tests.conformance.test_worker import SENTINEL, WORKER_RULES, _place, _tenant
-from tests.integration.kafka.kafka_helpers import (
+from tests.kafka.kafka_helpers import (
     TopicReader,
     Topics,
     Worker,
@@ -41,7 +41,7 @@ from tests.integration.kafka.kafka_helpers import (
     tansu,
     wait_for,
 )
-from tests.integration.routeq import routeq
+from tests.routeq import routeq
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

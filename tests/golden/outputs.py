@@ -22,7 +22,7 @@ from pathlib import Path
 import orjson
 
 from benchmarks.mixed_events import write
-from tests.integration.routeq import routeq
+from tests.routeq import routeq
 
 RECORD = Path(__file__).with_name("outputs.json")
 SCENARIOS = {"demo": "3", "double11": "1", "marketplace": "2", "erlang_c": "2", "erlang_a": "2"}

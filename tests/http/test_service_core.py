@@ -1,0 +1,130 @@
+"""The service core without HTTP: numbering, replay = live, results per line."""
+
+from __future__ import annotations
+
+import orjson
+
+from engine import default_rules
+from streams.embedded.state import StateLayout
+from streams.embedded.store import MemoryStore
+from streams.http.service import Service, parse_cursor
+from tests.http.server import ev
+
+
+def lines(*events: dict) -> list[bytes]:
+    return [orjson.dumps(e) for e in events]
+
+
+def started(history: int = 1000) -> tuple[Service, MemoryStore]:
+    store = MemoryStore()
+    svc = Service(default_rules(), StateLayout(store), history=history)
+    svc.start()
+    return svc, store
+
+
+def traffic(svc: Service) -> None:
+    svc.submit([lines(ev("agent.state", "a", 1, "s1", agent="ann", status="online",
+                         capacity=1),
+                      ev("agent.state", "b", 1, "s2", agent="bob", status="online",
+                         capacity=1))])
+    svc.submit([lines(*[ev("chat.requested", f"r{i}", 10 + i, f"s{1 + i % 2}",
+                           visitor=f"v{i}", chat=f"c{i}") for i in range(6)]),
+                lines(ev("clock", "tick", 100, None))])
+    svc.submit([lines(ev("chat.ended", "e0", 200, "s1", chat="c0"),
+                      ev("visitor.left", "l3", 210, "s2", visitor="v3"))])
+
+
+def test_results_per_line_and_offsets() -> None:
+    svc, _ = started()
+    res = svc.submit([lines(ev("clock", "k1", 5, "s1")),
+                      [b"{oops", orjson.dumps(ev("clock", "k1", 6, "s1"))]])
+    assert [[(r.status, r.offset) for r in req] for req in res] == [
+        [("accepted", 0)], [("rejected", 1), ("duplicate", 2)]]
+    assert res[1][0].error is not None and svc.offset == 3
+
+
+def test_numbering_and_replay_equal_the_live_outputs() -> None:
+    svc, _ = started(history=3)  # keeps only the last few
+    sub = svc.subscribe(None, lambda: None)
+    traffic(svc)
+    kept = list(sub.items)
+    assert [it.id for it in kept][:3] == ["2.0", "3.0", "4.0"]  # agents at 0, 1: no output
+    # ids are unique and increasing
+    assert [it.cursor for it in kept] == sorted({it.cursor for it in kept})
+    # what the history no longer holds comes back from the log, byte for byte
+    assert svc.history_from > 0
+    old = svc.replay_range((-1, -1), svc.history_from, None)
+    recent, _ = svc.recent(old[-1].cursor, None)
+    assert [(it.cursor, it.line) for it in old + recent] == [(it.cursor, it.line) for it in kept]
+    # a tenant sees its own only
+    mine = svc.replay_range((-1, -1), svc.offset + 1, "s2")
+    assert mine and all(orjson.loads(it.line)["tenant"] == "s2" for it in mine)
+    assert [it.line for it in mine] == [it.line for it in kept if it.tenant == "s2"]
+
+
+def test_chat_view_follows_the_queue() -> None:
+    svc, _ = started()
+    traffic(svc)
+    # s1: c0 assigned then ended -> c2 assigned, c4 waits first
+    assert svc.chat_view("s1", "c2")["state"] == "assigned"  # type: ignore[index]
+    view = svc.chat_view("s1", "c4")
+    assert view is not None and view["position"] == 1 and view["queue_length"] == 1
+    assert svc.chat_view("s2", "c3") == {"tenant": "s2", "chat": "c3", "state": "abandoned",
+                                         "ended_ms": 210}
+    assert svc.chat_view("s1", "c0") == {"tenant": "s1", "chat": "c0", "state": "ended",
+                                         "ended_ms": svc.chat_view("s1", "c0")["ended_ms"]}  # type: ignore[index]
+    assert svc.chat_view("s1", "c3") is None
+
+
+def test_parse_cursor() -> None:
+    assert parse_cursor("12.3") == (12, 3)
+    assert parse_cursor("12") == (12, -1)
+    assert parse_cursor("") is None
+
+
+def test_stored_outputs_read_from_any_cursor_equal_the_replay() -> None:
+    svc, _ = started(history=2)
+    traffic(svc)
+    for _ in range(3):
+        traffic_more = [ev("clock", f"k{svc.offset}", 1_000 + svc.offset, None)]
+        svc.submit([lines(*traffic_more)])
+    every = svc.replay_range((-1, -1), svc.offset, None)
+    assert svc.replayed > 0 and len(every) > 5
+    cursors = [(-1, -1), (0, -1)] + [it.cursor for it in every]
+    for tenant in (None, "s1", "s2"):
+        for after in cursors:
+            pages: list = []
+            pos = after
+            while pos is not None:  # pages of about 2
+                got, pos = svc.read_range(pos, svc.offset, tenant, limit=2)
+                pages += got
+            want = [it for it in every if it.cursor > after and it.visible_to(tenant)]
+            assert [(it.cursor, it.line) for it in pages] == [
+                (it.cursor, it.line) for it in want], (tenant, after)
+    # below: nothing at or past it
+    got, pos = svc.read_range((0, -1), 5, None)
+    assert pos is None and all(it.offset < 5 for it in got)
+    assert svc.read_stored > 0
+
+
+def test_feed_applies_the_decoded_events_it_is_given() -> None:
+    """The runtime takes the events serve decoded and does not decode the lines
+    again: a line and the event given for it that differ show which counts."""
+    from streams.embedded.inputs import Chunk
+    from streams.embedded.runtime import Runtime
+
+    class Out:
+        data = b""
+
+        def write(self, data: bytes) -> None:
+            self.data += data
+
+    out = Out()
+    rt = Runtime(default_rules(), out)  # type: ignore[arg-type]
+    line = orjson.dumps(ev("chat.requested", "r1", 5, "s1", visitor="v", chat="from-line"))
+    given = ev("chat.requested", "r1", 5, "s1", visitor="v", chat="given")
+    rt.feed(Chunk([line], [1], "-", 0, 0, len(line) + 1, None, 0), ([given], []))
+    assert orjson.loads(out.data)["chat"] == "given"
+    # and afterwards the runtime decodes what ``feed`` gets, as before
+    rt.feed(Chunk([line.replace(b"r1", b"r2")], [2], "-", 0, 0, len(line) + 1, None, 0))
+    assert orjson.loads(out.data.splitlines()[-1])["chat"] == "from-line"

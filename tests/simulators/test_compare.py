@@ -1,0 +1,133 @@
+"""routeq compare: own rules reproduce the trace; a known answer; reproducible numbers."""
+
+from __future__ import annotations
+
+import re
+import statistics
+from pathlib import Path
+
+import orjson
+import pytest
+
+from simulators.candidates import build, run_all, trace_rules
+from simulators.whatif import read_trace, run_candidate
+from simulators.whatif_metrics import value
+from streams.cli import main
+from tests.simulators.conftest import simulate
+
+#: metric, absolute tolerance of the mean difference over seeds
+TOLERANCE = (
+    ("overall.service_level", 0.03),
+    ("overall.abandonment_rate", 0.02),
+    ("overall.wait_mean_s", 1.5),
+    ("overall.occupancy", 0.02),
+    ("overall.sticky_hit_rate", 0.05),
+    ("whatif.cart_checkout.abandonment_rate", 0.04),
+)
+
+
+@pytest.mark.parametrize("scenario,hours,extra", [
+    ("demo", 3.0, []),                                 # acceptance, declines, bot first
+    ("double11", 0.5, ["--policy", "least_loaded"]),  # no acceptance, another policy
+])
+def test_own_rules_reproduce_the_trace(tmp_path: Path, scenario: str, hours: float,
+                                       extra: list[str]) -> None:
+    """Re-simulated under the rules it was recorded with, a trace gives back its own
+    metrics (patience of served visitors is sampled, so: on average over seeds)."""
+    diffs: dict[str, list[float]] = {k: [] for k, _ in TOLERANCE}
+    revenue: list[float] = []
+    for trace_seed in (1, 2):
+        d = simulate(tmp_path / f"t{trace_seed}", scenario, hours, trace_seed, *extra)
+        rules, _ = trace_rules(str(d), None)
+        trace = read_trace(str(d), rules, str(tmp_path))
+        recorded = trace.recorded
+        # the metrics of the read pass are those of the run itself
+        summary = orjson.loads((d / "summary.json").read_bytes())
+        assert recorded["overall"]["human"] == summary["overall"]["human"]
+        assert recorded["overall"]["chat_revenue"] == summary["overall"]["chat_revenue"]
+        for seed in (1, 2):
+            again = run_candidate(trace, rules, seed)
+            assert again["overall"]["chats"] == recorded["overall"]["chats"]
+            assert again["overall"]["open"] == 0
+            for key, _ in TOLERANCE:
+                a, b = value(again, key), value(recorded, key)
+                if a is not None and b is not None:
+                    diffs[key].append(a - b)
+            r0 = value(recorded, "overall.chat_revenue")
+            if r0:
+                revenue.append(value(again, "overall.chat_revenue") / r0 - 1)
+    for key, tol in TOLERANCE:
+        assert abs(statistics.mean(diffs[key])) <= tol, (key, diffs[key])
+    assert abs(statistics.mean(revenue)) <= 0.05, revenue
+
+
+def test_priority_beats_fifo_where_checkout_chats_are_scarce_and_valuable(
+        scarce_trace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["compare", str(scarce_trace), "--policy", "priority", "--policy",
+               "fifo_round_robin", "--jobs", "1"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.split()[:1] == ["trace"])
+    assert header.split() == ["trace", "priority", "fifo_round_robin"]
+    rows = {parts[0]: parts[1:] for parts in
+            (re.split(r"\s{2,}", line.strip()) for line in out.splitlines())}
+    for row in ("checkout wait mean s", "cart+checkout abandonment", "revenue after chat"):
+        trace_v, prio, fifo = rows[row]
+        assert prio.endswith("*") and not fifo.endswith("*"), (row, rows[row])
+    prio_wait = float(rows["checkout wait mean s"][1].rstrip("*"))
+    fifo_wait = float(rows["checkout wait mean s"][2].rstrip("*"))
+    assert prio_wait < 0.8 * fifo_wait
+    prio_rev = float(rows["revenue after chat"][1].rstrip("*").replace(",", ""))
+    fifo_rev = float(rows["revenue after chat"][2].rstrip("*").replace(",", ""))
+    assert prio_rev > 1.2 * fifo_rev
+    # the trace was recorded under fifo_round_robin: re-simulating it gives it back
+    assert rows["revenue after chat"][0] == rows["revenue after chat"][2]
+
+
+def test_same_trace_candidates_and_seed_give_the_same_numbers(demo_trace: Path,
+                                                              tmp_path: Path) -> None:
+    base, _ = trace_rules(str(demo_trace), None)
+    cands = build(base, [], ["priority", "least_loaded"], baselines=False)
+    trace = read_trace(str(demo_trace), base, str(tmp_path))
+    rules = [c.rules for c in cands]
+    one = run_all(trace, rules, seed=3, jobs=1)
+    two = run_all(trace, rules, seed=3, jobs=2)
+    assert orjson.dumps(one) == orjson.dumps(two)
+    other = run_all(trace, rules[:1], seed=4, jobs=1)
+    assert orjson.dumps(other[0]) != orjson.dumps(one[0])
+
+
+def test_compare_writes_json_naming_trace_rules_and_seed(demo_trace: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    out = tmp_path / "cmp.json"
+    assert main(["compare", str(demo_trace), "--baselines", "--json", str(out),
+                 "--quiet", "--seed", "9"]) == 0
+    doc = orjson.loads(out.read_bytes())
+    assert doc["seed"] == 9
+    assert [c["name"] for c in doc["candidates"]] == [
+        "fifo_round_robin", "least_loaded", "longest_idle"]
+    assert {c["policy"] for c in doc["candidates"]} == {
+        "fifo_round_robin", "least_loaded", "longest_idle"}
+    assert all(len(c["rules"]) == 12 for c in doc["candidates"])
+    assert doc["trace_rules_hash"] == trace_rules(str(demo_trace), None)[0].hash
+    assert capsys.readouterr().out == ""
+
+
+def test_a_plain_events_file_with_its_rules_is_the_same_trace(
+        scarce_trace: Path, tmp_path: Path) -> None:
+    """An export or a chat server's history: the events file, with --trace-rules."""
+    as_dir, as_file = tmp_path / "dir.json", tmp_path / "file.json"
+    assert main(["compare", str(scarce_trace), "--policy", "priority", "--jobs", "1",
+                 "--json", str(as_dir), "--quiet"]) == 0
+    assert main(["compare", str(scarce_trace / "events.jsonl"), "--trace-rules",
+                 str(scarce_trace / "rules.toml"), "--policy", "priority", "--jobs", "1",
+                 "--json", str(as_file), "--quiet"]) == 0
+    a, b = orjson.loads(as_dir.read_bytes()), orjson.loads(as_file.read_bytes())
+    assert a["candidates"][0]["summary"] == b["candidates"][0]["summary"]
+    assert a["recorded"] == b["recorded"]
+    # without its rules, the defaults (policy priority) are taken as the trace's rules
+    assert main(["compare", str(scarce_trace / "events.jsonl"), "--policy", "priority",
+                 "--jobs", "1", "--json", str(as_file), "--quiet"]) == 0
+    c = orjson.loads(as_file.read_bytes())
+    assert c["trace_rules"] == "default rules"
