@@ -40,6 +40,7 @@ from typing import Any
 import orjson
 
 from benchmarks.mixed_events import events as mixed
+from benchmarks.tokens_file import tokens_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUTEQ = [sys.executable, "-m", "streams.cli"]
@@ -152,7 +153,7 @@ def embedded(d: Path, base: int, burst_s: float, calm_s: float) -> dict[str, Any
 def serve(d: Path, base: int, burst_s: float, calm_s: float, clients: int,
          batch: int) -> dict[str, Any]:
     tokens = d / "tokens.toml"
-    tokens.write_text(f'[admin]\ntokens = ["{TOKEN}"]\n')
+    tokens.write_text(tokens_toml(TOKEN, {}))
     ready = d / "ready"
     state = d / "serve-state"
     log = open(d / "serve.log", "wb")  # noqa: SIM115 - closed below

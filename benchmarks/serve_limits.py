@@ -39,18 +39,13 @@ from typing import Any
 import orjson
 
 from benchmarks.common import environment, loadavg, write_json
+from benchmarks.tokens_file import tokens_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "serve_limits.json"
 ADMIN = "bench-admin-token-0123456789"
 TOKEN = "bench-shop-token-0123456789"
-TOKENS = f"""
-[admin]
-tokens = ["{ADMIN}"]
-
-[tenants.shop]
-token = "{TOKEN}"
-"""
+TOKENS = tokens_toml(ADMIN, {"shop": TOKEN})
 
 
 def rss_mib(pid: int) -> float:
