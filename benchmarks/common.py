@@ -12,7 +12,8 @@
   with (its doc as help, ``--quick``, ``--seed``, ``--out``);
 - :class:`Record` — a run's results document: environment and load average
   taken when it starts, the load after, written and summed up at the end;
-- :func:`progress` — a progress line on stderr.
+- :func:`progress` — a progress line on stderr;
+- :func:`rss_mib` — a process's resident memory (or its peak), MiB.
 """
 
 from __future__ import annotations
@@ -95,6 +96,15 @@ def write_json(path: Path | str, doc: Any) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+
+
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """A live process's resident set (``field="VmHWM"``: its peak), MiB, from
+    /proc/PID/status; NaN where the line is missing."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def progress(msg: str) -> None:

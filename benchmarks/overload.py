@@ -39,7 +39,9 @@ from typing import Any
 
 import orjson
 
+from benchmarks.common import rss_mib
 from benchmarks.mixed_events import events as mixed
+from benchmarks.tokens_file import tokens_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUTEQ = [sys.executable, "-m", "streams.cli"]
@@ -55,17 +57,14 @@ def _env() -> dict[str, str]:
 
 def rss_peak_mib(pid: int) -> float:
     """VmHWM (peak resident set) of a live process, MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return rss_mib(pid, "VmHWM")
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def phase(name: str, rate: float, n: int, took: float, pid: int) -> dict[str, Any]:
+    """A load phase's figures: offered and achieved rate, memory now and at peak."""
+    return {"phase": name, "offered_per_s": rate, "events": n,
+            "achieved_per_s": round(n / took), "rss_mib": round(rss_mib(pid), 1),
+            "peak_rss_mib": round(rss_peak_mib(pid), 1)}
 
 
 def phases(base: int, burst_s: float, calm_s: float) -> list[tuple[str, int, float]]:
@@ -124,10 +123,7 @@ def embedded(d: Path, base: int, burst_s: float, calm_s: float) -> dict[str, Any
             if ahead > 0:
                 time.sleep(ahead)
         took = time.monotonic() - t0
-        report["phases"].append({"phase": name, "offered_per_s": rate, "events": n,
-                                 "achieved_per_s": round(n / took),
-                                 "rss_mib": round(rss_mib(proc.pid), 1),
-                                 "peak_rss_mib": round(rss_peak_mib(proc.pid), 1)})
+        report["phases"].append(phase(name, rate, n, took, proc.pid))
         if name == "burst":
             burst_last, burst_end = sent - 1, time.monotonic()
     peak = rss_peak_mib(proc.pid)
@@ -152,7 +148,7 @@ def embedded(d: Path, base: int, burst_s: float, calm_s: float) -> dict[str, Any
 def serve(d: Path, base: int, burst_s: float, calm_s: float, clients: int,
          batch: int) -> dict[str, Any]:
     tokens = d / "tokens.toml"
-    tokens.write_text(f'[admin]\ntokens = ["{TOKEN}"]\n')
+    tokens.write_text(tokens_toml(TOKEN, {}))
     ready = d / "ready"
     state = d / "serve-state"
     log = open(d / "serve.log", "wb")  # noqa: SIM115 - closed below
@@ -222,10 +218,7 @@ def serve(d: Path, base: int, burst_s: float, calm_s: float, clients: int,
         for th in threads:
             th.join()
         took = time.monotonic() - t0
-        report["phases"].append({"phase": name, "offered_per_s": rate, "events": n,
-                                 "achieved_per_s": round(n / took),
-                                 "rss_mib": round(rss_mib(proc.pid), 1),
-                                 "peak_rss_mib": round(rss_peak_mib(proc.pid), 1)})
+        report["phases"].append(phase(name, rate, n, took, proc.pid))
         if name == "burst":
             burst_end = time.monotonic()
             # drained: a single small POST answered quickly again

@@ -38,26 +38,14 @@ from typing import Any
 
 import orjson
 
-from benchmarks.common import environment, loadavg, write_json
+from benchmarks.common import environment, loadavg, rss_mib, write_json
+from benchmarks.tokens_file import tokens_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "serve_limits.json"
 ADMIN = "bench-admin-token-0123456789"
 TOKEN = "bench-shop-token-0123456789"
-TOKENS = f"""
-[admin]
-tokens = ["{ADMIN}"]
-
-[tenants.shop]
-token = "{TOKEN}"
-"""
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+TOKENS = tokens_toml(ADMIN, {"shop": TOKEN})
 
 
 class Serve:

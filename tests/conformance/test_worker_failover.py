@@ -38,6 +38,7 @@ from tests.kafka.kafka_helpers import (
     Worker,
     broker_binary,
     dedup_records,
+    split,
     tansu,
     wait_for,
 )
@@ -55,16 +56,13 @@ def _produce(topics: Topics, lines: list[bytes]) -> None:
 
 def _started(workers: list[Worker]) -> None:
     """Each worker started in turn; all of them own partitions and together all."""
-    def split() -> bool:
-        parts = [w.assigned() for w in workers]
-        return all(parts) and sorted(sum(parts, [])) == list(range(PARTITIONS))  # type: ignore
-
     def alive() -> None:
         for w in workers:
             w.check_alive()
 
-    wait_for(split, 120, lambda: f"the workers to split the partitions: "
-             f"{[w.assigned() for w in workers]}", alive)
+    wait_for(lambda: split(workers, PARTITIONS), 120,
+             lambda: f"the workers to split the partitions: {[w.assigned() for w in workers]}",
+             alive)
 
 
 def run_failover(tmp: Path, n_workers: int, examples: list[list[Obj | str]]) -> None:

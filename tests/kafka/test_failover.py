@@ -15,8 +15,17 @@ from typing import Any
 import pytest
 
 from streams.kafka.app import MARKER
-from tests.kafka.kafka_helpers import TopicReader, Topics, Worker, produce, wait_for
-from tests.kafka.test_faust_runtime import check_same_outputs, collect
+from tests.kafka.kafka_helpers import (
+    TopicReader,
+    Topics,
+    Worker,
+    check_same_outputs,
+    collect,
+    halves,
+    produce,
+    split,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -68,23 +77,15 @@ def test_survivor_takes_over_a_partition_whose_write_was_cut(broker: str, market
     topics = Topics(broker, "survivor", 2)
     changelog = f"{topics.name}-entities-changelog"
     opts = ("--rules", str(rules), "--clock-ms", "0", "--batch", "20", "--batch-ms", "20")
-    lines = events.read_bytes().splitlines()
-    half = tmp_path / "first.jsonl"
-    half.write_bytes(b"\n".join(lines[: len(lines) // 2]) + b"\n")
-    rest = tmp_path / "rest.jsonl"
-    rest.write_bytes(b"\n".join(lines[len(lines) // 2:]) + b"\n")
+    half, rest = halves(events, tmp_path)
     a = Worker(topics, tmp_path / "a", tmp_path / "a.log", *opts)
     b: Worker | None = None
     reader = TopicReader(broker, topics.output)
     try:
         wait_for(lambda: a.assigned() == [0, 1], 60, "A's assignment", a.check_alive)
         b = Worker(topics, tmp_path / "b", tmp_path / "b.log", *opts)
-
-        def split() -> bool:
-            pa, pb = a.assigned(), b.assigned() if b else None
-            return bool(pa) and bool(pb) and sorted(pa + pb) == [0, 1]  # type: ignore[operator]
-
-        wait_for(split, 90, "the two workers to split the partitions", b.check_alive)
+        wait_for(lambda: split([a, b], 2), 90, "the two workers to split the partitions",
+                 b.check_alive)
         (pb,) = b.assigned()  # type: ignore[misc]
         produce(topics, half, pack=20)
         wait_for(lambda: len(reader.poll()) >= 200, 90, "first outputs", b.check_alive)

@@ -16,74 +16,20 @@ import orjson
 import pytest
 
 from tests.kafka.kafka_helpers import (
+    PLATFORM,
     TopicReader,
     Topics,
     Worker,
-    by_tenant,
-    dedup_records,
+    check_same_outputs,
+    collect,
+    halves,
     produce,
+    split,
     wait_for,
+    write_jsonl,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
-
-PLATFORM = "platform"
-
-
-def merchants(outputs: list[dict[str, Any]]) -> int:
-    return sum(o["tenant"] != PLATFORM for o in outputs)
-
-
-def collect(reader: TopicReader, embedded: list[dict[str, Any]], workers: list[Worker],
-            *, everything: bool = False, timeout: float = 120) -> list[dict[str, Any]]:
-    """Outputs (deduplicated) once the merchants' (``everything``: all) are as many
-    as the embedded run's and no more arrive for a moment."""
-    count = len if everything else merchants
-    expected = count(embedded)
-    state = {"n": -1, "since": time.monotonic()}
-
-    def settled() -> bool:
-        n = count(dedup_records(reader.poll()))
-        if n != state["n"]:
-            state["n"], state["since"] = n, time.monotonic()
-        return n >= expected and time.monotonic() - state["since"] > 2
-
-    def alive() -> None:
-        for w in workers:
-            w.check_alive()
-
-    wait_for(settled, timeout, lambda: f"{expected} outputs (have {state['n']}, "
-             f"{len(reader.records)} with duplicates)", alive)
-    return dedup_records(reader.records)
-
-
-def first_diff(want: list[dict[str, Any]], got: list[dict[str, Any]]) -> str:
-    for i, (w, g) in enumerate(zip(want, got, strict=False)):
-        if w != g:
-            return f"#{i}: embedded {w} / faust {g}"
-    return f"embedded has {len(want)}, faust {len(got)}"
-
-
-def check_same_outputs(embedded: list[dict], faust: list[dict], *, platform_exact: bool) -> None:
-    """Every merchant's outputs equal, in order; the platform's as the ordering allows."""
-    want, got = by_tenant(embedded), by_tenant(faust)
-    assert set(got) == set(want)
-    for tenant in want:
-        if tenant != PLATFORM or platform_exact:
-            assert got[tenant] == want[tenant], f"outputs of tenant {tenant} differ: " + first_diff(
-                want[tenant], got[tenant])
-    if platform_exact:
-        return
-    # the platform gets the same chats, each after its merchant let it go
-    overflowed = {(o["tenant"], o["chat"]) for o in faust if o["type"] == "chat.overflowed"}
-    assert overflowed == {(o["tenant"], o["chat"]) for o in embedded
-                          if o["type"] == "chat.overflowed"}
-    arrived = {(o["origin"], o["chat"]) for o in got[PLATFORM]
-               if o["type"] in ("chat.queued", "chat.assigned")}
-    assert arrived == overflowed
-    for o in got[PLATFORM]:
-        assert o["origin"] != PLATFORM
-
 
 def test_same_outputs_as_embedded(broker: str, marketplace: Any, tmp_path: Path) -> None:
     """Four partitions, one worker, one event a message: merchants exactly equal."""
@@ -135,11 +81,7 @@ def test_recovery_from_changelog(broker: str, marketplace: Any, tmp_path: Path,
     events, rules, embedded = marketplace
     topics = Topics(broker, f"recover-{how}", 4)
     opts = ("--rules", str(rules), "--clock-ms", "0", "--batch", "20", "--batch-ms", "20")
-    lines = events.read_bytes().splitlines()
-    half = tmp_path / "first.jsonl"
-    half.write_bytes(b"\n".join(lines[: len(lines) // 2]) + b"\n")
-    rest = tmp_path / "rest.jsonl"
-    rest.write_bytes(b"\n".join(lines[len(lines) // 2:]) + b"\n")
+    half, rest = halves(events, tmp_path)
     reader = TopicReader(broker, topics.output)
     first = Worker(topics, tmp_path / "w1", tmp_path / "w1.log", *opts)
     try:
@@ -177,12 +119,8 @@ def test_two_workers_share_the_partitions(broker: str, marketplace: Any,
         wait_for(lambda: a.assigned() == [0, 1, 2, 3], 60, "the first worker's assignment",
                  a.check_alive)
         b = Worker(topics, tmp_path / "b", tmp_path / "b.log", *opts)
-
-        def split() -> bool:
-            pa, pb = a.assigned(), b.assigned() if b else None
-            return bool(pa) and bool(pb) and sorted(pa + pb) == [0, 1, 2, 3]  # type: ignore
-
-        wait_for(split, 90, "the two workers to split the partitions", b.check_alive)
+        wait_for(lambda: split([a, b], 4), 90, "the two workers to split the partitions",
+                 b.check_alive)
         produce(topics, events, pack=20)
         got = collect(reader, embedded, [a, b])
         pa, pb = a.assigned(), b.assigned()
@@ -200,13 +138,12 @@ def test_injected_clocks_fire_timers(broker: str, tmp_path: Path) -> None:
     rules = tmp_path / "rules.toml"
     rules.write_text("[assignment]\nacceptance_required = true\noffer_timeout_s = 1.0\n")
     now = int(time.time() * 1000)
-    trace = tmp_path / "quiet.jsonl"
-    trace.write_bytes(b"\n".join(orjson.dumps(e) for e in [
+    trace = write_jsonl(tmp_path / "quiet.jsonl", [
         {"type": "agent.state", "id": "a1", "ts": now, "tenant": "shop", "agent": "ann",
          "status": "online"},
         {"type": "chat.requested", "id": "r1", "ts": now, "tenant": "shop", "visitor": "v1",
          "chat": "c1"},
-    ]) + b"\n")
+    ])
     topics = Topics(broker, "clocks", 2)
     worker = Worker(topics, tmp_path / "w", tmp_path / "w.log", "--rules", str(rules),
                     "--clock-ms", "300")

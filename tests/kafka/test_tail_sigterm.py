@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.kafka.kafka_helpers import Topics, produce, wait_for
+from tests.kafka.kafka_helpers import Topics, produce, wait_for, write_jsonl
 from tests.routeq import ROOT, ROUTEQ, env
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -39,8 +39,7 @@ def test_tail_exits_0_on_sigterm_while_following(broker: str, tmp_path: Path) ->
     rejected = Topics(broker, "tail-follow-r", 2)
     rejected.input = topics.rejected  # produce straight into the topic tail reads
     line = {"type": "event.rejected", "line": 1, "error": "probe"}
-    events = tmp_path / "rejected.jsonl"
-    events.write_bytes(orjson.dumps(line) + b"\n")
+    events = write_jsonl(tmp_path / "rejected.jsonl", [line])
     produce(rejected, events)
     out = tmp_path / "out"
     proc = tail(topics, out)

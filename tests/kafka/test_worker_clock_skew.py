@@ -10,7 +10,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.kafka.kafka_helpers import TopicReader, Topics, Worker, produce, wait_for
+from tests.kafka.kafka_helpers import (
+    TopicReader,
+    Topics,
+    Worker,
+    produce,
+    wait_for,
+    write_jsonl,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -19,8 +26,7 @@ def test_worker_rejects_events_ahead_of_its_clock_or_in_seconds(broker: str,
                                                                  tmp_path: Path) -> None:
     topics = Topics(broker, "skew", 2)
     now = int(time.time() * 1000)
-    events = tmp_path / "events.jsonl"
-    events.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in (
+    events = write_jsonl(tmp_path / "events.jsonl", [
         {"type": "agent.state", "id": "s-1", "ts": now, "tenant": "skewshop", "agent": "a1",
          "status": "online", "capacity": 2},
         {"type": "chat.requested", "id": "s-2", "ts": now + 3_600_000, "tenant": "skewshop",
@@ -29,7 +35,7 @@ def test_worker_rejects_events_ahead_of_its_clock_or_in_seconds(broker: str,
          "visitor": "v2", "chat": "secs"},
         {"type": "chat.requested", "id": "s-4", "ts": now + 1, "tenant": "skewshop",
          "visitor": "v3", "chat": "ok"},
-    )))
+    ])
     worker = Worker(topics, tmp_path / "data", tmp_path / "worker.log", "--clock-ms", "0")
     out, rej = TopicReader(broker, topics.output), TopicReader(broker, topics.rejected)
     try:

@@ -5,7 +5,6 @@ has no parent there)."""
 from __future__ import annotations
 
 import shutil
-import signal
 import time
 from pathlib import Path
 
@@ -13,7 +12,14 @@ import orjson
 import pytest
 
 from tests.cli.readme import commands, popen
-from tests.kafka.kafka_helpers import TopicReader, Topics, produce, wait_for
+from tests.kafka.kafka_helpers import (
+    TopicReader,
+    Topics,
+    Worker,
+    produce,
+    wait_for,
+    write_jsonl,
+)
 from tests.routeq import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -34,21 +40,14 @@ def test_worker_starts_in_an_empty_directory_with_the_default_data_dir(
     work.mkdir()
     shutil.copy(ROOT / "examples" / "rules.toml", work / "rules.toml")  # the README's rules.toml
     log = tmp_path / "worker.log"
-    proc = popen(line.replace("localhost:9092", broker), work, log)
-
-    def alive() -> None:
-        if proc.poll() is not None:
-            raise AssertionError(f"the worker exited {proc.returncode}:\n"
-                                 + log.read_text(errors="replace")[-3000:])
-
+    worker = Worker.adopt(popen(line.replace("localhost:9092", broker), work, log), log)
     now = int(time.time() * 1000)
-    events = tmp_path / "events.jsonl"
-    events.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in (
+    events = write_jsonl(tmp_path / "events.jsonl", [
         {"type": "agent.state", "id": "fresh-1", "ts": now, "tenant": "fresh", "agent": "a1",
          "status": "online", "capacity": 2},
         {"type": "chat.requested", "id": "fresh-2", "ts": now + 1, "tenant": "fresh",
          "visitor": "v1", "chat": "c1"},
-    )))
+    ])
     topics = default_topics(broker)
     reader = TopicReader(broker, topics.output)
     try:
@@ -58,11 +57,9 @@ def test_worker_starts_in_an_empty_directory_with_the_default_data_dir(
             return any(orjson.loads(r.value)["type"] == "chat.assigned"
                        and orjson.loads(r.value)["chat"] == "c1" for r in reader.poll())
 
-        wait_for(assigned, 120, "the chat to be assigned", alive)
+        wait_for(assigned, 120, "the chat to be assigned", worker.check_alive)
         assert list(work.glob("routeq-worker-data/*")), "the default data dir is where it says"
     finally:
         reader.close()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        code = proc.wait(60)
-    assert code == 0, log.read_text(errors="replace")[-3000:]
+        worker.stop(timeout=60)
+    assert worker.proc.returncode == 0, log.read_text(errors="replace")[-3000:]
