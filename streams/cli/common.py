@@ -11,7 +11,7 @@ import sys
 from engine import Rules, RulesError
 from simulators.whatif import Trace, TraceError, read_trace
 from streams.cli.options import fail
-from streams.embedded.runtime import Runtime
+from streams.embedded.runtime import Runtime, rules_for
 from streams.embedded.state import StateLayout
 from streams.embedded.store import RocksStore, StoreError
 
@@ -69,3 +69,19 @@ def summary(rt: Runtime, wall: float, name: str) -> None:
     for otype, k in sorted(rt.counts.items()):
         out.append(f"  {otype:16} {k}")
     print("\n".join(out), file=sys.stderr)
+
+
+def open_state_dir(args: argparse.Namespace, rules: Rules,
+                   rules_text: str) -> tuple[StateLayout | None, Rules, str]:
+    """``--state`` opened for writing (None without it), with the rules to
+    start from: those in force there unless ``--rules`` was given."""
+    if not args.state:
+        return None, rules, rules_text
+    store = RocksStore(args.state, sync=args.sync)
+    try:
+        layout = StateLayout(store, args.state)
+        rules, rules_text = rules_for(layout, rules, rules_text, args.rules is not None)
+    except (StoreError, RulesError):
+        store.close()
+        raise
+    return layout, rules, rules_text

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from engine import RulesError
-from streams.cli.common import summary
+from streams.cli.common import open_state_dir, summary
 from streams.cli.options import add_number, add_rules, fail
 from streams.embedded.inputs import InputError, check_inputs, read_chunks, total_bytes
 from streams.embedded.outfile import open_resumed
@@ -28,10 +28,9 @@ from streams.embedded.runtime import (
     Sink,
     StrictStop,
     paused_gc,
-    rules_for,
 )
 from streams.embedded.state import StateLayout
-from streams.embedded.store import RocksStore, StoreError
+from streams.embedded.store import StoreError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -72,17 +71,11 @@ def main(args: argparse.Namespace) -> int:
         rules, rules_text = read_rules(args.rules)  # before the state is touched
     except (InputError, RulesError) as exc:
         return fail(str(exc))
-    store: RocksStore | None = None
-    layout: StateLayout | None = None
-    if args.state:
-        try:
-            store = RocksStore(args.state, sync=args.sync)
-            layout = StateLayout(store, args.state)
-            rules, rules_text = rules_for(layout, rules, rules_text, args.rules is not None)
-        except (StoreError, RulesError) as exc:
-            if store is not None:
-                store.close()
-            return fail(str(exc))
+    try:
+        layout, rules, rules_text = open_state_dir(args, rules, rules_text)
+    except (StoreError, RulesError) as exc:
+        return fail(str(exc))
+    store = layout.store if layout is not None else None
     try:
         return _run(args, rules, rules_text, layout)
     finally:

@@ -19,9 +19,10 @@ from pathlib import Path
 from aiohttp import web
 
 from engine import RulesError
+from streams.cli.common import open_state_dir
 from streams.cli.options import fail as _fail
 from streams.embedded.rules_file import read_rules
-from streams.embedded.runtime import rules_for, settle_garbage
+from streams.embedded.runtime import settle_garbage
 from streams.embedded.skew import DEFAULT_MAX_SKEW_S
 from streams.embedded.state import StateLayout
 from streams.embedded.store import RocksStore, StoreError
@@ -131,17 +132,11 @@ def main(args: argparse.Namespace) -> int:
         return fail("--idle-timeout and --body-timeout must be more than 0")
     if args.max_skew_s < 0:
         return fail("--max-skew-s must be at least 0 (0: no check)")
-    store: RocksStore | None = None
-    layout: StateLayout | None = None
-    if args.state:
-        try:
-            store = RocksStore(args.state, sync=args.sync)
-            layout = StateLayout(store, args.state)
-            rules, rules_text = rules_for(layout, rules, rules_text, args.rules is not None)
-        except (StoreError, RulesError) as exc:
-            if store is not None:
-                store.close()
-            return fail(str(exc))
+    try:
+        layout, rules, rules_text = open_state_dir(args, rules, rules_text)
+    except (StoreError, RulesError) as exc:
+        return fail(str(exc))
+    store = layout.store if layout is not None else None
     service: Service | None = None
     try:
         service = Service(rules, layout, rules_text=rules_text,
