@@ -20,9 +20,10 @@ from typing import Any
 
 class IdWindow:
     __slots__ = ("window", "window_ms", "chunk", "keep", "seen", "chunks", "starts", "count",
-                 "_n", "_cur", "_room", "track", "_taken", "_dropped")
+                 "_n", "_cur", "_room", "track_changes", "_taken", "_dropped")
 
-    def __init__(self, window: int, track: bool = False, window_ms: int | None = None) -> None:
+    def __init__(self, window: int, track_changes: bool = False,
+                 window_ms: int | None = None) -> None:
         self.window = window
         self.window_ms = window_ms  # None: by count alone
         self.chunk = max(1, min(1024, window))
@@ -36,9 +37,9 @@ class IdWindow:
         self._n = 0
         self._cur: list[str] = []
         self._room = 0
-        # what changed since the last ``take_changed`` (with ``track``): ids
-        # from number ``_taken`` on were added, the ``_dropped`` chunks went
-        self.track = track
+        # what changed since the last ``take_changes`` (with ``track_changes``):
+        # ids from number ``_taken`` on were added, the ``_dropped`` chunks went
+        self.track_changes = track_changes
         self._taken = 0
         self._dropped: list[int] = []
 
@@ -87,7 +88,7 @@ class IdWindow:
             for i, m in zip(dead, was, strict=True):
                 if m is not None and m != old:
                     seen[i] = m
-        if self.track:
+        if self.track_changes:
             self._dropped.append(old)
 
     def record(self, n: int) -> list[Any] | None:
@@ -97,9 +98,9 @@ class IdWindow:
             return None
         return [self.starts.get(n, 0), *ids]
 
-    def take_changed(self) -> list[int]:
+    def take_changes(self) -> list[int]:
         """Numbers of the chunks written or dropped since the last call (with
-        ``track``); a dropped one is no longer in ``chunks``."""
+        ``track_changes``); a dropped one is no longer in ``chunks``."""
         count, taken = self.count, self._taken
         if count == taken and not self._dropped:
             return []

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from engine import Engine, RulesError
+from engine import RulesError
 from streams.rules_file import read_rules
 from streams.runner import fail, summary
 from streams.runtime import Runtime, Sink, paused_gc
@@ -63,8 +63,7 @@ def main(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     fd, own = open_out(args.out)
     try:
-        rt = Runtime(rules, Sink(fd), rules_text=rules_text)
-        rt.engine = Engine(rules, track_dirty=False)
+        rt = Runtime(rules, Sink(fd), rules_text=rules_text)  # no state dir: no changes kept
         with paused_gc():
             rt.replay(layout, recorded_rules=args.rules is None)
     except (RulesError, StoreError) as exc:

@@ -44,7 +44,7 @@ from typing import Any
 
 import orjson
 
-from engine import Engine
+from engine import Engine, records, views
 from engine.rules import Rules
 from schemas.events import OVERFLOW_SEP, EventError, decode
 from schemas.outputs import Output, rejected
@@ -195,8 +195,7 @@ class PartitionRouter:
                     eng = Engine(self.rules, handoff="external")
                     self._own(tenant, partition, eng)
                 else:
-                    t = self.engines[tenant].tenants.get(tenant)
-                    if t is not None and ev["id"] in t.ids:
+                    if views.seen(self.engines[tenant], tenant, ev["id"]):
                         fx.duplicates += 1
                         continue
             fx.applied += 1
@@ -211,7 +210,7 @@ class PartitionRouter:
                         outputs.append((name, out))
         rows = fx.rows
         for name, eng in touched.items():
-            dirty = eng.take_dirty()
+            dirty = records.by_key(eng.take_changes())
             if not dirty:
                 continue
             part = rows.setdefault(self.partition_of[name], [])
