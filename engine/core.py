@@ -116,9 +116,8 @@ class Engine:
         t = self.tenants.get(name)
         if t is None:
             t = self._tenant(name, ts)
-        elif eid in t.ids.seen:
-            return out
-        t.ids.add(eid, ts if ts > t.now else t.now)
+        if not t.ids.admit(eid, ts if ts > t.now else t.now):
+            return out  # a duplicate
         self._advance(t, ts)
         etype = event["type"]
         if etype == "page.viewed":  # nine events in ten: no dict lookup
@@ -134,9 +133,8 @@ class Engine:
 
     def _clock_all(self, eid: str, ts: int) -> None:
         """A clock event without a tenant: every tenant's time moves to ``ts``."""
-        if eid in self.ids:
+        if not self.ids.admit(eid, ts if ts > self.now else self.now):
             return
-        self.ids.add(eid, ts if ts > self.now else self.now)
         self._engine_changed = self.track_changes  # its count of ids
         # the overflow target last, so that merchants' overflow timers hand
         # it their chats at the deadline, before its own clock moves on to ts
@@ -384,7 +382,10 @@ class Engine:
             self._rekey(t, v)
 
     def _on_page_viewed(self, t: Tenant, ev: Event) -> None:
-        v = self._visitor(t, ev["visitor"])
+        vid = ev["visitor"]
+        v = t.visitors.get(vid)
+        if v is None:
+            v = t.visitors[vid] = Visitor(vid, t.now)
         v.page = ev["page"]
         v.pages += 1
         v.last_ts = t.now

@@ -46,15 +46,23 @@ class IdWindow:
     def __contains__(self, event_id: str) -> bool:
         return event_id in self.seen
 
-    def add(self, event_id: str, now: int = 0) -> tuple[int, int | None]:
-        """Remember ``event_id``, applied at time ``now``; return (chunk written,
-        the last chunk dropped or None)."""
+    def admit(self, event_id: str, now: int = 0) -> bool:
+        """Remember ``event_id``, applied at time ``now``, unless it is
+        remembered already; whether it was new."""
+        seen = self.seen
+        if event_id in seen:
+            return False
         if self._room:
             self._room -= 1
             self.count += 1
             self._cur.append(event_id)
-            self.seen[event_id] = self._n
-            return self._n, None
+            seen[event_id] = self._n
+        else:
+            self._start_chunk(event_id, now)
+        return True
+
+    def _start_chunk(self, event_id: str, now: int) -> None:
+        """Add ``event_id`` as the first id of a new chunk; drop old chunks."""
         n = self.count // self.chunk
         self.count += 1
         ids = self.chunks.get(n)
@@ -64,7 +72,6 @@ class IdWindow:
         ids.append(event_id)
         self.seen[event_id] = n
         self._n, self._cur, self._room = n, ids, (n + 1) * self.chunk - self.count
-        dropped: int | None = None
         window_ms, starts = self.window_ms, self.starts
         for old in list(self.chunks):
             if old >= n:
@@ -72,10 +79,8 @@ class IdWindow:
             if old < n - self.keep or (
                     window_ms is not None and now - starts.get(old + 1, now) > window_ms):
                 self._drop(old)
-                dropped = old
             else:
                 break
-        return n, dropped
 
     def _drop(self, old: int) -> None:
         dead = self.chunks.pop(old)

@@ -14,17 +14,22 @@ from engine.state import Agent, Chat, Visitor
 
 def priority_parts(rules: Rules, v: Visitor) -> tuple[float, float, float, float]:
     """(page, loyalty, returning, level) of a visitor's chat, aging aside."""
-    page = rules.page_weight(v.page)
+    page = v.page
+    weight = (rules.page_default if page is None
+              else rules.page_weights.get(page, rules.page_default))
     loyalty = 0.0
     if v.member:
         loyalty += rules.member
-    if v.orders:
-        loyalty += rules.per_order * min(v.orders, rules.max_orders)
+    orders = v.orders
+    if orders:
+        cap = rules.max_orders
+        loyalty += rules.per_order * (orders if orders < cap else cap)  # min(orders, cap)
     if v.ltv:
-        loyalty += min(rules.max_ltv_points, rules.per_1000_ltv * v.ltv / 1000.0)
-    returning = rules.returning if v.returning else 0.0
-    level = rules.levels[v.tier]
-    return page, loyalty, returning, level
+        points = rules.per_1000_ltv * v.ltv / 1000.0
+        cap_points = rules.max_ltv_points
+        loyalty += points if points < cap_points else cap_points  # min(cap_points, points)
+    return (weight, loyalty, rules.returning if v.returning else 0.0,
+            rules.levels[v.tier])
 
 
 def priority_base(rules: Rules, v: Visitor) -> float:

@@ -130,7 +130,9 @@ class Tenant:
         chats included): the entries before it, counted queue by queue. Done
         when asked, so that re-keying a chat moves it in one list only."""
         n = 1
-        for q in self.all_queues():
+        for q in self.queues.values():
+            n += bisect_left(q.entries, entry)
+        for q in self.personal.values():  # an empty one adds 0
             n += bisect_left(q.entries, entry)
         return n
 
