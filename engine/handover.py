@@ -23,9 +23,6 @@ from schemas.events import OVERFLOW_SEP, Event
 INLINE, EXTERNAL = "inline", "external"
 HANDOFFS = (INLINE, EXTERNAL)
 
-#: visitor fields a hand-over carries to the platform
-_CARRIED = ("page", "keyword", "category", "channel", "region")
-
 
 def forward_id(tenant: str, event_id: str) -> str:
     """A unique id, within the receiving tenant, for an event forwarded from ``tenant``."""
@@ -48,8 +45,9 @@ def handover_input(origin: str, c: Chat, v: Visitor) -> Event:
     }
     if c.skill is not None:
         handover["skill"] = c.skill
-    for field in _CARRIED:
-        value = getattr(v, field)
+    carried = (("page", v.page), ("keyword", v.keyword), ("category", v.category),
+               ("channel", v.channel), ("region", v.region))
+    for field, value in carried:
         if value is not None:
             handover[field] = value
     handover["customer"] = {"member": v.member, "tier": v.tier, "orders": v.orders,
@@ -69,8 +67,8 @@ def receive(p: Tenant, ev: Event) -> tuple[Chat, Visitor] | None:
     pv = p.visitors.get(pv_id)
     if pv is None:
         pv = p.visitors[pv_id] = Visitor(pv_id, p.now)
-    for field in _CARRIED:
-        setattr(pv, field, ev.get(field))
+    pv.page, pv.keyword, pv.category = ev.get("page"), ev.get("keyword"), ev.get("category")
+    pv.channel, pv.region = ev.get("channel"), ev.get("region")
     cust = ev.get("customer")
     if cust is not None:
         pv.member, pv.tier, pv.orders, pv.ltv = (
