@@ -210,12 +210,12 @@ class PartitionRouter:
                         outputs.append((name, out))
         rows = fx.rows
         for name, eng in touched.items():
-            dirty = records.by_key(eng.take_changes())
-            if not dirty:
+            changes = records.by_key(eng.take_changes())
+            if not changes:
                 continue
             part = rows.setdefault(self.partition_of[name], [])
             dumps = orjson.dumps
-            for key, rec in dirty.items():
+            for key, rec in changes.items():
                 part.append((row_key(name, key), None if rec is None else dumps(rec)))
         nxt = self.next_offset
         for p in {m[0] for m in advanced}:
