@@ -108,10 +108,11 @@ class Visitor:
     @classmethod
     def from_record(cls, visitor_id: str, r: Record) -> Visitor:
         v = cls(visitor_id, r["first_ts"])
-        for s in cls.__slots__:
-            if s != "id":
-                setattr(v, s, r[s])
-        v.chats = list(r["chats"])
+        v.last_ts, v.pages, v.page, v.keyword = r["last_ts"], r["pages"], r["page"], r["keyword"]
+        v.category, v.channel, v.region = r["category"], r["channel"], r["region"]
+        v.member, v.tier, v.orders, v.ltv = r["member"], r["tier"], r["orders"], r["ltv"]
+        v.last_agent, v.exclusive = r["last_agent"], r["exclusive"]
+        v.returning, v.left, v.chats = r["returning"], r["left"], list(r["chats"])
         return v
 
 
@@ -154,21 +155,22 @@ class Chat:
             return self.id, self.visitor
         return self.id, self.visitor[len(self.origin) + 1:]
 
-    _PERSISTED = (
-        "id", "origin", "seq", "visitor", "t0", "status", "skill", "agent", "accepted",
-        "offer_until", "excluded", "reserved_for", "reserve_kind", "reserve_until", "to",
-        "mode",
-    )
-
     def to_record(self) -> Record:
-        r = {s: getattr(self, s) for s in self._PERSISTED}
-        r["excluded"] = list(self.excluded)
-        return r
+        # every field but key (the record's id) and the derived base and qkey
+        return {
+            "id": self.id, "origin": self.origin, "seq": self.seq, "visitor": self.visitor,
+            "t0": self.t0, "status": self.status, "skill": self.skill, "agent": self.agent,
+            "accepted": self.accepted, "offer_until": self.offer_until,
+            "excluded": list(self.excluded), "reserved_for": self.reserved_for,
+            "reserve_kind": self.reserve_kind, "reserve_until": self.reserve_until,
+            "to": self.to, "mode": self.mode,
+        }
 
     @classmethod
     def from_record(cls, key: str, r: Record) -> Chat:
         c = cls(key, r["id"], r["seq"], r["visitor"], r["t0"])
-        for s in cls._PERSISTED:
-            setattr(c, s, r[s])
-        c.excluded = list(r["excluded"])
+        c.origin, c.status, c.skill, c.agent = r["origin"], r["status"], r["skill"], r["agent"]
+        c.accepted, c.offer_until, c.excluded = r["accepted"], r["offer_until"], list(r["excluded"])
+        c.reserved_for, c.reserve_kind = r["reserved_for"], r["reserve_kind"]
+        c.reserve_until, c.to, c.mode = r["reserve_until"], r["to"], r["mode"]
         return c
