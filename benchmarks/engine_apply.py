@@ -142,7 +142,7 @@ class Builder:
 
     def __init__(self, rules: Rules, seed: int) -> None:
         self.rng = random.Random(seed)
-        self.oracle = Engine(rules, track_dirty=False)
+        self.oracle = Engine(rules, track_changes=False)
         self.events: list[Event] = []
         self.ts = TS0
         self.n_visitors = 0
@@ -395,7 +395,7 @@ def build_stream(rules: Rules, agents: int, waiting: int, events: int, seed: int
 
 
 def fresh_engine(rules: Rules, s: Stream) -> Engine:
-    eng = Engine(rules, track_dirty=False)
+    eng = Engine(rules, track_changes=False)
     apply = eng.apply
     for off, ev in enumerate(s.setup):
         apply(ev, off)
@@ -501,7 +501,7 @@ def run_idle_pick(rules: Rules, agents: int, seed: int) -> dict[str, Any]:
     policy's pick among the agents with room (a quiet hour, a shift start).
     """
     rng = random.Random(seed * 7_919 + agents)
-    eng = Engine(rules, track_dirty=False)
+    eng = Engine(rules, track_changes=False)
     n = 0
 
     def ev(**fields: Any) -> Event:

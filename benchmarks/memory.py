@@ -4,7 +4,7 @@ Run::
 
     .venv/bin/python -m benchmarks.memory [--quick] [--visitors N] [--out FILE.json]
 
-One tenant, one engine (``track_dirty=False``: the runtime clears the dirty
+One tenant, one engine (``track_changes=False``: the runtime clears the dirty
 set at every checkpoint, so it does not grow). In order, each step measured
 as a delta after a full collection:
 
@@ -95,7 +95,7 @@ def agent_events(n: int, seed: int) -> Iterator[dict[str, Any]]:
 
 class Feeder:
     def __init__(self) -> None:
-        self.engine = Engine(parse_rules({}), track_dirty=False)
+        self.engine = Engine(parse_rules({}), track_changes=False)
         self.n = 0
         self.outputs: dict[str, int] = {}
 

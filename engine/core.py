@@ -2,27 +2,30 @@
 
 ``Engine(rules).apply(event, offset) -> list[output]``. Time is the event's
 ``ts`` (per tenant, never backwards); timers fire in deadline order before any
-event that passes them. The engine records which entities changed
-(``take_dirty``) and can be rebuilt from them (``Engine.restore``) to produce
-the same future outputs as if it had never stopped. No I/O, no clock, no
-randomness.
+event that passes them. This module holds dispatch, time and the placement
+cycle (route, queue, assign, fill, requeue, close); records of changes,
+snapshots and restore are in ``engine/records.py``, the hand-over to another
+tenant in ``engine/handover.py``, a tenant's derived indexes in
+``engine/tenant.py``, the chat lifecycle in ``engine/lifecycle.py`` and read
+queries in ``engine/views.py``. No I/O, no clock, no randomness.
 """
 
 from __future__ import annotations
 
-import hashlib
-import heapq
-from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from engine import handover, records
 from engine.dedup import IdWindow
 from engine.policies import policy_for
-from engine.queue import Entry, WaitQueue
+from engine.queue import Entry
+from engine.records import ALL_TENANTS, Group
 from engine.rules import Rules, default_rules
 from engine.scoring import (
     eligible,
+    eta_s,
     match_parts,
+    priority_at,
     priority_base,
     priority_parts,
     skill_of_request,
@@ -32,6 +35,7 @@ from engine.state import (
     AWAY,
     BOT,
     DEFAULT_CAPACITY,
+    ENDED,
     FORWARDED,
     OFFLINE,
     ONLINE,
@@ -39,68 +43,44 @@ from engine.state import (
     Agent,
     Chat,
     EntityKey,
-    Tenant,
     Visitor,
 )
+from engine.tenant import Tenant
 from engine.timers import OFFER, OVERFLOW, RESERVE
-from schemas.events import OVERFLOW_SEP, Event, EventError
+from schemas.events import Event, EventError
 from schemas.outputs import Output, rejected
 
-ALL_TENANTS = "*"  # namespace of event ids of clock events without a tenant
-
-
-HANDOFFS = ("inline", "external")
-
-
-def _chunk_records(ids: IdWindow, nums: list[int]) -> list[tuple[str, Any]]:
-    """(number, ids or None when dropped) of an id window's chunks."""
-    return [(str(n), ids.record(n)) for n in dict.fromkeys(nums)]
-
-
-def _records(live: Mapping[str, Any], changed: Iterable[str]) -> list[tuple[str, Any]]:
-    """(id, record or None when deleted) of the changed entities of one kind."""
-    return [(i, e.to_record() if (e := live.get(i)) is not None else None) for i in changed]
-
-
-def forward_id(tenant: str, event_id: str) -> str:
-    """A unique id, within the receiving tenant, for an event forwarded from ``tenant``."""
-    fid = tenant + OVERFLOW_SEP + event_id
-    if len(fid) <= 128:
-        return fid
-    return tenant + OVERFLOW_SEP + hashlib.sha256(event_id.encode()).hexdigest()[:40]
+__all__ = ["ALL_TENANTS", "Engine"]
 
 
 class Engine:
     """The routing engine.
 
     ``handoff`` says how a chat that overflows to the platform tenant gets
-    there. ``inline`` (one engine holds every tenant, the embedded runtime):
-    the platform takes it over at once. ``external`` (tenants partitioned over
-    workers): the engine emits ``event.forwarded`` outputs carrying a
-    ``chat.handed_over`` input for the platform, and later events about the
-    chat sent to the merchant are forwarded the same way; the shell publishes
-    them as inputs keyed by the platform tenant.
+    there (``inline`` or ``external``, see ``engine/handover.py``).
+    ``track_changes``: note what changed, for ``take_changes``.
     """
 
     def __init__(
-        self, rules: Rules | None = None, *, track_dirty: bool = True, handoff: str = "inline"
+        self, rules: Rules | None = None, *, track_changes: bool = True,
+        handoff: str = handover.INLINE,
     ) -> None:
-        if handoff not in HANDOFFS:
-            raise ValueError(f"handoff must be one of {', '.join(HANDOFFS)}, got {handoff!r}")
+        if handoff not in handover.HANDOFFS:
+            raise ValueError(
+                f"handoff must be one of {', '.join(handover.HANDOFFS)}, got {handoff!r}")
         self.handoff = handoff
         self.rules = rules if rules is not None else default_rules()
         self.policy = policy_for(self.rules)
-        self._roster = self.policy.uses_roster  # keep Tenant.roster up to date
         self.tenants: dict[str, Tenant] = {}
-        # clocks for all tenants
-        self.ids = IdWindow(self.rules.dedup_window, track_dirty, self.rules.dedup_window_ms)
+        # ids of clock events for all tenants
+        self.ids = IdWindow(self.rules.dedup_window, track_changes, self.rules.dedup_window_ms)
         self.now = 0  # latest time of any tenant (for rejected outputs)
-        self.track_dirty = track_dirty
-        # changed since the last take_dirty: the engine record, and the
-        # tenants whose record changed; each tenant keeps its changed agents,
+        self.track_changes = track_changes
+        # changed since the last take_changes: the engine record, and the
+        # tenants whose record changed; each tenant notes its changed agents,
         # visitors and chats, and its id window its changed chunks
-        self._engine_dirty = False
-        self._touched: dict[str, Tenant] = {}
+        self._engine_changed = False
+        self._tenant_changes: dict[str, Tenant] = {}
         self._out: list[Output] = []
         self._cause = ""
         self._offset: int | None = None
@@ -136,35 +116,15 @@ class Engine:
         t = self.tenants.get(name)
         if t is None:
             t = self._tenant(name, ts)
-            ids = t.ids
-        else:
-            ids = t.ids
-            if eid in ids.seen:
-                return out
-        if ids._room:  # IdWindow.add, inlined on its common path
-            ids._room -= 1
-            ids.count += 1
-            ids._cur.append(eid)
-            ids.seen[eid] = ids._n
-        else:
-            ids.add(eid, ts if ts > t.now else t.now)  # a new chunk: its start time
-        # _advance, inlined on the common path (no timer due)
-        track = self.track_dirty
-        heap = t.timers.heap
-        if heap and heap[0][0] <= ts:
-            self._advance(t, ts)
-        else:
-            if ts > t.now:
-                t.now = ts
-            if ts > self.now:
-                self.now = ts
-            if track:
-                self._touched[name] = t
+        if not t.ids.admit(eid, ts if ts > t.now else t.now):
+            return out  # a duplicate
+        self._advance(t, ts)
         etype = event["type"]
         if etype == "page.viewed":  # nine events in ten: no dict lookup
             self._on_page_viewed(t, event)
         else:
             self._handlers[etype](t, event)
+        heap = t.timers.heap
         if heap and heap[0][0] <= t.now:
             # a deadline the event itself left behind (a chat requeued after its
             # overflow bound): it fires now, not at the tenant's next event
@@ -173,10 +133,9 @@ class Engine:
 
     def _clock_all(self, eid: str, ts: int) -> None:
         """A clock event without a tenant: every tenant's time moves to ``ts``."""
-        if eid in self.ids:
+        if not self.ids.admit(eid, ts if ts > self.now else self.now):
             return
-        self.ids.add(eid, ts if ts > self.now else self.now)
-        self._engine_dirty = self.track_dirty  # its count of ids
+        self._engine_changed = self.track_changes  # its count of ids
         # the overflow target last, so that merchants' overflow timers hand
         # it their chats at the deadline, before its own clock moves on to ts
         platform = self.rules.platform
@@ -208,37 +167,110 @@ class Engine:
         heads = [t.timers.heap[0][0] for t in self.tenants.values() if t.timers.heap]
         return min(heads) if heads else None
 
+    # ------------------------------------------------------------ records
+
+    def take_changes(self) -> list[Group]:
+        """The records of the entities changed since the last call, grouped
+        ``(kind, tenant, [(id, record or None when deleted), ...])`` (see
+        ``engine/records.py``). Every entity changed since the last call is in
+        it (an unchanged one may be too: its record is its current one all the
+        same)."""
+        if not self.track_changes:
+            return []
+        groups = records.take_changes(self._engine_changed, self._tenant_changes, self.now,
+                                      self.ids, self.tenants)
+        self._engine_changed = False
+        self._tenant_changes = {}
+        return groups
+
+    def snapshot(self) -> Iterator[tuple[EntityKey, Any]]:
+        """Every entity's record (a full checkpoint)."""
+        return records.snapshot(self.now, self.ids, self.tenants)
+
+    @classmethod
+    def restore(
+        cls, rules: Rules, recs: Iterable[tuple[EntityKey, Any]], *,
+        track_changes: bool = True, handoff: str = handover.INLINE,
+    ) -> Engine:
+        """Rebuild an engine from persisted records (``take_changes``/``snapshot``).
+
+        Indexes, queues and timers are derived again; priorities are computed
+        under ``rules``, which may differ from the rules that wrote the records.
+        ``handoff`` is as for :class:`Engine` (not a persisted setting).
+        """
+        eng = cls(rules, track_changes=track_changes, handoff=handoff)
+        eng.now, eng.ids, eng.tenants = records.load(
+            rules, recs, uses_roster=eng.policy.uses_roster, track_changes=track_changes)
+        for t in eng.tenants.values():
+            eng._rebuild(t)
+        return eng
+
+    def _rebuild(self, t: Tenant) -> None:
+        """A restored tenant's derived indexes, queues and timers."""
+        rules = self.rules
+        for a in sorted(t.agents.values(), key=lambda a: a.seq):
+            if a.status == ONLINE:
+                t.online_agents += 1
+                t.online_capacity += a.capacity
+            t.index(a)
+        for c in sorted(t.chats.values(), key=lambda c: c.seq):
+            if c.status == WAITING:
+                c.base = priority_base(rules, t.visitors[c.visitor])
+                c.qkey = self._entry(c)
+                t.queue_of(c).push(c.qkey)
+                if c.reserved_for is not None:
+                    t.timers.push(c.reserve_until, RESERVE, c.seq, c.key)
+                if c.origin is None and rules.may_overflow(t.name):
+                    t.timers.push(c.t0 + rules.overflow_after_ms, OVERFLOW, c.seq, c.key)
+            elif c.status == ASSIGNED and not c.accepted and rules.acceptance_required:
+                t.timers.push(c.offer_until, OFFER, c.seq, c.key)
+
+    def _note_agent(self, t: Tenant, a: Agent) -> None:
+        if self.track_changes:
+            t.agent_changes[a.id] = None
+
+    def _note_visitor(self, t: Tenant, v: Visitor) -> None:
+        if self.track_changes:
+            t.visitor_changes[v.id] = None
+
+    def _note_chat(self, t: Tenant, c: Chat) -> None:
+        if self.track_changes:
+            t.chat_changes[c.key] = None
+
     # --------------------------------------------------------------- time
 
     def _tenant(self, name: str, now: int) -> Tenant:
-        t = Tenant(name, len(self.tenants), now, self.rules.dedup_window,
-                   self.rules.dedup_window_ms)
-        t.ids.track = self.track_dirty
+        t = Tenant(name, len(self.tenants), now, self.rules,
+                   uses_roster=self.policy.uses_roster, track_changes=self.track_changes)
         self.tenants[name] = t
-        if self.track_dirty:
-            self._touched[name] = t
+        if self.track_changes:
+            self._tenant_changes[name] = t
         return t
 
     def _advance(self, t: Tenant, ts: int) -> None:
+        """Fire the tenant's timers due by ``ts``, then move its clock to ``ts``."""
         heap = t.timers.heap
         if heap and heap[0][0] <= ts:
-            cause = self._cause
-            self._cause = "timer"
-            while True:
-                timer = t.timers.due(ts)
-                if timer is None:
-                    break
-                deadline, kind, _, key = timer
-                if deadline > t.now:
-                    t.now = deadline
-                self._fire(t, kind, key, deadline)
-            self._cause = cause
+            self._fire_due(t, ts)
         if ts > t.now:
             t.now = ts
         if ts > self.now:
             self.now = ts
-        if self.track_dirty:
-            self._touched[t.name] = t
+        if self.track_changes:
+            self._tenant_changes[t.name] = t
+
+    def _fire_due(self, t: Tenant, ts: int) -> None:
+        cause = self._cause
+        self._cause = "timer"
+        while True:
+            timer = t.timers.due(ts)
+            if timer is None:
+                break
+            deadline, kind, _, key = timer
+            if deadline > t.now:
+                t.now = deadline
+            self._fire(t, kind, key, deadline)
+        self._cause = cause
 
     def _fire(self, t: Tenant, kind: int, key: str, deadline: int) -> None:
         c = t.chats.get(key)
@@ -251,11 +283,7 @@ class Engine:
                 self._fill(t, a)
         elif kind == RESERVE:
             if c.status == WAITING and c.reserved_for is not None and c.reserve_until == deadline:
-                self._unqueue(t, c)
-                c.reserved_for = None
-                c.reserve_kind = None
-                self._mark_chat(t, c)
-                self._route(t, c, t.visitors[c.visitor], announce=False)
+                self._unreserve(t, c)
         elif (kind == OVERFLOW and c.status == WAITING and c.origin is None
               and self.rules.may_overflow(t.name)):
             self._overflow(t, c)
@@ -272,7 +300,7 @@ class Engine:
             a = t.agents[aid] = Agent(aid, t.take_seq())
             a.capacity = DEFAULT_CAPACITY  # the defaults, for a new agent only
         old = a.status
-        self._unindex(t, a)
+        t.unindex(a)
         if old == ONLINE:
             t.online_agents -= 1
             t.online_capacity -= a.capacity
@@ -293,9 +321,8 @@ class Engine:
             t.online_capacity += a.capacity
             if old != ONLINE:
                 a.idle_since = t.now
-        self._index(t, a)
-        if self.track_dirty:
-            t.changed_agents[aid] = None
+        t.index(a)
+        self._note_agent(t, a)
         if status != ONLINE and old != status:
             self._agent_gone(t, a, status)
         if a.has_room():
@@ -309,11 +336,7 @@ class Engine:
                 c = t.chats[entry[2]]
                 if c.reserve_kind == "exclusive" and status == AWAY:
                     continue  # an exclusive customer waits out a short break
-                self._unqueue(t, c)
-                c.reserved_for = None
-                c.reserve_kind = None
-                self._mark_chat(t, c)
-                self._route(t, c, t.visitors[c.visitor], announce=False)
+                self._unreserve(t, c)
         if status == OFFLINE:
             held = sorted(a.active, key=a.active.__getitem__)
             why = "agent_offline"
@@ -354,8 +377,7 @@ class Engine:
                 cust["member"], cust["tier"], cust["orders"], cust["ltv"])
         if "exclusive_agent" in ev:
             v.exclusive = ev["exclusive_agent"]
-        if self.track_dirty:
-            t.changed_visitors[vid] = None
+        self._note_visitor(t, v)
         if v.chats:
             self._rekey(t, v)
 
@@ -371,8 +393,7 @@ class Engine:
             v.keyword = ev["keyword"]
         if "category" in ev:
             v.category = ev["category"]
-        if self.track_dirty:
-            t.changed_visitors[vid] = None
+        self._note_visitor(t, v)
         if v.chats:
             self._rekey(t, v)
 
@@ -381,8 +402,7 @@ class Engine:
         v.orders += 1
         v.ltv += ev["amount"]
         v.last_ts = t.now
-        if self.track_dirty:
-            t.changed_visitors[v.id] = None
+        self._note_visitor(t, v)
         if v.chats:
             self._rekey(t, v)
 
@@ -397,17 +417,16 @@ class Engine:
         c.skill = skill_of_request(self.rules, ev.get("skill"), ev.get("message"), v)
         t.chats[key] = c
         v.chats.append(key)
-        if self.track_dirty:
-            t.changed_visitors[v.id] = None
+        self._note_visitor(t, v)
         mode = self.rules.mode_for(t.name, v.page)
         c.mode = mode
         if mode in ("robot_first", "robot_only") or (
             mode == "human_first" and t.online_agents == 0
         ):
-            c.status = BOT
-            self._mark_chat(t, c)
+            c.move(BOT)
+            self._note_chat(t, c)
             out = self._head(t, "chat.to_bot", c)
-            out["chat"], out["visitor"] = self._ids(c)
+            out["chat"], out["visitor"] = c.server_ids()
             self._out.append(out)
             return
         self._route(t, c, v)
@@ -420,40 +439,24 @@ class Engine:
         """
         origin = ev.get("origin")
         if origin is not None:
-            c = t.chats.get(origin + OVERFLOW_SEP + ev["chat"])
+            c = t.chats.get(handover.platform_key(origin, ev["chat"]))
             return (t, c) if c is not None else None
         c = t.chats.get(ev["chat"])
         if c is None:
             return None
         if c.status == FORWARDED and c.to is not None:
-            if self.handoff == "external":
-                fwd = {k: v for k, v in ev.items() if k not in ("tenant", "id", "ts")}
-                fwd["type"] = "chat.ended" if ev["type"] == "visitor.left" else ev["type"]
-                fwd["chat"] = c.id
-                fwd.pop("visitor", None)
+            if self.handoff == handover.EXTERNAL:
+                fwd = handover.passed_on(ev, c)
                 ended = fwd["type"] == "chat.ended"
-                self._forward(t, c.to, ev["id"], fwd, c)  # takes fwd["type"]
+                self._forward(t, c.to, ev["id"], fwd, c)
                 if ended:
                     self._drop(t, c)
                 return None
             target = self.tenants[c.to]
             self._advance(target, t.now)
-            fc = target.chats.get(t.name + OVERFLOW_SEP + c.id)
+            fc = target.chats.get(handover.platform_key(t.name, c.id))
             return (target, fc) if fc is not None else None
         return t, c
-
-    def _forward(self, t: Tenant, to: str, event_id: str, fields: Event, c: Chat) -> None:
-        """Emit an input event for tenant ``to`` that a distributed shell publishes."""
-        event: Event = {"type": fields.pop("type"), "id": forward_id(t.name, event_id),
-                        "ts": t.now, "tenant": to}
-        if event["type"] != "chat.handed_over":
-            fields["origin"] = t.name
-        event.update(fields)
-        out = self._head(t, "event.forwarded", c)
-        out.pop("origin", None)
-        out["to"] = to
-        out["event"] = event
-        self._out.append(out)
 
     def _on_chat_accepted(self, t: Tenant, ev: Event) -> None:
         found = self._resolve(t, ev)
@@ -463,7 +466,7 @@ class Engine:
         if c.status == ASSIGNED and c.agent == ev["agent"]:
             if not c.accepted:
                 c.accepted = True
-                self._mark_chat(t, c)
+                self._note_chat(t, c)
             self._served(t, c, ev["agent"])
 
     def _on_chat_declined(self, t: Tenant, ev: Event) -> None:
@@ -493,8 +496,7 @@ class Engine:
             return
         v.left = True
         v.last_ts = t.now
-        if self.track_dirty:
-            t.changed_visitors[v.id] = None
+        self._note_visitor(t, v)
         found = [f for key in list(v.chats)
                  if (f := self._resolve(t, {**ev, "chat": key})) is not None]
         # the chats that wait end first: an agent freed by the visitor's
@@ -511,11 +513,11 @@ class Engine:
     def _route(self, t: Tenant, c: Chat, v: Visitor, announce: bool = True) -> None:
         """Place a waiting chat: reserved agent, else the best agent, else the queue."""
         rules = self.rules
-        c.status = WAITING
+        c.move(WAITING)
         c.agent = None
         c.accepted = False
         c.base = priority_base(rules, v)
-        self._mark_chat(t, c)
+        self._note_chat(t, c)
         if self.policy.reserves and c.reserved_for is None and c.origin is None:
             reserved = self._reservation(t, c, v)
             if reserved is not None:
@@ -533,6 +535,14 @@ class Engine:
         else:
             self._enqueue(t, c, announce)
 
+    def _unreserve(self, t: Tenant, c: Chat) -> None:
+        """A waiting chat's reservation lapsed or its agent went: route it again."""
+        self._unqueue(t, c)
+        c.reserved_for = None
+        c.reserve_kind = None
+        self._note_chat(t, c)
+        self._route(t, c, t.visitors[c.visitor], announce=False)
+
     def _reservation(self, t: Tenant, c: Chat, v: Visitor) -> tuple[Agent, str, int] | None:
         rules = self.rules
         if v.exclusive is not None:
@@ -548,39 +558,26 @@ class Engine:
                 return a, "sticky", until
         return None
 
-    def _queue_of(self, t: Tenant, c: Chat) -> WaitQueue:
-        if c.reserved_for is not None:
-            q = t.personal.get(c.reserved_for)
-            if q is None:
-                q = t.personal[c.reserved_for] = WaitQueue()
-            return q
-        # a chat of a required skill waits in its skill's queue
-        bucket = c.skill if self.rules.requires(c.skill) else None
-        q = t.queues.get(bucket)
-        if q is None:
-            q = t.queues[bucket] = WaitQueue()
-        return q
-
     def _entry(self, c: Chat) -> Entry:
         return (self.policy.queue_key(self.rules, c.base, c.t0), c.seq, c.key)
 
     def _enqueue(self, t: Tenant, c: Chat, announce: bool) -> None:
         entry = c.qkey = self._entry(c)
-        self._queue_of(t, c).push(entry)
-        position = self._rank(t, entry)
+        t.queue_of(c).push(entry)
+        position = t.rank(entry)
         if c.origin is None and self.rules.may_overflow(t.name):
             t.timers.push(c.t0 + self.rules.overflow_after_ms, OVERFLOW, c.seq, c.key)
         if announce:
             out = self._head(t, "chat.queued", c)
-            out["chat"], out["visitor"] = self._ids(c)
+            out["chat"], out["visitor"] = c.server_ids()
             out["position"] = position
-            out["eta_s"] = int(position * self.rules.eta_handle_s / max(1, t.online_capacity))
-            out["priority"] = self._priority(t, c)
+            out["eta_s"] = eta_s(self.rules, position, t.online_capacity)
+            out["priority"] = priority_at(self.rules, c, t.now)
             self._out.append(out)
 
     def _unqueue(self, t: Tenant, c: Chat) -> None:
         if c.qkey is not None:
-            self._queue_of(t, c).remove(c.qkey)
+            t.queue_of(c).remove(c.qkey)
             c.qkey = None
 
     def _rekey(self, t: Tenant, v: Visitor) -> None:
@@ -599,12 +596,12 @@ class Engine:
             old = c.qkey
             if old is not None and self.policy.prioritised:
                 new = c.qkey = self._entry(c)
-                self._queue_of(t, c).move(old, new)
+                t.queue_of(c).move(old, new)
 
     def _assign(self, t: Tenant, c: Chat, v: Visitor, a: Agent, reason: str | None) -> None:
         rules = self.rules
         self._unqueue(t, c)
-        c.status = ASSIGNED
+        c.move(ASSIGNED)
         c.agent = a.id
         c.reserved_for = None
         c.reserve_kind = None
@@ -612,7 +609,8 @@ class Engine:
         if rules.acceptance_required:
             c.offer_until = t.now + rules.offer_timeout_ms
             t.timers.push(c.offer_until, OFFER, c.seq, c.key)
-        parts = match_parts(rules, a, c, v)
+        match = match_parts(rules, a, c, v)
+        skill, load, sticky, exclusive, region, channel = match
         if c.origin is not None:
             reason = "overflow"
         elif not self.policy.reserves:
@@ -630,25 +628,23 @@ class Engine:
         aging = rules.aging_per_ms * (t.now - c.t0)
         a.active[c.key] = c.seq
         if len(a.active) >= a.capacity:
-            self._unindex(t, a)
-        elif self._roster:
-            self._refile(t, a)
+            t.unindex(a)
+        else:
+            t.refile(a)
         t.rr = a.seq
-        if self.track_dirty:
-            t.changed_chats[c.key] = None
-            t.changed_agents[a.id] = None
+        self._note_chat(t, c)
+        self._note_agent(t, a)
         out = self._head(t, "chat.assigned", c)
-        out["chat"], out["visitor"] = self._ids(c)
+        out["chat"], out["visitor"] = c.server_ids()
         out["agent"] = a.id
         out["wait_ms"] = t.now - c.t0
         out["priority"] = round(c.base + aging, 3)
-        out["match"] = round(sum(parts.values()), 3)
+        out["match"] = round(sum(match), 3)
         out["score"] = {
             "page": page, "loyalty": round(loyalty, 3), "returning": returning,
-            "level": level, "aging": round(aging, 3), "skill": parts["skill"],
-            "load": round(parts["load"], 3), "sticky": parts["sticky"],
-            "exclusive": parts["exclusive"], "region": parts["region"],
-            "channel": parts["channel"],
+            "level": level, "aging": round(aging, 3), "skill": skill,
+            "load": round(load, 3), "sticky": sticky, "exclusive": exclusive,
+            "region": region, "channel": channel,
         }
         out["reason"] = reason
         out["rules"] = rules.hash
@@ -693,7 +689,7 @@ class Engine:
         if why in ("declined", "offer_timeout"):
             c.excluded.append(a.id)
         out = self._head(t, "chat.requeued", c)
-        out["chat"] = self._ids(c)[0]
+        out["chat"] = c.id
         out["agent"] = a.id
         out["why"] = why
         self._out.append(out)
@@ -705,11 +701,10 @@ class Engine:
         a.idle_since = t.now
         if not had_room:
             if a.has_room():
-                self._index(t, a)
-        elif self._roster:
-            self._refile(t, a)
-        if self.track_dirty:
-            t.changed_agents[a.id] = None
+                t.index(a)
+        else:
+            t.refile(a)
+        self._note_agent(t, a)
 
     def _served(self, t: Tenant, c: Chat, agent: str) -> None:
         """``agent`` serves the chat's visitor (accepted it, or held it when it
@@ -718,8 +713,7 @@ class Engine:
         v = t.visitors.get(c.visitor)
         if v is not None and v.last_agent != agent:
             v.last_agent = agent
-            if self.track_dirty:
-                t.changed_visitors[v.id] = None
+            self._note_visitor(t, v)
 
     def _close(self, t: Tenant, c: Chat) -> None:
         """A chat ends (ended or the visitor left), whatever state it is in."""
@@ -728,7 +722,7 @@ class Engine:
         if c.status == WAITING:
             self._unqueue(t, c)
             out = self._head(t, "chat.abandoned", c)
-            out["chat"], out["visitor"] = self._ids(c)
+            out["chat"], out["visitor"] = c.server_ids()
             out["wait_ms"] = t.now - c.t0
             self._out.append(out)
         elif c.status == ASSIGNED:
@@ -739,12 +733,11 @@ class Engine:
                 # then unindexing leaves every index as it was)
                 del a.active[c.key]
                 a.idle_since = t.now
-                if self.track_dirty:
-                    t.changed_agents[a.id] = None
+                self._note_agent(t, a)
                 self._drop(t, c)
                 self._fill(t, a)
                 if a.has_room():
-                    self._index(t, a)
+                    t.index(a)
                 return
             self._release(t, a, c)
             self._drop(t, c)
@@ -753,82 +746,63 @@ class Engine:
         self._drop(t, c)
 
     def _drop(self, t: Tenant, c: Chat) -> None:
+        """The chat is gone from its tenant (and, handed over inline, from
+        the merchant it came from)."""
+        c.move(ENDED)
         del t.chats[c.key]
         v = t.visitors.get(c.visitor)
-        if self.track_dirty:
-            t.changed_chats[c.key] = None
+        self._note_chat(t, c)
         if v is not None and c.key in v.chats:
             v.chats.remove(c.key)
-            if self.track_dirty:
-                t.changed_visitors[v.id] = None
-        if c.origin is not None and self.handoff == "inline":
+            self._note_visitor(t, v)
+        if c.origin is not None and self.handoff == handover.INLINE:
             home = self.tenants.get(c.origin)
             if home is not None:
                 hc = home.chats.get(c.id)
                 if hc is not None and hc.status == FORWARDED:
                     self._drop(home, hc)
 
+    # ----------------------------------------------------------- hand-over
+
     def _overflow(self, t: Tenant, c: Chat) -> None:
         """A merchant's chat waited past the bound: hand it to the platform."""
-        rules = self.rules
+        platform = self.rules.platform
         self._unqueue(t, c)
-        c.status = FORWARDED
-        c.to = rules.platform
+        c.move(FORWARDED)
+        c.to = platform
         c.reserved_for = None
         c.reserve_kind = None
-        self._mark_chat(t, c)
+        self._note_chat(t, c)
         v = t.visitors[c.visitor]
         out = self._head(t, "chat.overflowed", c)
         out["chat"], out["visitor"] = c.id, v.id
-        out["to"] = rules.platform
+        out["to"] = platform
         self._out.append(out)
-        handover: Event = {
-            "type": "chat.handed_over", "chat": c.id, "visitor": v.id, "from": t.name,
-            "requested_ts": c.t0,
-        }
-        if c.skill is not None:
-            handover["skill"] = c.skill
-        for field in ("page", "keyword", "category", "channel", "region"):
-            value = getattr(v, field)
-            if value is not None:
-                handover[field] = value
-        handover["customer"] = {"member": v.member, "tier": v.tier, "orders": v.orders,
-                                "ltv": v.ltv}
-        handover["returning"] = v.returning
-        if self.handoff == "external":
-            self._forward(t, rules.platform, "overflow:" + c.id, handover, c)
+        handed = handover.handover_input(t.name, c, v)
+        if self.handoff == handover.EXTERNAL:
+            self._forward(t, platform, "overflow:" + c.id, handed, c)
             return
-        p = self.tenants.get(rules.platform)
+        p = self.tenants.get(platform)
         if p is None:
-            p = self._tenant(rules.platform, t.now)
+            p = self._tenant(platform, t.now)
         self._advance(p, t.now)
-        self._on_handed_over(p, handover)
+        self._on_handed_over(p, handed)
 
     def _on_handed_over(self, p: Tenant, ev: Event) -> None:
         """A merchant's overflowed chat arrives at the platform tenant."""
-        origin = ev["from"]
-        key = origin + OVERFLOW_SEP + ev["chat"]
-        if key in p.chats:
-            return
-        pv_id = origin + OVERFLOW_SEP + ev["visitor"]
-        pv = self._visitor(p, pv_id)
-        for field in ("page", "keyword", "category", "channel", "region"):
-            setattr(pv, field, ev.get(field))
-        cust = ev.get("customer")
-        if cust is not None:
-            pv.member, pv.tier, pv.orders, pv.ltv = (
-                cust["member"], cust["tier"], cust["orders"], cust["ltv"])
-        pv.returning = bool(ev.get("returning", False))
-        pv.left = False
-        pc = Chat(key, ev["chat"], p.take_seq(), pv_id, ev["requested_ts"])
-        pc.origin = origin
-        pc.skill = ev.get("skill")
-        pc.mode = "human_only"
-        p.chats[key] = pc
-        pv.chats.append(key)
-        if self.track_dirty:
-            p.changed_visitors[pv_id] = None
-        self._route(p, pc, pv)
+        got = handover.receive(p, ev)
+        if got is not None:
+            pc, pv = got
+            self._note_visitor(p, pv)
+            self._route(p, pc, pv)
+
+    def _forward(self, t: Tenant, to: str, event_id: str, fields: Event, c: Chat) -> None:
+        """Emit an input event for tenant ``to`` that a distributed shell publishes."""
+        out = self._head(t, "event.forwarded", c)
+        out.pop("origin", None)
+        out["to"] = to
+        out["event"] = handover.forwarded_input(t.name, to, event_id, fields, t.now)
+        self._out.append(out)
 
     # ------------------------------------------------------------ outputs
 
@@ -839,222 +813,3 @@ class Engine:
         if c.origin is not None:
             out["origin"] = c.origin
         return out
-
-    @staticmethod
-    def _ids(c: Chat) -> tuple[str, str]:
-        """(chat, visitor) as the chat server knows them."""
-        if c.origin is None:
-            return c.id, c.visitor
-        return c.id, c.visitor[len(c.origin) + 1:]
-
-    def _priority(self, t: Tenant, c: Chat) -> float:
-        return round(c.base + self.rules.aging_per_ms * (t.now - c.t0), 3)
-
-    # ------------------------------------------------------------ indexes
-
-    def _index(self, t: Tenant, a: Agent) -> None:
-        if a.has_room():
-            t.avail_all[a.id] = a
-            for s in a.skills:
-                d = t.avail.get(s)
-                if d is None:
-                    d = t.avail[s] = {}
-                d[a.id] = a
-            if self._roster:
-                t.roster.file(a, self.rules.w_skill, self.rules.w_load)
-
-    def _unindex(self, t: Tenant, a: Agent) -> None:
-        if t.avail_all.pop(a.id, None) is not None:
-            for s in a.skills:
-                d = t.avail.get(s)
-                if d is not None:
-                    d.pop(a.id, None)
-            if self._roster:
-                t.roster.unfile(a)
-
-    def _refile(self, t: Tenant, a: Agent) -> None:
-        """An agent with room took or gave back a chat: its load class changed."""
-        t.roster.unfile(a)
-        t.roster.file(a, self.rules.w_skill, self.rules.w_load)
-
-    # ------------------------------------------------------------ reading
-
-    def queue(self, tenant: str) -> list[str]:
-        """Keys of ``tenant``'s waiting chats in its one service order: the
-        chat at index i has ``position`` i + 1 (reserved chats and every
-        skill's chats included, as in ``chat.queued``)."""
-        t = self.tenants.get(tenant)
-        if t is None:
-            return []
-        return [e[2] for e in heapq.merge(*(q.entries for q in self._queues(t)))]
-
-    def position(self, tenant: str, chat: str) -> int:
-        """The 1-based ``position`` of a waiting chat (its key in ``tenant``)
-        in the tenant's one order; 0 if it is not waiting."""
-        t = self.tenants.get(tenant)
-        c = t.chats.get(chat) if t is not None else None
-        if t is None or c is None or c.qkey is None:
-            return 0
-        return self._rank(t, c.qkey)
-
-    @staticmethod
-    def _queues(t: Tenant) -> Iterator[WaitQueue]:
-        """Every queue of waiting chats: shared or per skill, and reserved."""
-        yield from t.queues.values()
-        for q in t.personal.values():
-            if q.entries:
-                yield q
-
-    def _rank(self, t: Tenant, entry: Entry) -> int:
-        """The 1-based place of a queued entry in the tenant's one service
-        order (every queue's entries merged: reserved chats and every skill's
-        chats included): the entries before it, counted queue by queue. Done
-        when asked, so that re-keying a chat moves it in one list only."""
-        n = 1
-        for q in self._queues(t):
-            n += bisect_left(q.entries, entry)
-        return n
-
-    # ------------------------------------------------------------ dirty set
-
-    def _mark_chat(self, t: Tenant, c: Chat) -> None:
-        if self.track_dirty:
-            t.changed_chats[c.key] = None
-
-    def take_dirty(self) -> dict[EntityKey, Any]:
-        """Records of the entities changed since the last call (None = deleted)."""
-        return {(kind, name, ident): rec
-                for kind, name, group in self.take_changes() for ident, rec in group}
-
-    def take_changes(self) -> list[tuple[str, str, list[tuple[str, Any]]]]:
-        """``take_dirty`` grouped: ``(kind, tenant, [(id, record or None), ...])``.
-
-        Every entity changed since the last call is in it (an unchanged one may
-        be too: its record is its current one all the same).
-        """
-        groups: list[tuple[str, str, list[tuple[str, Any]]]] = []
-        if not self.track_dirty:
-            return groups
-        touched, self._touched = self._touched, {}
-        if self._engine_dirty or touched:  # its ``now`` moves with every tenant's
-            self._engine_dirty = False
-            groups.append(("engine", "", [("", self._record(("engine", "", "")))]))
-        nums = self.ids.take_changed()
-        if nums:
-            groups.append(("ids", ALL_TENANTS, _chunk_records(self.ids, nums)))
-        for name, t in self.tenants.items():
-            if name in touched:
-                groups.append(("tenant", name, [("", self._record(("tenant", name, "")))]))
-            nums = t.ids.take_changed()
-            if nums:
-                groups.append(("ids", name, _chunk_records(t.ids, nums)))
-            for kind, live, changed in (("agent", t.agents, t.changed_agents),
-                                        ("visitor", t.visitors, t.changed_visitors),
-                                        ("chat", t.chats, t.changed_chats)):
-                if changed:
-                    groups.append((kind, name, _records(live, changed)))
-                    changed.clear()
-        return groups
-
-    def snapshot(self) -> Iterator[tuple[EntityKey, Any]]:
-        """Every entity's record (a full checkpoint)."""
-        yield ("engine", "", ""), self._record(("engine", "", ""))
-        for n in self.ids.chunks:
-            yield ("ids", ALL_TENANTS, str(n)), self.ids.record(n)
-        for t in self.tenants.values():
-            yield ("tenant", t.name, ""), self._record(("tenant", t.name, ""))
-            for n in t.ids.chunks:
-                yield ("ids", t.name, str(n)), t.ids.record(n)
-            for a in t.agents.values():
-                yield ("agent", t.name, a.id), a.to_record()
-            for v in t.visitors.values():
-                yield ("visitor", t.name, v.id), v.to_record()
-            for c in t.chats.values():
-                yield ("chat", t.name, c.key), c.to_record()
-
-    def _record(self, key: EntityKey) -> Any:
-        kind, name, ident = key
-        if kind == "engine":
-            return {"now": self.now, "ids": self.ids.count}
-        if kind == "ids":
-            ids = self.ids if name == ALL_TENANTS else self.tenants[name].ids
-            return ids.record(int(ident))
-        t = self.tenants.get(name)
-        if t is None:
-            return None
-        if kind == "tenant":
-            r = t.to_record()
-            r["ids"] = t.ids.count
-            return r
-        entity: Agent | Visitor | Chat | None
-        if kind == "agent":
-            entity = t.agents.get(ident)
-        elif kind == "visitor":
-            entity = t.visitors.get(ident)
-        else:
-            entity = t.chats.get(ident)
-        return entity.to_record() if entity is not None else None
-
-    # ------------------------------------------------------------ restore
-
-    @classmethod
-    def restore(
-        cls, rules: Rules, records: Iterable[tuple[EntityKey, Any]], *, track_dirty: bool = True,
-        handoff: str = "inline",
-    ) -> Engine:
-        """Rebuild an engine from persisted records (``take_dirty``/``snapshot``).
-
-        Indexes, queues and timers are derived again; priorities are computed
-        under ``rules``, which may differ from the rules that wrote the records.
-        ``handoff`` is as for :class:`Engine` (not a persisted setting).
-        """
-        eng = cls(rules, track_dirty=track_dirty, handoff=handoff)
-        by_kind: dict[str, list[tuple[str, str, Any]]] = {}
-        for (kind, name, ident), rec in records:
-            if rec is not None:
-                by_kind.setdefault(kind, []).append((name, ident, rec))
-        for _, _, rec in by_kind.get("engine", []):
-            eng.now = rec["now"]
-            eng.ids.count = rec["ids"]
-        tenants = sorted(by_kind.get("tenant", []), key=lambda x: x[2]["seq"])
-        counts: dict[str, int] = {ALL_TENANTS: eng.ids.count}
-        for name, _, rec in tenants:
-            t = eng.tenants[name] = Tenant.from_record(name, rec, rules.dedup_window,
-                                                       rules.dedup_window_ms)
-            t.ids.track = track_dirty
-            counts[name] = rec["ids"]
-        for name, ident, rec in by_kind.get("ids", []):
-            # a record of ids alone (written before chunks had a start) starts now
-            owner_now = eng.now if name == ALL_TENANTS else eng.tenants[name].now
-            ids = eng.ids if name == ALL_TENANTS else eng.tenants[name].ids
-            ids.restore_chunk(int(ident), rec, owner_now)
-        eng.ids.finish_restore(counts[ALL_TENANTS])
-        for name, ident, rec in by_kind.get("agent", []):
-            eng.tenants[name].agents[ident] = Agent.from_record(ident, rec)
-        for name, ident, rec in by_kind.get("visitor", []):
-            eng.tenants[name].visitors[ident] = Visitor.from_record(ident, rec)
-        for name, ident, rec in by_kind.get("chat", []):
-            eng.tenants[name].chats[ident] = Chat.from_record(ident, rec)
-        for t in eng.tenants.values():
-            t.ids.finish_restore(counts[t.name])
-            eng._rebuild(t)
-        return eng
-
-    def _rebuild(self, t: Tenant) -> None:
-        rules = self.rules
-        for a in sorted(t.agents.values(), key=lambda a: a.seq):
-            if a.status == ONLINE:
-                t.online_agents += 1
-                t.online_capacity += a.capacity
-            self._index(t, a)
-        for c in sorted(t.chats.values(), key=lambda c: c.seq):
-            if c.status == WAITING:
-                c.base = priority_base(rules, t.visitors[c.visitor])
-                c.qkey = self._entry(c)
-                self._queue_of(t, c).push(c.qkey)
-                if c.reserved_for is not None:
-                    t.timers.push(c.reserve_until, RESERVE, c.seq, c.key)
-                if c.origin is None and rules.may_overflow(t.name):
-                    t.timers.push(c.t0 + rules.overflow_after_ms, OVERFLOW, c.seq, c.key)
-            elif c.status == ASSIGNED and not c.accepted and rules.acceptance_required:
-                t.timers.push(c.offer_until, OFFER, c.seq, c.key)

@@ -20,9 +20,10 @@ from typing import Any
 
 class IdWindow:
     __slots__ = ("window", "window_ms", "chunk", "keep", "seen", "chunks", "starts", "count",
-                 "_n", "_cur", "_room", "track", "_taken", "_dropped")
+                 "_n", "_cur", "_room", "track_changes", "_taken", "_dropped")
 
-    def __init__(self, window: int, track: bool = False, window_ms: int | None = None) -> None:
+    def __init__(self, window: int, track_changes: bool = False,
+                 window_ms: int | None = None) -> None:
         self.window = window
         self.window_ms = window_ms  # None: by count alone
         self.chunk = max(1, min(1024, window))
@@ -36,24 +37,32 @@ class IdWindow:
         self._n = 0
         self._cur: list[str] = []
         self._room = 0
-        # what changed since the last ``take_changed`` (with ``track``): ids
-        # from number ``_taken`` on were added, the ``_dropped`` chunks went
-        self.track = track
+        # what changed since the last ``take_changes`` (with ``track_changes``):
+        # ids from number ``_taken`` on were added, the ``_dropped`` chunks went
+        self.track_changes = track_changes
         self._taken = 0
         self._dropped: list[int] = []
 
     def __contains__(self, event_id: str) -> bool:
         return event_id in self.seen
 
-    def add(self, event_id: str, now: int = 0) -> tuple[int, int | None]:
-        """Remember ``event_id``, applied at time ``now``; return (chunk written,
-        the last chunk dropped or None)."""
+    def admit(self, event_id: str, now: int = 0) -> bool:
+        """Remember ``event_id``, applied at time ``now``, unless it is
+        remembered already; whether it was new."""
+        seen = self.seen
+        if event_id in seen:
+            return False
         if self._room:
             self._room -= 1
             self.count += 1
             self._cur.append(event_id)
-            self.seen[event_id] = self._n
-            return self._n, None
+            seen[event_id] = self._n
+        else:
+            self._start_chunk(event_id, now)
+        return True
+
+    def _start_chunk(self, event_id: str, now: int) -> None:
+        """Add ``event_id`` as the first id of a new chunk; drop old chunks."""
         n = self.count // self.chunk
         self.count += 1
         ids = self.chunks.get(n)
@@ -63,7 +72,6 @@ class IdWindow:
         ids.append(event_id)
         self.seen[event_id] = n
         self._n, self._cur, self._room = n, ids, (n + 1) * self.chunk - self.count
-        dropped: int | None = None
         window_ms, starts = self.window_ms, self.starts
         for old in list(self.chunks):
             if old >= n:
@@ -71,10 +79,8 @@ class IdWindow:
             if old < n - self.keep or (
                     window_ms is not None and now - starts.get(old + 1, now) > window_ms):
                 self._drop(old)
-                dropped = old
             else:
                 break
-        return n, dropped
 
     def _drop(self, old: int) -> None:
         dead = self.chunks.pop(old)
@@ -87,7 +93,7 @@ class IdWindow:
             for i, m in zip(dead, was, strict=True):
                 if m is not None and m != old:
                     seen[i] = m
-        if self.track:
+        if self.track_changes:
             self._dropped.append(old)
 
     def record(self, n: int) -> list[Any] | None:
@@ -97,9 +103,9 @@ class IdWindow:
             return None
         return [self.starts.get(n, 0), *ids]
 
-    def take_changed(self) -> list[int]:
+    def take_changes(self) -> list[int]:
         """Numbers of the chunks written or dropped since the last call (with
-        ``track``); a dropped one is no longer in ``chunks``."""
+        ``track_changes``); a dropped one is no longer in ``chunks``."""
         count, taken = self.count, self._taken
         if count == taken and not self._dropped:
             return []

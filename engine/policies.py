@@ -21,7 +21,8 @@ from collections.abc import Iterable
 
 from engine.rules import Rules
 from engine.scoring import eligible, match_total
-from engine.state import Agent, Chat, Tenant, Visitor
+from engine.state import Agent, Chat, Visitor
+from engine.tenant import Tenant
 
 
 class Policy:
@@ -111,7 +112,7 @@ class PriorityPolicy(Policy):
                 continue
             if rules.region_required and regions is not None and region not in regions:
                 continue
-            s = part  # summed in match_total's order: bit-identical scores
+            s = part  # summed in match_parts' order: bit-identical scores
             if region is not None and regions and region in regions:
                 s += w_region
             if channel is not None and channels and channel in channels:

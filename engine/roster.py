@@ -12,18 +12,16 @@ shift start with 2,000 agents alike that is one class, not 2,000 agents.
 A pool is one skill (agents who have it) or ``None`` (every agent with room).
 A class key is ``(score part, regions, channels)`` where the score part is
 ``w_skill·level + w_load·free share`` computed exactly as
-``scoring.match_total`` computes it, so a class's score is bit-identical to
-each member's.
+``scoring.match_parts`` computes those parts and summed in the same order, so
+a class's score is bit-identical to each member's.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, insort
 from operator import itemgetter
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from engine.state import Agent
+from engine.state import Agent
 
 ClassKey = tuple[float, "tuple[str, ...] | None", "tuple[str, ...] | None"]
 _SCORE = itemgetter(0)

@@ -14,25 +14,9 @@ from engine.state import Agent, Chat, Visitor
 
 def priority_parts(rules: Rules, v: Visitor) -> tuple[float, float, float, float]:
     """(page, loyalty, returning, level) of a visitor's chat, aging aside."""
-    page = rules.page_weight(v.page)
-    loyalty = 0.0
-    if v.member:
-        loyalty += rules.member
-    if v.orders:
-        loyalty += rules.per_order * min(v.orders, rules.max_orders)
-    if v.ltv:
-        loyalty += min(rules.max_ltv_points, rules.per_1000_ltv * v.ltv / 1000.0)
-    returning = rules.returning if v.returning else 0.0
-    level = rules.levels[v.tier]
-    return page, loyalty, returning, level
-
-
-def priority_base(rules: Rules, v: Visitor) -> float:
-    """``page + loyalty + returning + level`` of ``priority_parts``, the same
-    operations in the same order (so the same float), without the tuple."""
     page = v.page
-    total = (rules.page_default if page is None
-             else rules.page_weights.get(page, rules.page_default))
+    weight = (rules.page_default if page is None
+              else rules.page_weights.get(page, rules.page_default))
     loyalty = 0.0
     if v.member:
         loyalty += rules.member
@@ -44,7 +28,24 @@ def priority_base(rules: Rules, v: Visitor) -> float:
         points = rules.per_1000_ltv * v.ltv / 1000.0
         cap_points = rules.max_ltv_points
         loyalty += points if points < cap_points else cap_points  # min(cap_points, points)
-    return total + loyalty + (rules.returning if v.returning else 0.0) + rules.levels[v.tier]
+    return (weight, loyalty, rules.returning if v.returning else 0.0,
+            rules.levels[v.tier])
+
+
+def priority_base(rules: Rules, v: Visitor) -> float:
+    """A chat's priority without aging: the sum of ``priority_parts``."""
+    page, loyalty, returning, level = priority_parts(rules, v)
+    return page + loyalty + returning + level
+
+
+def priority_at(rules: Rules, c: Chat, now: int) -> float:
+    """The priority of waiting chat ``c`` at time ``now``, as outputs show it."""
+    return round(c.base + rules.aging_per_ms * (now - c.t0), 3)
+
+
+def eta_s(rules: Rules, position: int, online_capacity: int) -> int:
+    """The estimated wait, in seconds, of the chat at 1-based ``position``."""
+    return int(position * rules.eta_handle_s / max(1, online_capacity))
 
 
 def skill_of_request(
@@ -72,8 +73,12 @@ def skill_of_request(
     return None
 
 
-def match_parts(rules: Rules, a: Agent, c: Chat, v: Visitor) -> dict[str, float]:
-    """The match score of agent ``a`` for chat ``c`` as named parts."""
+#: (skill, load, sticky, exclusive, region, channel)
+MatchParts = tuple[float, float, float, float, float, float]
+
+
+def match_parts(rules: Rules, a: Agent, c: Chat, v: Visitor) -> MatchParts:
+    """The match score of agent ``a`` for chat ``c`` as its parts (``MatchParts``)."""
     skill = rules.w_skill * a.skills.get(c.skill, 0) if c.skill is not None else 0.0
     cap = a.capacity
     load = rules.w_load * (1.0 - len(a.active) / cap) if cap else 0.0
@@ -84,26 +89,12 @@ def match_parts(rules: Rules, a: Agent, c: Chat, v: Visitor) -> dict[str, float]
         rules.w_channel if v.channel is not None and a.channels and v.channel in a.channels
         else 0.0
     )
-    return {
-        "skill": skill, "load": load, "sticky": sticky, "exclusive": exclusive,
-        "region": region, "channel": channel,
-    }
+    return skill, load, sticky, exclusive, region, channel
 
 
 def match_total(rules: Rules, a: Agent, c: Chat, v: Visitor) -> float:
-    """``sum(match_parts(...))`` without building the dict (the hot path)."""
-    total = rules.w_skill * a.skills.get(c.skill, 0) if c.skill is not None else 0.0
-    if a.capacity:
-        total += rules.w_load * (1.0 - len(a.active) / a.capacity)
-    if v.last_agent == a.id:
-        total += rules.w_sticky
-    if v.exclusive == a.id:
-        total += rules.w_exclusive
-    if v.region is not None and a.regions and v.region in a.regions:
-        total += rules.w_region
-    if v.channel is not None and a.channels and v.channel in a.channels:
-        total += rules.w_channel
-    return total
+    """The match score: the sum of ``match_parts``, in their order."""
+    return sum(match_parts(rules, a, c, v))
 
 
 def eligible(rules: Rules, a: Agent, c: Chat, v: Visitor) -> bool:

@@ -1,25 +1,25 @@
-"""The engine's entities: agents, visitors, chats and tenants.
+"""The engine's stored entities: agents, visitors and chats.
 
 Plain classes with ``__slots__`` (fast, about 300 bytes a visitor). Each
-persisted entity converts to a JSON-able record and back; ``Tenant`` also
-holds the derived indexes (queues, availability, timers) that ``restore``
-rebuilds and that are never persisted.
+converts to a JSON-able record and back. A tenant and the indexes derived from
+its entities are in ``engine/tenant.py``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from engine.dedup import IdWindow
-from engine.queue import WaitQueue
-from engine.roster import Roster
-from engine.timers import TimerHeap
+from engine.lifecycle import ASSIGNED, BOT, ENDED, FORWARDED, NEW, WAITING, step
 
 Record = dict[str, Any]
 EntityKey = tuple[str, str, str]  # (kind, tenant, id)
 
 ONLINE, AWAY, OFFLINE = "online", "away", "offline"
-WAITING, ASSIGNED, BOT, FORWARDED = "waiting", "assigned", "bot", "forwarded"
+
+__all__ = [
+    "ASSIGNED", "AWAY", "BOT", "DEFAULT_CAPACITY", "ENDED", "FORWARDED", "NEW", "OFFLINE",
+    "ONLINE", "WAITING", "Agent", "Chat", "EntityKey", "Record", "Visitor",
+]
 
 #: a new agent's capacity when its first ``agent.state`` gives none
 DEFAULT_CAPACITY = 5
@@ -108,10 +108,11 @@ class Visitor:
     @classmethod
     def from_record(cls, visitor_id: str, r: Record) -> Visitor:
         v = cls(visitor_id, r["first_ts"])
-        for s in cls.__slots__:
-            if s != "id":
-                setattr(v, s, r[s])
-        v.chats = list(r["chats"])
+        v.last_ts, v.pages, v.page, v.keyword = r["last_ts"], r["pages"], r["page"], r["keyword"]
+        v.category, v.channel, v.region = r["category"], r["channel"], r["region"]
+        v.member, v.tier, v.orders, v.ltv = r["member"], r["tier"], r["orders"], r["ltv"]
+        v.last_agent, v.exclusive = r["last_agent"], r["exclusive"]
+        v.returning, v.left, v.chats = r["returning"], r["left"], list(r["chats"])
         return v
 
 
@@ -129,7 +130,7 @@ class Chat:
         self.seq = seq
         self.visitor = visitor
         self.t0 = t0
-        self.status = WAITING
+        self.status = NEW  # moves only through ``move`` (engine/lifecycle.py)
         self.skill: str | None = None
         self.agent: str | None = None
         self.accepted = False
@@ -144,71 +145,32 @@ class Chat:
         self.base = 0.0
         self.qkey: tuple[float, int, str] | None = None
 
-    _PERSISTED = (
-        "id", "origin", "seq", "visitor", "t0", "status", "skill", "agent", "accepted",
-        "offer_until", "excluded", "reserved_for", "reserve_kind", "reserve_until", "to",
-        "mode",
-    )
+    def move(self, to: str) -> None:
+        """Change status as ``engine/lifecycle.py`` allows."""
+        self.status = step(self.status, to)
+
+    def server_ids(self) -> tuple[str, str]:
+        """(chat, visitor) as the chat server knows them."""
+        if self.origin is None:
+            return self.id, self.visitor
+        return self.id, self.visitor[len(self.origin) + 1:]
 
     def to_record(self) -> Record:
-        r = {s: getattr(self, s) for s in self._PERSISTED}
-        r["excluded"] = list(self.excluded)
-        return r
+        # every field but key (the record's id) and the derived base and qkey
+        return {
+            "id": self.id, "origin": self.origin, "seq": self.seq, "visitor": self.visitor,
+            "t0": self.t0, "status": self.status, "skill": self.skill, "agent": self.agent,
+            "accepted": self.accepted, "offer_until": self.offer_until,
+            "excluded": list(self.excluded), "reserved_for": self.reserved_for,
+            "reserve_kind": self.reserve_kind, "reserve_until": self.reserve_until,
+            "to": self.to, "mode": self.mode,
+        }
 
     @classmethod
     def from_record(cls, key: str, r: Record) -> Chat:
         c = cls(key, r["id"], r["seq"], r["visitor"], r["t0"])
-        for s in cls._PERSISTED:
-            setattr(c, s, r[s])
-        c.excluded = list(r["excluded"])
+        c.origin, c.status, c.skill, c.agent = r["origin"], r["status"], r["skill"], r["agent"]
+        c.accepted, c.offer_until, c.excluded = r["accepted"], r["offer_until"], list(r["excluded"])
+        c.reserved_for, c.reserve_kind = r["reserved_for"], r["reserve_kind"]
+        c.reserve_until, c.to, c.mode = r["reserve_until"], r["to"], r["mode"]
         return c
-
-
-class Tenant:
-    """One tenant's state and the indexes derived from it."""
-
-    __slots__ = (
-        "name", "seq", "now", "next_seq", "rr", "agents", "visitors", "chats", "ids",
-        "queues", "personal", "avail", "avail_all", "roster", "timers", "online_agents",
-        "online_capacity", "changed_agents", "changed_visitors", "changed_chats",
-    )
-
-    def __init__(self, name: str, seq: int, now: int, dedup_window: int,
-                 dedup_window_ms: int | None = None) -> None:
-        self.name = name
-        self.seq = seq  # creation order among tenants
-        self.now = now
-        self.next_seq = 0  # numbers agents and chats in order of first mention
-        self.rr = -1  # seq of the agent the round-robin pointer last gave a chat
-        self.agents: dict[str, Agent] = {}
-        self.visitors: dict[str, Visitor] = {}
-        self.chats: dict[str, Chat] = {}
-        self.ids = IdWindow(dedup_window, window_ms=dedup_window_ms)
-        # derived indexes
-        self.queues: dict[str | None, WaitQueue] = {}  # skill bucket -> waiting chats
-        self.personal: dict[str, WaitQueue] = {}  # agent -> chats reserved for them
-        self.avail: dict[str, dict[str, Agent]] = {}  # skill -> agents with room
-        self.avail_all: dict[str, Agent] = {}  # agents with room
-        self.roster = Roster()  # agents with room by score class (priority policy)
-        self.timers = TimerHeap()
-        self.online_agents = 0
-        self.online_capacity = 0
-        # ids of the entities changed since the engine last handed them out
-        # (``Engine.take_dirty``), in the order first changed
-        self.changed_agents: dict[str, None] = {}
-        self.changed_visitors: dict[str, None] = {}
-        self.changed_chats: dict[str, None] = {}
-
-    def take_seq(self) -> int:
-        self.next_seq += 1
-        return self.next_seq
-
-    def to_record(self) -> Record:
-        return {"seq": self.seq, "now": self.now, "next_seq": self.next_seq, "rr": self.rr}
-
-    @classmethod
-    def from_record(cls, name: str, r: Record, dedup_window: int,
-                    dedup_window_ms: int | None = None) -> Tenant:
-        t = cls(name, r["seq"], r["now"], dedup_window, dedup_window_ms)
-        t.next_seq, t.rr = r["next_seq"], r["rr"]
-        return t

@@ -37,7 +37,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from engine import Engine, Rules
+from engine import Engine, Rules, views
 from schemas.outputs import encode_lines
 from simulators.metrics import Collector
 from simulators.scenario import ScenarioError, get, need, start_ms
@@ -146,7 +146,7 @@ class Simulation:
             raise ScenarioError("scenario key 'hours' (or --hours) must be a number > 0")
         self.hours = float(h)
         self.end = self.t0 + int(self.hours * HOUR_MS)
-        self.engine = Engine(rules, track_dirty=False)
+        self.engine = Engine(rules, track_changes=False)
         self.heap: list[tuple[int, int, Callable[[int, Any], None], Any]] = []
         self._seq = itertools.count()
         self.offset = 0
@@ -477,10 +477,7 @@ class Simulation:
             self._queue_t = ts
 
     def _queue_after(self) -> None:
-        self._queue_len = sum(
-            len(q) for t in self.engine.tenants.values()
-            for q in itertools.chain(t.queues.values(), t.personal.values())
-        )
+        self._queue_len = views.waiting_count(self.engine)
 
     def _eid(self) -> str:
         return f"e{self.offset}"

@@ -216,7 +216,7 @@ def _lines(path: Path) -> Iterator[bytes]:
 class _Reader:
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
-        self.engine = Engine(rules, track_dirty=False)
+        self.engine = Engine(rules, track_changes=False)
         self.chats: dict[tuple[str, str], Obs] = {}
         self.pages: dict[tuple[str, str], str] = {}
         self.open: dict[tuple[str, str], Obs] = {}  # (tenant, visitor) -> latest open chat
@@ -541,7 +541,7 @@ class Replay:
         self.trace = trace
         self.rules = rules
         self.seed = seed
-        self.engine = Engine(rules, track_dirty=False)
+        self.engine = Engine(rules, track_changes=False)
         self.collector = WhatIfCollector(t0=trace.t0, t1=trace.t1, busy_until_ms=trace.t1)
         self.heap: list[tuple[int, int, Callable[[int, Any], None], Any]] = []
         self._seq = itertools.count()
@@ -605,12 +605,8 @@ class Replay:
                     c = self.chats[key] = _Chat(key, obs, _Draws(self.trace, obs, key, self.seed),
                                                 o["ts"])
                 f(c, o)
-        tenants = self.engine.tenants
         for name in touched:
-            t = tenants.get(name) if name is not None else None
-            if t is None:
-                continue
-            d = t.timers.next_deadline()
+            d = self.engine.next_deadline(name) if name is not None else None
             if d is not None and (name, d) not in self.clocks:
                 self.clocks.add((name, d))
                 self._push(d, self._clock, name)

@@ -12,7 +12,7 @@ import argparse
 import os
 import time
 
-from engine import Engine, RulesError
+from engine import RulesError
 from streams.cli.common import open_out, open_state, summary
 from streams.cli.options import fail
 from streams.embedded.rules_file import read_rules
@@ -45,8 +45,7 @@ def main(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     fd, own = open_out(args.out)
     try:
-        rt = Runtime(rules, Sink(fd), rules_text=rules_text)
-        rt.engine = Engine(rules, track_dirty=False)
+        rt = Runtime(rules, Sink(fd), rules_text=rules_text)  # no state dir: no changes kept
         with paused_gc():
             rt.replay(layout, recorded_rules=args.rules is None)
     except (RulesError, StoreError) as exc:

@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from engine import Engine, Rules, RulesError, rules_from_toml
+from engine import Engine, Rules, RulesError, rules_from_toml, views
 from schemas.events import Event, EventError, decode_lines
 from schemas.outputs import Output, encode_lines
 from streams.embedded.inputs import Chunk
@@ -83,11 +83,6 @@ class StrictStop(Exception):
 
     def __init__(self, lineno: int | None, error: EventError) -> None:
         super().__init__(f"line {lineno}: {error}" if lineno is not None else str(error))
-
-
-def remembered_ids(engine: Engine) -> int:
-    """How many event ids the engine has taken in (duplicates are not counted)."""
-    return engine.ids.count + sum(t.ids.count for t in engine.tenants.values())
 
 
 class Sink:
@@ -162,7 +157,7 @@ class Runtime:
         self.strict = strict
         self.clock = clock
         self.crash = _Crash()
-        self.engine = Engine(rules, track_dirty=layout is not None)
+        self.engine = Engine(rules, track_changes=layout is not None)
         self.offset = 0
         self.counts: Counter[str] = Counter()
         self.applied = 0
@@ -214,7 +209,7 @@ class Runtime:
             self.offset_at_resume = self.offset
             if self.engine.rules is not self.rules:
                 self._switch(self.rules)
-        self._ids0 = remembered_ids(self.engine)
+        self._ids0 = views.remembered_ids(self.engine)
         self._since_cp = 0
         self._cp_at = self.clock()
 
@@ -227,7 +222,7 @@ class Runtime:
         """
         switches = layout.rules_history() if recorded_rules else []
         if switches and switches[0][0] == 0:
-            self.engine = Engine(parse_recorded(switches.pop(0)[1]), track_dirty=False)
+            self.engine = Engine(parse_recorded(switches.pop(0)[1]), track_changes=False)
         for first, lines in layout.segments(0):
             while switches and switches[0][0] <= first:
                 self._switch(parse_recorded(switches.pop(0)[1]))
@@ -244,7 +239,7 @@ class Runtime:
     def _switch(self, rules: Rules) -> None:
         """Carry the engine's entities over to ``rules`` (recomputing priorities)."""
         self.engine = Engine.restore(rules, self.engine.snapshot(),
-                                     track_dirty=self.engine.track_dirty)
+                                     track_changes=self.engine.track_changes)
 
     # ------------------------------------------------------------ feeding
 
@@ -345,7 +340,7 @@ class Runtime:
 
     @property
     def duplicates(self) -> int:
-        return self.applied - (remembered_ids(self.engine) - self._ids0)
+        return self.applied - (views.remembered_ids(self.engine) - self._ids0)
 
     def run(self, chunks: Iterable[Chunk | None], progress: Any = None) -> None:
         """Feed every chunk, then checkpoint."""

@@ -41,23 +41,17 @@ import bisect
 import contextlib
 import itertools
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from engine import Rules
-from engine.state import ASSIGNED, BOT, FORWARDED, ONLINE, WAITING, Tenant
-from schemas.events import OVERFLOW_SEP, EventError, decode_lines
+from engine import Rules, views
+from schemas.events import EventError, decode_lines
 from streams.embedded.inputs import Chunk
-from streams.embedded.runtime import (
-    FREEZE_EVERY,
-    Runtime,
-    paused_gc,
-    settle_garbage,
-)
+from streams.embedded.runtime import FREEZE_EVERY, Runtime, paused_gc, settle_garbage
 from streams.embedded.state import StateLayout, pack_offset
 
 #: outputs kept in memory for resuming streams (older ones come from a replay)
@@ -423,12 +417,7 @@ class Service:
                 else:
                     tenant = ev.get("tenant")
                     key = (tenant, ev["id"])
-                    if tenant is None:
-                        dup = ev["id"] in engine.ids
-                    else:
-                        t = engine.tenants.get(tenant)
-                        dup = t is not None and ev["id"] in t.ids
-                    if dup or key in seen:
+                    if views.seen(engine, tenant, ev["id"]) or key in seen:
                         res.append(Result("duplicate", off, None, tenant or ""))
                     else:
                         seen.add(key)
@@ -465,17 +454,14 @@ class Service:
             tenant = ev.get("tenant")
             if typ not in ("chat.ended", "visitor.left") or tenant is None:
                 continue
-            t = self.engine.tenants.get(tenant)
             live: set[str] = set()
             if typ == "chat.ended":
-                if t is not None and ev["chat"] in t.chats:
+                if views.is_open(self.engine, tenant, ev["chat"]):
                     live.add(ev["chat"])
                 found.append((tenant, ev["chat"], None, ev["ts"], live))
             else:
                 vid = ev["visitor"]
-                if t is not None:
-                    live.update(c.id for c in t.chats.values()
-                                if c.visitor == vid and c.origin is None)
+                live.update(views.visitor_chats(self.engine, tenant, vid))
                 found.append((tenant, None, vid, ev["ts"], live))
         return found
 
@@ -485,8 +471,7 @@ class Service:
         the post, or in its outputs ``seen``: (tenant, chat) -> visitor), are
         gone now, and that no output of the post said were abandoned."""
         for tenant, chat, visitor, ts, live in ending:
-            t = self.engine.tenants.get(tenant)
-            if t is None:
+            if views.now(self.engine, tenant) is None:
                 continue
             if chat is not None:
                 names = set(live) | ({chat} if (tenant, chat) in seen else set())
@@ -494,7 +479,7 @@ class Service:
                 names = live | {c for (tn, c), v in seen.items()
                                 if tn == tenant and v == visitor}
             for ch in names:
-                if ch in t.chats:
+                if views.is_open(self.engine, tenant, ch):
                     continue  # still live
                 had = self.closed_chats.get((tenant, ch))
                 if had is not None and had[1] >= ts:
@@ -682,139 +667,55 @@ class Service:
 
     # -------------------------------------------------------------- views
 
-    def tenant(self, name: str) -> Tenant | None:
-        t: Tenant | None = self.engine.tenants.get(name)
-        return t
-
     def tenants(self) -> list[str]:
-        return sorted(self.engine.tenants)
+        return views.tenants(self.engine)
 
     def chat_view(self, tenant: str, chat: str) -> dict[str, Any] | None:
-        engine = self.engine
-        t = engine.tenants.get(tenant)
-        c = t.chats.get(chat) if t is not None else None
-        where = t
-        if c is not None and c.status == FORWARDED and c.to:
-            p = engine.tenants.get(c.to)
-            pc = p.chats.get(f"{tenant}{OVERFLOW_SEP}{chat}") if p is not None else None
-            if pc is not None:
-                where, c = p, pc
-        if c is None or where is None:
+        view = views.chat(self.engine, tenant, chat)
+        if view is None:
             closed = self.closed_chats.get((tenant, chat))
             if closed is None:
                 return None
             return {"tenant": tenant, "chat": chat, "state": closed[0], "ended_ms": closed[1]}
-        view: dict[str, Any] = {
-            "tenant": tenant, "chat": chat, "state": c.status, "visitor": self._visitor_id(c),
-            "skill": c.skill, "since_ms": c.t0, "waited_ms": max(0, where.now - c.t0),
-        }
-        if where is not t:
-            view["handled_by"] = where.name
-        if c.status == WAITING:
-            pos, qlen = self._position(where, c)
-            view.update(position=pos, queue_length=qlen, eta_s=self._eta(where, pos),
-                        priority=round(c.base + engine.rules.aging_per_ms * (where.now - c.t0), 3))
-            if c.reserved_for is not None:
-                view["reserved_for"] = c.reserved_for
-                view["reserve_kind"] = c.reserve_kind
-        elif c.status == ASSIGNED:
-            view.update(agent=c.agent, accepted=c.accepted)
         return view
 
-    @staticmethod
-    def _visitor_id(c: Any) -> str:
-        v: str = c.visitor
-        return v[len(c.origin) + 1:] if c.origin is not None else v
-
-    def _position(self, t: Tenant, c: Any) -> tuple[int, int]:
-        """(position, queue length) in the tenant's one order, as ``chat.queued``
-        counts them: every waiting chat, reserved ones and every skill's."""
-        pos = self.engine.position(t.name, c.key)
-        return (pos, len(self.engine.queue(t.name))) if pos else (0, 0)
-
-    def _eta(self, t: Tenant, position: int) -> int:
-        return int(position * self.engine.rules.eta_handle_s / max(1, t.online_capacity))
-
-    def waiting(self, t: Tenant) -> Iterator[Any]:
-        for c in t.chats.values():
-            if c.status == WAITING and c.qkey is not None:
-                yield c
-
     def queue_view(self, name: str, limit: int = 1000) -> dict[str, Any]:
-        t = self.tenant(name)
-        if t is None:
+        found = views.queue_rows(self.engine, name)
+        if found is None:
             return {"tenant": name, "length": 0, "chats": []}
-        rules = self.engine.rules
-        rows = []
-        # the engine's one order: row i has position i + 1, as in chat.queued
-        for pos, key in enumerate(self.engine.queue(name), start=1):
-            c = t.chats[key]
-            v = t.visitors.get(c.visitor)
-            rows.append({
-                "chat": c.id, "visitor": self._visitor_id(c), "position": pos,
-                "eta_s": self._eta(t, pos), "skill": c.skill,
-                "page": v.page if v is not None else None,
-                "waited_ms": max(0, t.now - c.t0),
-                "priority": round(c.base + rules.aging_per_ms * (t.now - c.t0), 3),
-                "reserved_for": c.reserved_for, "origin": c.origin,
-            })
-        return {"tenant": name, "now": t.now, "length": len(rows), "chats": rows[:limit]}
+        now, rows = found
+        return {"tenant": name, "now": now, "length": len(rows), "chats": rows[:limit]}
 
     def agents_view(self, name: str) -> dict[str, Any]:
-        t = self.tenant(name)
-        if t is None:
+        found = views.agent_rows(self.engine, name)
+        if found is None:
             return {"tenant": name, "agents": []}
-        rows: list[dict[str, Any]] = [{"agent": a.id, "status": a.status, "load": len(a.active),
-                 "capacity": a.capacity, "skills": dict(a.skills),
-                 "chats": sorted(a.active)} for a in t.agents.values()]
-        rows.sort(key=lambda r: r["agent"])
-        return {"tenant": name, "now": t.now, "agents": rows}
+        now, rows = found
+        return {"tenant": name, "now": now, "agents": rows}
 
     def tenant_summary(self, name: str) -> dict[str, Any]:
         """The dashboard's numbers for one tenant."""
-        t = self.tenant(name)
-        by_page: Counter[str] = Counter()
-        queue = 0
-        agents: list[dict[str, Any]] = []
-        held = cap = 0
-        if t is not None:
-            for c in self.waiting(t):
-                queue += 1
-                v = t.visitors.get(c.visitor)
-                by_page[(v.page if v is not None else None) or "(no page)"] += 1
-            for a in t.agents.values():
-                if a.status == ONLINE:
-                    held += len(a.active)
-                    cap += a.capacity
-                agents.append({"agent": a.id, "status": a.status, "load": len(a.active),
-                               "capacity": a.capacity})
-            agents.sort(key=lambda r: (r["status"] != ONLINE, r["agent"]))
+        ts = views.tenant_state(self.engine, name) or {
+            "now": 0, "queue": 0, "waiting_by_page": {}, "bots": 0, "agents": [], "held": 0,
+            "capacity": 0}
         st = self.stats.get(name) or TenantStats()
         tot = st.totals()
         series = [{"t": ms, "service_level": service_level(m), "abandonment": abandonment(m),
                    "assigned": m.assigned, "abandoned": m.abandoned}
                   for ms, m in st.window()] if st.last_ms else []
+        cap = ts["capacity"]
         return {
-            "tenant": name, "now": t.now if t is not None else 0, "queue": queue,
-            "waiting_by_page": dict(sorted(by_page.items())),
-            "bots": sum(1 for c in t.chats.values() if c.status == BOT) if t else 0,
-            "agents": agents, "occupancy": held / cap if cap else None,
+            "tenant": name, "now": ts["now"], "queue": ts["queue"],
+            "waiting_by_page": dict(sorted(ts["waiting_by_page"].items())),
+            "bots": ts["bots"], "agents": ts["agents"],
+            "occupancy": ts["held"] / cap if cap else None,
             "service_level": service_level(tot), "abandonment": abandonment(tot),
             "series": series,
         }
 
     def gauges(self) -> Iterator[tuple[str, int, int, int, int]]:
         """(tenant, waiting, online agents, chats held by online agents, their capacity)."""
-        for name, t in self.engine.tenants.items():
-            waiting = sum(len(q) for q in t.queues.values())
-            waiting += sum(len(q) for q in t.personal.values())
-            online = held = cap = 0
-            for a in t.agents.values():
-                if a.status == ONLINE:
-                    online += 1
-                    held += len(a.active)
-                    cap += a.capacity
-            yield name, waiting, online, held, cap
+        return views.gauges(self.engine)
 
 
 class _Enough(Exception):

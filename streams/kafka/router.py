@@ -44,7 +44,7 @@ from typing import Any
 
 import orjson
 
-from engine import Engine
+from engine import Engine, records, views
 from engine.rules import Rules
 from schemas.events import OVERFLOW_SEP, EventError, decode
 from schemas.outputs import Output, rejected
@@ -200,8 +200,7 @@ class PartitionRouter:
                     eng = Engine(self.rules, handoff="external")
                     self._own(tenant, partition, eng)
                 else:
-                    t = self.engines[tenant].tenants.get(tenant)
-                    if t is not None and ev["id"] in t.ids:
+                    if views.seen(self.engines[tenant], tenant, ev["id"]):
                         fx.duplicates += 1
                         continue
             fx.applied += 1
@@ -216,12 +215,12 @@ class PartitionRouter:
                         outputs.append((name, out))
         rows = fx.rows
         for name, eng in touched.items():
-            dirty = eng.take_dirty()
-            if not dirty:
+            changes = records.by_key(eng.take_changes())
+            if not changes:
                 continue
             part = rows.setdefault(self.partition_of[name], [])
             dumps = orjson.dumps
-            for key, rec in dirty.items():
+            for key, rec in changes.items():
                 part.append((row_key(name, key), None if rec is None else dumps(rec)))
         nxt = self.next_offset
         for p in {m[0] for m in advanced}:

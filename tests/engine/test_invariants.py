@@ -8,7 +8,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import Engine, Rules, parse_rules
+from engine import Engine, Rules, parse_rules, records, views
 from engine.state import ASSIGNED, ONLINE, WAITING
 from schemas.events import validate
 from schemas.outputs import encode_lines
@@ -122,7 +122,7 @@ def test_restore_from_dirty_records_at_any_cut(
     pos = 0
     for cut in cuts:
         out.extend(run(r, events[pos:cut], eng, start=pos))
-        for key, rec in eng.take_dirty().items():
+        for key, rec in records.by_key(eng.take_changes()).items():
             if rec is None:
                 store.pop(key, None)
             else:
@@ -209,12 +209,12 @@ def test_queue_positions_are_one_order_per_tenant(r: Rules, events: list[dict[st
         out = eng.apply(validate(ev), i)
         for name, t in eng.tenants.items():
             waiting = sorted(c.key for c in t.chats.values() if c.status == WAITING)
-            order = eng.queue(name)
+            order = views.queue(eng, name)
             assert sorted(order) == waiting
-            got = [eng.position(name, key) for key in order]
+            got = [views.position(eng, name, key) for key in order]
             assert got == list(range(1, len(waiting) + 1))
             mine = [o for o in out if o["tenant"] == name]
             if mine and mine[-1]["type"] == "chat.queued":
                 q = mine[-1]
                 key = q["chat"] if "origin" not in q else q["origin"] + "/" + q["chat"]
-                assert eng.position(name, key) == q["position"], q
+                assert views.position(eng, name, key) == q["position"], q

@@ -5,12 +5,12 @@ chats and every skill's chats included; ``chat.queued``, ``Engine.queue`` and
 
 from __future__ import annotations
 
-from engine import Engine
+from engine import Engine, views
 from tests.helpers import Driver, EventBuilder, of, one
 
 
 def positions(e: Engine, tenant: str) -> dict[str, int]:
-    return {key: e.position(tenant, key) for key in e.queue(tenant)}
+    return {key: views.position(e, tenant, key) for key in views.queue(e, tenant)}
 
 
 def test_a_reserved_chat_and_a_common_one_are_not_both_first() -> None:
@@ -26,7 +26,7 @@ def test_a_reserved_chat_and_a_common_one_are_not_both_first() -> None:
     t = d.engine.tenants["shop"]
     assert t.chats["c1"].reserved_for == "a1"
     assert (q1["position"], q2["position"]) == (1, 2)  # returning v1 first
-    assert d.engine.queue("shop") == ["c1", "c2"]
+    assert views.queue(d.engine, "shop") == ["c1", "c2"]
     assert positions(d.engine, "shop") == {"c1": 1, "c2": 2}
 
 
@@ -49,7 +49,7 @@ def test_a_chat_that_leaves_the_queue_moves_the_others_up() -> None:
     d.feed(b.end("c1"))
     assert positions(d.engine, "shop") == {"c2": 1, "c3": 2}
     d.feed(b.page("v3", "checkout"))  # v3's chat now comes first
-    assert d.engine.queue("shop") == ["c3", "c2"]
-    assert d.engine.position("shop", "c3") == 1
-    assert d.engine.position("shop", "c1") == 0  # not waiting
-    assert d.engine.position("nobody", "c1") == 0 and d.engine.queue("nobody") == []
+    assert views.queue(d.engine, "shop") == ["c3", "c2"]
+    assert views.position(d.engine, "shop", "c3") == 1
+    assert views.position(d.engine, "shop", "c1") == 0  # not waiting
+    assert views.position(d.engine, "nobody", "c1") == 0 and views.queue(d.engine, "nobody") == []

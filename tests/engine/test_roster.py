@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from engine import Engine, Rules, parse_rules
 from engine.policies import PriorityPolicy
 from engine.scoring import eligible, match_total
-from engine.state import ONLINE, Agent, Chat, Tenant, Visitor
+from engine.state import ONLINE, Agent, Chat, Visitor
+from engine.tenant import Tenant
 from schemas.events import validate
 from tests.helpers import Driver, EventBuilder, assigned, run
 from tests.strategies import streams

@@ -39,7 +39,7 @@ def simulate(out: Path, scenario: str, hours: float, seed: int, extra: list[str]
 
 
 def replay_in_process(out: Path) -> bytes:
-    engine = Engine(load_rules(str(out / "rules.toml")), track_dirty=False)
+    engine = Engine(load_rules(str(out / "rules.toml")), track_changes=False)
     chunks = []
     with open(out / "events.jsonl", "rb") as f:
         for offset, line in enumerate(f):

@@ -47,7 +47,7 @@ def morning() -> list[dict]:
 
 
 def run_engine(events: list[dict]) -> list[dict]:
-    engine = Engine(parse_rules({}), track_dirty=False)
+    engine = Engine(parse_rules({}), track_changes=False)
     out: list[dict] = []
     for offset, ev in enumerate(events):
         out.extend(engine.apply(ev, offset))

@@ -101,7 +101,7 @@ def run(sc: dict[str, Any], seed: int, replay: bool = False,
     sim = Simulation(sc, rules, seed=seed, **kw)
     stats = sim.run(ev, out)
     if replay:  # the log, decoded line by line as routeq run does, gives the same bytes
-        engine = Engine(rules, track_dirty=False)
+        engine = Engine(rules, track_changes=False)
         again = b"".join(encode_lines(engine.apply(decode(line), n))
                          for n, line in enumerate(ev.getvalue().splitlines()))
         assert again == out.getvalue()

@@ -1,0 +1,104 @@
+"""Hand-over: a merchant's chat that waited too long goes to the platform tenant.
+
+Two modes (``Engine(handoff=...)``). ``inline`` (one engine holds every
+tenant, the embedded runtime): the platform takes the chat over at once, and
+later events about it are followed there. ``external`` (tenants partitioned
+over workers): the engine emits ``event.forwarded`` outputs carrying a
+``chat.handed_over`` input for the platform, and later events about the chat
+sent to the merchant are forwarded the same way; the shell publishes them as
+inputs keyed by the platform tenant.
+
+This module builds what crosses between tenants (the hand-over input, the
+forwarded inputs, the platform's copy of the chat); the engine decides when.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from engine.state import Chat, Visitor
+from engine.tenant import Tenant
+from schemas.events import OVERFLOW_SEP, Event
+
+INLINE, EXTERNAL = "inline", "external"
+HANDOFFS = (INLINE, EXTERNAL)
+
+
+def forward_id(tenant: str, event_id: str) -> str:
+    """A unique id, within the receiving tenant, for an event forwarded from ``tenant``."""
+    fid = tenant + OVERFLOW_SEP + event_id
+    if len(fid) <= 128:
+        return fid
+    return tenant + OVERFLOW_SEP + hashlib.sha256(event_id.encode()).hexdigest()[:40]
+
+
+def platform_key(origin: str, ident: str) -> str:
+    """The key, at the platform tenant, of a chat or visitor from ``origin``."""
+    return origin + OVERFLOW_SEP + ident
+
+
+def handover_input(origin: str, c: Chat, v: Visitor) -> Event:
+    """The ``chat.handed_over`` input that gives chat ``c`` of ``origin`` to the platform."""
+    handover: Event = {
+        "type": "chat.handed_over", "chat": c.id, "visitor": v.id, "from": origin,
+        "requested_ts": c.t0,
+    }
+    if c.skill is not None:
+        handover["skill"] = c.skill
+    carried = (("page", v.page), ("keyword", v.keyword), ("category", v.category),
+               ("channel", v.channel), ("region", v.region))
+    for field, value in carried:
+        if value is not None:
+            handover[field] = value
+    handover["customer"] = {"member": v.member, "tier": v.tier, "orders": v.orders,
+                            "ltv": v.ltv}
+    handover["returning"] = v.returning
+    return handover
+
+
+def receive(p: Tenant, ev: Event) -> tuple[Chat, Visitor] | None:
+    """The platform's new chat and visitor for a ``chat.handed_over`` input
+    (None: it has that chat already). The chat is ``new``: the engine routes it."""
+    origin = ev["from"]
+    key = platform_key(origin, ev["chat"])
+    if key in p.chats:
+        return None
+    pv_id = platform_key(origin, ev["visitor"])
+    pv = p.visitors.get(pv_id)
+    if pv is None:
+        pv = p.visitors[pv_id] = Visitor(pv_id, p.now)
+    pv.page, pv.keyword, pv.category = ev.get("page"), ev.get("keyword"), ev.get("category")
+    pv.channel, pv.region = ev.get("channel"), ev.get("region")
+    cust = ev.get("customer")
+    if cust is not None:
+        pv.member, pv.tier, pv.orders, pv.ltv = (
+            cust["member"], cust["tier"], cust["orders"], cust["ltv"])
+    pv.returning = bool(ev.get("returning", False))
+    pv.left = False
+    pc = Chat(key, ev["chat"], p.take_seq(), pv_id, ev["requested_ts"])
+    pc.origin = origin
+    pc.skill = ev.get("skill")
+    pc.mode = "human_only"
+    p.chats[key] = pc
+    pv.chats.append(key)
+    return pc, pv
+
+
+def passed_on(ev: Event, c: Chat) -> Event:
+    """The fields of an event about forwarded chat ``c`` to pass on to where
+    it went (``visitor.left`` ends the chat there)."""
+    fwd = {k: v for k, v in ev.items() if k not in ("tenant", "id", "ts")}
+    fwd["type"] = "chat.ended" if ev["type"] == "visitor.left" else ev["type"]
+    fwd["chat"] = c.id
+    fwd.pop("visitor", None)
+    return fwd
+
+
+def forwarded_input(origin: str, to: str, event_id: str, fields: Event, now: int) -> Event:
+    """The input for tenant ``to`` that carries ``fields`` (their ``type`` included)."""
+    event: Event = {"type": fields.pop("type"), "id": forward_id(origin, event_id),
+                    "ts": now, "tenant": to}
+    if event["type"] != "chat.handed_over":
+        fields["origin"] = origin
+    event.update(fields)
+    return event
