@@ -376,22 +376,49 @@ def decode(line: bytes | str) -> Event:
     return event
 
 
-def decode_lines(lines: Sequence[bytes | str]) -> tuple[list[Event | EventError], list[int]]:
+def _not_json(exc: orjson.JSONDecodeError) -> EventError:
+    return EventError(f"event: line must be a JSON object ({exc.args[0]})")
+
+
+def parse_lines(lines: Sequence[bytes | str]) -> list[object]:
+    """Each line's JSON value, or in its place the ``EventError`` that says it
+    is not JSON: for a shell that looks at the values before it decodes them
+    (``routeq serve`` checks a post's tenants), then hands them to
+    ``decode_lines`` so that no line is parsed twice."""
+    loads = orjson.loads
+    values: list[object] = []
+    for line in lines:
+        try:
+            values.append(loads(line))
+        except orjson.JSONDecodeError as exc:
+            values.append(_not_json(exc))
+    return values
+
+
+def decode_lines(lines: Sequence[bytes | str], values: Sequence[object] | None = None,
+                 ) -> tuple[list[Event | EventError], list[int]]:
     """The decoder of every runtime: each JSON Lines line as a validated event,
     or the ``EventError`` that says what is wrong with it in its place; and the
-    indexes of the bad lines."""
+    indexes of the bad lines. ``values``: the lines' values as ``parse_lines``
+    gives them, where the caller has them already (else the lines are parsed
+    here)."""
     loads = orjson.loads
     decoded: list[Event | EventError] = []
     bad: list[int] = []
-    for line in lines:
+    for i, line in enumerate(lines):
         try:
             if len(line) > MAX_LINE_BYTES:
                 raise EventError(
                     f"event: line must be at most {MAX_LINE_BYTES} bytes, got {len(line)}")
-            try:
-                obj = loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise EventError(f"event: line must be a JSON object ({exc.args[0]})") from None
+            if values is None:
+                try:
+                    obj = loads(line)
+                except orjson.JSONDecodeError as exc:
+                    raise _not_json(exc) from None
+            else:
+                obj = values[i]
+                if isinstance(obj, EventError):
+                    raise obj
             decoded.append(validate(obj))
         except EventError as exc:
             bad.append(len(decoded))
