@@ -284,6 +284,20 @@ FIELDS: Mapping[str, Spec] = {
 }
 
 TYPES = tuple(FIELDS)
+
+
+def _shape(etype: str, spec: Spec) -> tuple[tuple[tuple[str, Check], ...],
+                                          tuple[tuple[str, Check], ...]]:
+    """A type's required fields and its optional ones (``FIELDS`` names the
+    required first, so checking them first keeps the order of the fields and
+    of the errors)."""
+    required = tuple((name, check) for name, check, req in spec if req)
+    optional = tuple((name, check) for name, check, req in spec if not req)
+    assert [n for n, *_ in spec] == [n for n, _ in required + optional], etype
+    return required, optional
+
+
+_SHAPES = {etype: _shape(etype, spec) for etype, spec in FIELDS.items()}
 _TYPES_TEXT = ", ".join(TYPES)
 
 
@@ -332,8 +346,8 @@ def validate(obj: object) -> Event:
     if type(obj) is not dict:
         raise EventError(f"event: must be a JSON object, got {_show(obj)}")
     etype = obj.get("type")
-    spec = FIELDS.get(etype) if type(etype) is str else None
-    if spec is None:
+    shape = _SHAPES.get(etype) if type(etype) is str else None
+    if shape is None:
         if "type" not in obj:
             raise _error("event: field 'type' is required (one of " + _TYPES_TEXT + ")", obj,
                          typed=False)
@@ -350,17 +364,24 @@ def validate(obj: object) -> Event:
             raise KeyError("tenant")
     except (KeyError, _Bad):
         raise _common_error(etype, obj) from None
-    for name, check, required in spec:
+    required, optional = shape
+    for name, check in required:
         value = obj.get(name)
-        if value is None:  # absent, or null: an optional field's null counts as absent
-            if not required:
-                continue
-            if name not in obj:
-                raise _error(f"{etype}: field '{name}' is required", obj, ts)
+        if value is None and name not in obj:
+            raise _error(f"{etype}: field '{name}' is required", obj, ts)
         try:
             out[name] = check(value)
         except _Bad as bad:
             raise _error(_bad_field(etype, name, bad.expected, value), obj, ts) from None
+    if len(obj) > len(out):  # keys not taken yet: optional fields, or ones routeq ignores
+        for name, check in optional:
+            value = obj.get(name)
+            if value is None:  # absent, or null: an optional field's null counts as absent
+                continue
+            try:
+                out[name] = check(value)
+            except _Bad as bad:
+                raise _error(_bad_field(etype, name, bad.expected, value), obj, ts) from None
     return out
 
 
