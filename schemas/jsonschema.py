@@ -3,7 +3,7 @@ output events and an OpenAPI 3.1 document of ``routeq serve``.
 
 Everything is generated from the tables in ``schemas.events`` (``FIELDS`` and
 ``JSON_SCHEMA``, what each check accepts) and ``schemas.outputs``
-(``OUTPUT_FIELDS``, ``SCORE_KEYS``, ``REASONS``, ``REQUEUE_WHY``); the files
+(``OUTPUTS``: every output type's fields and values); the files
 under ``schemas/json/`` are committed and shipped in the package::
 
     python -m schemas.jsonschema --write    # regenerate schemas/json/
@@ -33,25 +33,16 @@ from typing import Any
 
 import orjson
 
-from engine.policies import POLICIES
 from schemas.events import (
+    COMMON_FIELDS,
     FIELDS,
     INTERNAL_FIELDS,
     INTERNAL_TYPES,
     JSON_SCHEMA,
     MAX_LINE_BYTES,
-    _ident,
     _status,
-    _tenant,
-    _ts,
 )
-from schemas.outputs import (
-    MAX_REJECTED_INPUT,
-    OUTPUT_FIELDS,
-    REASONS,
-    REQUEUE_WHY,
-    SCORE_KEYS,
-)
+from schemas.outputs import OUTPUTS, Field, Value
 
 Schema = dict[str, Any]
 
@@ -127,81 +118,8 @@ INPUT_DOCS: Mapping[str, str] = {
 
 # ----------------------------------------------------------------- outputs
 
-_STR_ID: Schema = dict(JSON_SCHEMA[_ident])
 _COUNT: Schema = {"type": "integer", "minimum": 0}
 _NUMBER: Schema = {"type": "number"}
-
-#: the fields every output starts with: (name, schema, required)
-OUTPUT_COMMON: tuple[tuple[str, Schema, bool], ...] = (
-    ("type", {"type": "string"}, True),
-    ("ts", {**JSON_SCHEMA[_ts], "description": "engine time when it was decided (ms)"}, True),
-    ("tenant", {"type": "string", "minLength": 1,
-                "description": "the tenant whose decision it is"}, True),
-    ("cause", {"type": "string", "maxLength": 128,
-               "description": "the id of the input event that triggered it, or 'timer'"},
-     True),
-    ("offset", {**_COUNT, "description": "the position of that input in the runtime's log, "
-                "where it has one"}, False),
-    ("origin", {**JSON_SCHEMA[_tenant], "description": "the merchant tenant, on the "
-                "platform's decisions about a chat that overflowed from it"}, False),
-    ("partition", {**_COUNT, "description": "routeq worker (Kafka): the input's partition"},
-     False),
-)
-
-#: score keys the engine writes besides ``SCORE_KEYS``
-SCORE_MORE = ("region", "channel")
-
-#: ``chat.assigned``'s ``reason``: ``REASONS``, or the baseline policy's name
-ASSIGN_REASONS = tuple(dict.fromkeys(
-    (*REASONS, *(name for name, p in POLICIES.items() if not p.reserves))))
-
-OUTPUT_FIELD_SCHEMA: Mapping[str, Schema] = {
-    "chat": {**_STR_ID, "description": "the chat's id as the chat server knows it"},
-    "visitor": {**_STR_ID, "description": "the visitor's id as the chat server knows it"},
-    "agent": {**_STR_ID, "description": "the agent's id"},
-    "position": {"type": "integer", "minimum": 1, "description": "1-based place in the queue"},
-    "eta_s": {**_COUNT, "description": "estimated wait in seconds"},
-    "priority": {**_NUMBER, "description": "the chat's priority (page, loyalty, returning, "
-                 "level, aging)"},
-    "wait_ms": {**_COUNT, "description": "how long the chat waited (ms)"},
-    "match": {**_NUMBER, "description": "the agent's match score (the sum of skill, load, "
-              "sticky, exclusive, region and channel)"},
-    "score": {"type": "object", "description": "the breakdown of priority and match",
-              "properties": {k: _NUMBER for k in (*SCORE_KEYS, *SCORE_MORE)},
-              "required": list(SCORE_KEYS)},
-    "reason": {"type": "string", "enum": list(ASSIGN_REASONS),
-               "description": "why this agent: exclusive, sticky, skill, best, overflow, or "
-               "the baseline policy's name"},
-    "rules": {"type": "string", "pattern": "^[0-9a-f]{12}$",
-              "description": "the hash of the rules in force"},
-    "why": {"type": "string", "enum": list(REQUEUE_WHY)},
-    "to": {"type": "string", "minLength": 1, "description": "the tenant that takes it over"},
-    "error": {"type": "string", "minLength": 1,
-              "description": "names the event type, the field and what was expected"},
-    "input": {"type": "string", "maxLength": MAX_REJECTED_INPUT,
-              "description": f"the offending line, cut to {MAX_REJECTED_INPUT} chars"},
-    # optional fields (OUTPUT_MORE)
-    "skill": {**_STR_ID, "description": "the skill the chat needed"},
-    "line": {"type": "integer", "minimum": 1, "description": "the line number in the input "
-             "(routeq run)"},
-}
-
-#: optional fields of a type besides the common ones
-OUTPUT_MORE: Mapping[str, tuple[str, ...]] = {
-    "chat.assigned": ("skill",),
-    "event.rejected": ("line",),
-}
-
-OUTPUT_DOCS: Mapping[str, str] = {
-    "chat.queued": "The chat waits: its place in the queue and the estimated wait.",
-    "chat.assigned": "The chat goes to an agent, with the wait, the scores and the reason.",
-    "chat.to_bot": "The chat goes to the bot (robot-first modes, or no agent online).",
-    "chat.requeued": "The agent lost the chat (declined, offer timeout, away, offline): it "
-                     "waits again.",
-    "chat.overflowed": "The chat waited too long: the platform tenant takes it over.",
-    "chat.abandoned": "The visitor left, or the chat was ended, while it waited.",
-    "event.rejected": "A malformed input line (the run goes on).",
-}
 
 
 # ------------------------------------------------------------- generation
@@ -217,14 +135,11 @@ def _nullable(schema: Mapping[str, Any]) -> Schema:
 
 
 def _input_def(etype: str, *, internal: bool) -> Schema:
-    common: tuple[tuple[str, Any, bool, object], ...] = (
-        ("id", _ident, True, None),
-        ("ts", _ts, True, None),
-        ("tenant", _tenant, etype != "clock", None),
-    )
+    common = tuple((name, check, required or etype != "clock")
+                   for name, check, required in COMMON_FIELDS)
     props: dict[str, Any] = {"type": {"const": etype, "description": FIELD_DOCS["type"]}}
     required = ["type"]
-    for i, (name, check, req, default) in enumerate((*common, *FIELDS[etype])):
+    for i, (name, check, req) in enumerate((*common, *FIELDS[etype])):
         if name in INTERNAL_FIELDS and not internal:
             props[name] = False
             continue
@@ -235,8 +150,6 @@ def _input_def(etype: str, *, internal: bool) -> Schema:
             required.append(name)
         elif i >= len(common):  # the type's own optional fields: null counts as absent
             frag = _nullable(frag)
-        if default is not None:
-            frag["default"] = default
         props[name] = frag
     out: Schema = {"title": etype, "description": INPUT_DOCS[etype], "type": "object",
                    "properties": props, "required": required, "additionalProperties": True}
@@ -246,30 +159,34 @@ def _input_def(etype: str, *, internal: bool) -> Schema:
     return out
 
 
+def _value(value: Value, *, strict: bool) -> Schema:
+    out: Schema = {"type": value.type}
+    for key, given in (("minimum", value.minimum), ("maximum", value.maximum),
+                       ("minLength", value.min_length), ("maxLength", value.max_length),
+                       ("pattern", value.pattern)):
+        if given is not None:
+            out[key] = given
+    if value.enum:
+        out["enum"] = list(value.enum)
+    if value.keys:
+        out["properties"] = {k: dict(_NUMBER) for k in value.keys}
+        out["required"] = list(value.keys)
+        if strict:
+            out["additionalProperties"] = False
+    return out
+
+
+def _field(otype: str, f: Field, *, strict: bool) -> Schema:
+    if f.name == "type":
+        return {"const": otype}
+    return {**_value(f.value, strict=strict), "description": f.doc}
+
+
 def _output_def(otype: str, *, strict: bool) -> Schema:
-    props: dict[str, Any] = {}
-    required: list[str] = []
-    for name, frag, req in OUTPUT_COMMON:
-        if name == "type":
-            frag = {"const": otype}
-        elif name == "tenant" and otype == "event.rejected":
-            frag = {"type": "string", "description": "the tenant the line names, if it "
-                    "names a valid one; else empty"}
-        elif name == "cause" and otype == "event.rejected":
-            frag = {"type": "string", "maxLength": 128, "description": "the bad line's id "
-                    "where it had a valid one (a string of 1-128 chars), else empty"}
-        props[name] = frag
-        if req:
-            required.append(name)
-    for name in OUTPUT_FIELDS[otype]:
-        props[name] = OUTPUT_FIELD_SCHEMA[name]
-        if strict and props[name].get("type") == "object":
-            props[name] = {**props[name], "additionalProperties": False}
-        required.append(name)
-    for name in OUTPUT_MORE.get(otype, ()):
-        props[name] = OUTPUT_FIELD_SCHEMA[name]
-    return {"title": otype, "description": OUTPUT_DOCS[otype], "type": "object",
-            "properties": props, "required": required, "additionalProperties": not strict}
+    o = OUTPUTS[otype]
+    return {"title": otype, "description": o.doc, "type": "object",
+            "properties": {f.name: _field(otype, f, strict=strict) for f in o.fields},
+            "required": list(o.required), "additionalProperties": not strict}
 
 
 def _ref(prefix: str, name: str) -> Schema:
@@ -294,13 +211,13 @@ def input_defs(prefix: str = "#/$defs/", *, internal: bool = False) -> dict[str,
 def output_defs(prefix: str = "#/$defs/", *, strict: bool = False) -> dict[str, Schema]:
     """One schema per output type, and ``output``: any of them. ``strict``:
     no field beyond those named (for tests; consumers ignore unknown fields)."""
-    defs = {t: _output_def(t, strict=strict) for t in OUTPUT_FIELDS}
+    defs = {t: _output_def(t, strict=strict) for t in OUTPUTS}
     defs["output"] = {
         "title": "output", "type": "object", "required": ["type"],
         "description": "One line of routeq's output (JSON Lines; keys in a fixed order: "
                        "type, ts, tenant, cause, offset, then the type's own). Fields may "
                        "be added: ignore those you do not know.",
-        "oneOf": [_ref(prefix, t) for t in OUTPUT_FIELDS],
+        "oneOf": [_ref(prefix, t) for t in OUTPUTS],
     }
     return defs
 
@@ -459,7 +376,7 @@ def openapi() -> Schema:
     components["event"]["discriminator"] = {
         "propertyName": "type", "mapping": {t: _C + t for t in PUBLIC_TYPES}}
     components["output"]["discriminator"] = {
-        "propertyName": "type", "mapping": {t: _C + t for t in OUTPUT_FIELDS}}
+        "propertyName": "type", "mapping": {t: _C + t for t in OUTPUTS}}
     event = _ref(_C, "event")
     text = {"type": "string"}
     paths: dict[str, Any] = {

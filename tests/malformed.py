@@ -57,7 +57,7 @@ class Bad:
 def _required(ev: dict[str, Any]) -> list[str]:
     etype = ev["type"]
     names = ["type", "id", "ts"] + ([] if etype == "clock" else ["tenant"])
-    return names + [name for name, _, req, _ in FIELDS[etype] if req]
+    return names + [name for name, _, req in FIELDS[etype] if req]
 
 
 def _present(ev: dict[str, Any]) -> list[str]:

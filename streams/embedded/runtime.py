@@ -29,7 +29,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from engine import Engine, Rules, RulesError, rules_from_toml, views
 from schemas.events import Event, EventError, decode_lines
@@ -85,11 +85,21 @@ class StrictStop(Exception):
         super().__init__(f"line {lineno}: {error}" if lineno is not None else str(error))
 
 
+class OutputSink(Protocol):
+    """Where a runtime's outputs go: each batch as the outputs and their JSON
+    Lines (``encode_lines``), so that no sink parses what it is handed."""
+
+    def outputs(self, outputs: list[Output], data: bytes) -> None: ...
+
+
 class Sink:
     """Output lines to a file descriptor, one ``write(2)`` per batch of outputs."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
+
+    def outputs(self, outputs: list[Output], data: bytes) -> None:
+        self.write(data)
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -143,7 +153,7 @@ def rules_for(layout: StateLayout | None, rules: Rules, rules_text: str,
 
 class Runtime:
     def __init__(
-        self, rules: Rules, sink: Sink, layout: StateLayout | None = None, *,
+        self, rules: Rules, sink: OutputSink, layout: StateLayout | None = None, *,
         rules_text: str = "", checkpoint_every: int = DEFAULT_CHECKPOINT_EVENTS,
         checkpoint_ms: int = DEFAULT_CHECKPOINT_MS, strict: bool = False,
         clock: Callable[[], float] = time.monotonic,
@@ -197,7 +207,7 @@ class Runtime:
                     out = [o for o in out if o["offset"] >= emit_from]
                 self.counts.update([o["type"] for o in out])
                 if out:
-                    self.sink.write(encode_lines(out))
+                    self.sink.outputs(out, encode_lines(out))
             self.offset = layout.logged
         last = history[-1] if history else None
         if last is None or parse_recorded(last[1]).hash != self.rules.hash:
@@ -234,7 +244,7 @@ class Runtime:
             self.offset = first + len(lines)
             if out:
                 self.counts.update([o["type"] for o in out])
-                self.sink.write(encode_lines(out))
+                self.sink.outputs(out, encode_lines(out))
 
     def _switch(self, rules: Rules) -> None:
         """Carry the engine's entities over to ``rules`` (recomputing priorities)."""
@@ -304,7 +314,7 @@ class Runtime:
         self.applied += len(lines) - len(bad)
         if out:
             self.counts.update([o["type"] for o in out])
-            self.sink.write(encode_lines(out))
+            self.sink.outputs(out, encode_lines(out))
         self.crash.at("after-apply")
         if stop is not None:
             self.finish()

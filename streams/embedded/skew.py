@@ -20,9 +20,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
-
-import orjson
 
 from schemas.events import MAX_TS, TYPES
 
@@ -56,21 +53,18 @@ def skew_error(typ: str, ts: int, now_ms: int, max_skew_ms: int,
     return None
 
 
-def skewed_lines(lines: Sequence[bytes], max_skew_ms: int, now_ms: int | None = None,
+def skewed_lines(values: Sequence[object], max_skew_ms: int, now_ms: int | None = None,
                  who: str = "server") -> dict[int, tuple[str, str]]:
-    """``{index: (error, tenant)}`` for the lines whose ``ts`` is refused.
-    Lines that are not an event object with a valid ``ts`` (an integer the
-    contract accepts) and a known ``type`` are left to the decoder (which
-    names what is wrong, and whose rejection is logged like any other)."""
+    """``{index: (error, tenant)}`` for the lines whose ``ts`` is refused, given
+    their values (``schemas.events.parse_lines``). Lines that are not an event
+    object with a valid ``ts`` (an integer the contract accepts) and a known
+    ``type`` are left to the decoder (which names what is wrong, and whose
+    rejection is logged like any other)."""
     if max_skew_ms <= 0:
         return {}
     now = int(time.time() * 1000) if now_ms is None else now_ms
     found: dict[int, tuple[str, str]] = {}
-    for i, line in enumerate(lines):
-        try:
-            obj: Any = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
+    for i, obj in enumerate(values):
         if not isinstance(obj, dict):
             continue
         ts, typ = obj.get("ts"), obj.get("type")

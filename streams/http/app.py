@@ -39,7 +39,7 @@ import orjson
 from aiohttp import ClientSession, ClientTimeout, web
 
 import schemas
-from schemas.events import TYPES
+from schemas.events import TYPES, parse_lines
 from streams.embedded.skew import DEFAULT_MAX_SKEW_S, skewed_lines
 from streams.embedded.state import StateLayout
 from streams.http.metrics import DEFAULT_LABELED, ServeMetrics, TenantLabels
@@ -135,7 +135,8 @@ class Batcher:
     def __init__(self, service: Service,
                  on_failure: Callable[[Exception], None] | None = None) -> None:
         self.service = service
-        self.pending: list[tuple[list[bytes], asyncio.Future[list[Result]]]] = []
+        self.pending: list[tuple[list[bytes], list[object] | None,
+                                 asyncio.Future[list[Result]]]] = []
         self.queued = 0  # events in ``pending``
         self.scheduled = False
         self.closed = False
@@ -150,7 +151,10 @@ class Batcher:
                  f"are answered 'duplicate'; GET /healthz says when it is back)",
             headers={"Retry-After": str(RETRY_AFTER_S)})
 
-    def submit(self, lines: list[bytes]) -> asyncio.Future[list[Result]]:
+    def submit(self, lines: list[bytes], values: list[object] | None = None,
+               ) -> asyncio.Future[list[Result]]:
+        """Log and apply ``lines`` with the next batch; ``values``: their values
+        (``parse_lines``), where the caller parsed them already."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[list[Result]] = loop.create_future()
         if self.closed:
@@ -159,7 +163,7 @@ class Batcher:
         if self.failed is not None:
             fut.set_exception(self.unavailable())
             return fut
-        self.pending.append((lines, fut))
+        self.pending.append((lines, values, fut))
         self.queued += len(lines)
         if not self.scheduled:
             self.scheduled = True
@@ -173,21 +177,22 @@ class Batcher:
         if not pending:
             return
         if self.failed is not None:
-            for _, fut in pending:
+            for *_, fut in pending:
                 if not fut.done():
                     fut.set_exception(self.unavailable())
             return
         try:
-            results = self.service.submit([lines for lines, _ in pending])
+            results = self.service.submit([lines for lines, _, _ in pending],
+                                          [values for _, values, _ in pending])
         except Exception as exc:  # the store failed: nobody gets a 2xx
             self.failed = str(exc) or type(exc).__name__
             if self.on_failure is not None:
                 self.on_failure(exc)
-            for _, fut in pending:
+            for *_, fut in pending:
                 if not fut.done():
                     fut.set_exception(self.unavailable())
             return
-        for (_, fut), res in zip(pending, results, strict=True):
+        for (*_, fut), res in zip(pending, results, strict=True):
             if not fut.done():
                 fut.set_result(res)
 
@@ -376,9 +381,9 @@ class App:
         except TimeoutError:
             raise web.HTTPRequestTimeout(text=f"the body did not arrive within "
                                          f"{self.body_timeout:g} s (--body-timeout)") from None
-        lines = parse_body(body, request.content_type)
+        lines, values = parse_body(body, request.content_type)
         if p.tenant is not None:
-            check_tenant(lines, p.tenant)
+            check_tenant(values, p.tenant)
         queued = self.batcher.queued
         if queued and queued + len(lines) > self.max_queue:  # backpressure, nothing logged
             raise web.HTTPTooManyRequests(
@@ -387,12 +392,15 @@ class App:
                 headers={"Retry-After": str(RETRY_AFTER_S)})
         # the clock-skew guard: a line stamped too far ahead (or in seconds) is
         # answered rejected and not logged (the engine and the log stay pure)
-        skewed = skewed_lines(lines, self.max_skew_ms)
-        logged = [ln for i, ln in enumerate(lines) if i not in skewed] if skewed else lines
-        results = iter(await self.batcher.submit(logged) if logged else [])
+        skewed = skewed_lines(values, self.max_skew_ms)
+        posted = len(lines)
+        if skewed:
+            lines = [ln for i, ln in enumerate(lines) if i not in skewed]
+            values = [v for i, v in enumerate(values) if i not in skewed]
+        results = iter(await self.batcher.submit(lines, values) if lines else [])
         counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
         answers: list[dict[str, Any]] = []
-        for i in range(len(lines)):
+        for i in range(posted):
             if i in skewed:
                 error, tenant = skewed[i]
                 counts["rejected"] += 1
@@ -816,26 +824,27 @@ def deliveries(items: list[Item], size: int) -> Iterator[list[Item]]:
         start = end
 
 
-def parse_body(body: bytes, ctype: str) -> list[bytes]:
-    """The posted lines, or an HTTP error saying what is wrong with the body."""
+def parse_body(body: bytes, ctype: str) -> tuple[list[bytes], list[object]]:
+    """The posted lines (as logged) and their values (``parse_lines``: each
+    parsed once, here), or an HTTP error saying what is wrong with the body."""
     if ctype == "application/json":
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise web.HTTPBadRequest(text=f"body is not valid JSON: {exc}") from None
         if isinstance(data, dict):
-            return [_line(data, 0)]
+            return [_line(data, 0)], [data]
         if isinstance(data, list):
             if not data:
                 raise web.HTTPBadRequest(text="the array holds no event")
-            return [_line(x, i) for i, x in enumerate(data)]
+            return [_line(x, i) for i, x in enumerate(data)], data
         raise web.HTTPBadRequest(text="expected an event (JSON object) or an array of events")
     if ctype in NDJSON_TYPES:
         lines = [ln.rstrip(b"\r") for ln in body.split(b"\n")]
         lines = [ln for ln in lines if ln.strip()]
         if not lines:
             raise web.HTTPBadRequest(text="the body holds no event")
-        return lines
+        return lines, parse_lines(lines)
     raise web.HTTPUnsupportedMediaType(
         text=f"Content-Type {ctype or '(none)'} is not taken: send application/json (an "
              f"event or an array) or application/x-ndjson (one event a line)")
@@ -866,15 +875,13 @@ def _line(value: Any, i: int) -> bytes:
                                  f"(send events nested at most 254 levels)") from None
 
 
-def check_tenant(lines: list[bytes], tenant: str) -> None:
+def check_tenant(values: list[object], tenant: str) -> None:
     """A tenant's token may post only that tenant's events, of the public
     input types, without routeq's internal fields (403 otherwise, naming the
-    event and the field: nothing of the post is logged)."""
-    for i, line in enumerate(lines):
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue  # rejected as malformed, for nobody else
+    event and the field: nothing of the post is logged). ``values``: the
+    posted lines' values (a line that is not JSON is rejected as malformed,
+    for nobody else)."""
+    for i, obj in enumerate(values):
         if not isinstance(obj, dict):
             continue
         named = obj.get("tenant")

@@ -42,14 +42,14 @@ import contextlib
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from engine import Rules, views
-from schemas.events import EventError, decode_lines
+from schemas.events import EventError, decode_lines, parse_lines
 from streams.embedded.inputs import Chunk
 from streams.embedded.runtime import FREEZE_EVERY, Runtime, paused_gc, settle_garbage
 from streams.embedded.state import StateLayout, pack_offset
@@ -116,6 +116,37 @@ class Item:
 
 def _cursor_of(it: Item) -> Cursor:
     return (it.offset, it.k)
+
+
+def numbered(outputs: Iterable[tuple[Mapping[str, Any], bytes]], last: Cursor,
+             ) -> tuple[list[Item], Cursor]:
+    """``outputs`` (each with its JSON line) as ``Item``s numbered ``(offset, k)``:
+    k counts the outputs of one input offset, going on from ``last`` (the
+    number of the output before them); and the number of the last one."""
+    last_off, k = last
+    items: list[Item] = []
+    for o, line in outputs:
+        off = o.get("offset", last_off)
+        if off == last_off:
+            k += 1
+        else:
+            last_off, k = off, 0
+        items.append(Item(off, k, o.get("tenant", ""), o.get("origin"), o["type"], line))
+    return items, (last_off, k)
+
+
+def _with_lines(outputs: list[dict[str, Any]], data: bytes,
+                ) -> Iterable[tuple[dict[str, Any], bytes]]:
+    """A runtime's outputs, each with its line of ``data`` (their JSON Lines)."""
+    return zip(outputs, data.split(b"\n")[:-1], strict=True)
+
+
+def _parsed(data: bytes) -> Iterator[tuple[dict[str, Any], bytes]]:
+    """Stored output lines, each with its value."""
+    loads = orjson.loads
+    for line in data.split(b"\n"):
+        if line:
+            yield loads(line), line
 
 
 class History:
@@ -268,13 +299,13 @@ class Result:
 
 
 class _FanOut:
-    """The runtime's sink: output lines -> ``Item``s for the service."""
+    """The runtime's sink: outputs -> ``Item``s for the service."""
 
     def __init__(self, service: Service) -> None:
         self.service = service
 
-    def write(self, data: bytes) -> None:
-        self.service._take(data)
+    def outputs(self, outputs: list[dict[str, Any]], data: bytes) -> None:
+        self.service._take(outputs, data)
 
 
 class Service:
@@ -302,7 +333,7 @@ class Service:
         self._out_batch: Any = None  # output segments waiting for their write
         self.read_stored = 0  # outputs read back from the stored ones (stream resumes)
         self.replayed = 0  # inputs re-applied to re-derive outputs older than outputs_from
-        self.runtime = Runtime(rules, _FanOut(self), layout,  # type: ignore[arg-type]
+        self.runtime = Runtime(rules, _FanOut(self), layout,
                                rules_text=rules_text, checkpoint_every=checkpoint_every,
                                checkpoint_ms=checkpoint_ms)
         self.started = time.time()
@@ -378,7 +409,7 @@ class Service:
                 b.put(S_OUT_TO, str(emitted).encode())
             store.write(b)
         old = self.runtime
-        self.runtime = Runtime(old.rules, _FanOut(self), layout,  # type: ignore[arg-type]
+        self.runtime = Runtime(old.rules, _FanOut(self), layout,
                                rules_text=old.rules_text,
                                checkpoint_every=old.checkpoint_every,
                                checkpoint_ms=round(old.checkpoint_s * 1000))
@@ -398,13 +429,21 @@ class Service:
 
     # ------------------------------------------------------------- ingest
 
-    def submit(self, requests: Sequence[Sequence[bytes]]) -> list[list[Result]]:
-        """Log and apply the lines of several requests (in order) as one chunk."""
+    def submit(self, requests: Sequence[Sequence[bytes]],
+               values: Sequence[Sequence[object] | None] | None = None) -> list[list[Result]]:
+        """Log and apply the lines of several requests (in order) as one chunk.
+        ``values``: per request, its lines' values (``parse_lines``) where the
+        caller parsed them already, or None."""
         engine = self.runtime.engine
         first = self.runtime.offset
         lines = [line for req in requests for line in req]
         linenos = [i + 1 for req in requests for i in range(len(req))]
-        decoded, bad = decode_lines(lines)  # once, here; the runtime takes them as they are
+        given: list[object] | None = None
+        if values is not None and any(v is not None for v in values):
+            given = [x for req, v in zip(requests, values, strict=True)
+                     for x in (v if v is not None else parse_lines(req))]
+        # decoded once, here; the runtime takes them as they are
+        decoded, bad = decode_lines(lines, given)
         results: list[list[Result]] = []
         seen: set[tuple[str | None, str]] = set()
         off = first
@@ -501,29 +540,16 @@ class Service:
 
     # ------------------------------------------------------------ fan-out
 
-    def _take(self, data: bytes) -> None:
-        loads = orjson.loads
-        items: list[Item] = []
-        outs: list[dict[str, Any]] = []
-        last_off, k = self._last
-        for line in data.split(b"\n"):
-            if not line:
-                continue
-            o = loads(line)
-            off = o.get("offset", last_off)
-            if off == last_off:
-                k += 1
-            else:
-                last_off, k = off, 0
-            items.append(Item(off, k, o.get("tenant", ""), o.get("origin"), o["type"], line))
-            outs.append(o)
+    def _take(self, outs: list[dict[str, Any]], data: bytes) -> None:
+        """A batch of the runtime's outputs and their JSON Lines ``data``."""
+        items, last = numbered(_with_lines(outs, data), self._last)
         if not items:
             return
-        self._last = (last_off, k)
+        self._last = last
         if self.layout is not None:  # one log segment's outputs, stored by _write_outputs
             if self._out_batch is None:
                 self._out_batch = self.layout.store.batch()
-            self._out_batch.put(OUTPUTS + pack_offset(last_off), data)
+            self._out_batch.put(OUTPUTS + pack_offset(last[0]), data)
         self._observe(outs)
         hist = self.history
         hist.extend(items)
@@ -603,34 +629,25 @@ class Service:
         start = max(after[0], 0)
         if self.outputs_from is None or start < self.outputs_from:
             return self.replay_range(after, below, tenant), None
-        loads = orjson.loads
         items: list[Item] = []
         scanned = taken = 0  # outputs read; of them, after ``after``
-        last_off, k = -1, -1
+        last: Cursor = (-1, -1)
         # keyed by the offset of a segment's last output: the first key at or
         # after ``start`` is the segment that holds ``start`` (or the next one)
         for _, data in layout.store.items(OUTPUTS, pack_offset(start)):
-            for line in data.split(b"\n"):
-                if not line:
-                    continue
-                o = loads(line)
-                off = o.get("offset", last_off)
-                if off >= below:
+            segment, last = numbered(_parsed(data), last)
+            for it in segment:
+                if it.offset >= below:
                     self.read_stored += scanned
                     return items, None
-                if off == last_off:
-                    k += 1
-                else:
-                    last_off, k = off, 0
                 scanned += 1
-                if (off, k) > after:
+                if it.cursor > after:
                     taken += 1
-                    it = Item(off, k, o.get("tenant", ""), o.get("origin"), o["type"], line)
                     if it.visible_to(tenant):
                         items.append(it)
             if taken >= limit:
                 self.read_stored += scanned
-                return items, (last_off, k)
+                return items, last
         self.read_stored += scanned
         return items, None
 
@@ -641,7 +658,7 @@ class Service:
         if self.layout is None or below <= after[0]:
             return []
         collected = _Collect(after, below, tenant)
-        rt = Runtime(self.runtime.rules, collected)  # type: ignore[arg-type]
+        rt = Runtime(self.runtime.rules, collected)
         with contextlib.suppress(_Enough):
             rt.replay(self.layout)
         self.replayed += rt.offset
@@ -730,23 +747,13 @@ class _Collect:
         self.items: list[Item] = []
         self._last: Cursor = (-1, -1)
 
-    def write(self, data: bytes) -> None:
-        last_off, k = self._last
-        for line in data.split(b"\n"):
-            if not line:
-                continue
-            o = orjson.loads(line)
-            off = o.get("offset", last_off)
-            if off == last_off:
-                k += 1
-            else:
-                last_off, k = off, 0
-            if off >= self.below:
+    def outputs(self, outputs: list[dict[str, Any]], data: bytes) -> None:
+        items, self._last = numbered(_with_lines(outputs, data), self._last)
+        for it in items:
+            if it.offset >= self.below:
                 raise _Enough
-            it = Item(off, k, o.get("tenant", ""), o.get("origin"), o["type"], line)
             if it.cursor > self.after and it.visible_to(self.tenant):
                 self.items.append(it)
-        self._last = (last_off, k)
 
 
 def _int_or_none(raw: bytes | None) -> int | None:

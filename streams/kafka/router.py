@@ -46,7 +46,7 @@ import orjson
 
 from engine import Engine, records, views
 from engine.rules import Rules
-from schemas.events import OVERFLOW_SEP, EventError, decode
+from schemas.events import OVERFLOW_SEP, EventError, decode_lines
 from schemas.outputs import Output, rejected
 from streams.embedded.skew import skew_error
 from streams.embedded.state import ENTITY, EntityKey, entity_key, parse_entity_key
@@ -175,15 +175,11 @@ class PartitionRouter:
         outputs = fx.outputs
         advanced = self._admit(messages, fx)
         now = self.wall_ms() if self.max_skew_ms > 0 else 0
-        for partition, offset, value in _lines(advanced):
-            try:
-                ev = decode(value)
-            except EventError as exc:
-                fx.rejected.append(self._reject(exc, value, partition, offset))
-                continue
-            except Exception as exc:  # a validator bug must not stop the worker
-                err = EventError(f"event: cannot be read ({type(exc).__name__}: {exc})")
-                fx.rejected.append(self._reject(err, value, partition, offset))
+        lines = list(_lines(advanced))
+        decoded, _ = decode_lines([value for _, _, value in lines])
+        for (partition, offset, value), ev in zip(lines, decoded, strict=True):
+            if isinstance(ev, EventError):
+                fx.rejected.append(self._reject(ev, value, partition, offset))
                 continue
             if self.max_skew_ms > 0:
                 why = skew_error(ev["type"], ev["ts"], now, self.max_skew_ms, "worker")

@@ -827,7 +827,7 @@ def test_every_assignment_carries_score_breakdown_and_rules_hash(policy: str) ->
     assert len(done) >= 4
     assert any(o["tenant"] == "platform" for o in done)
     for o in done:
-        assert set(o["score"]) >= SCORE and set(SCORE_KEYS) == SCORE
+        assert set(o["score"]) >= SCORE and tuple(o["score"]) == SCORE_KEYS
         assert all(isinstance(o["score"][k], float) for k in SCORE)
         assert o["rules"] == rules.hash
         assert o["match"] == pytest.approx(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 from engine import default_rules
@@ -116,11 +118,11 @@ def test_feed_applies_the_decoded_events_it_is_given() -> None:
     class Out:
         data = b""
 
-        def write(self, data: bytes) -> None:
+        def outputs(self, outputs: list[dict[str, Any]], data: bytes) -> None:
             self.data += data
 
     out = Out()
-    rt = Runtime(default_rules(), out)  # type: ignore[arg-type]
+    rt = Runtime(default_rules(), out)
     line = orjson.dumps(ev("chat.requested", "r1", 5, "s1", visitor="v", chat="from-line"))
     given = ev("chat.requested", "r1", 5, "s1", visitor="v", chat="given")
     rt.feed(Chunk([line], [1], "-", 0, 0, len(line) + 1, None, 0), ([given], []))
@@ -128,3 +130,39 @@ def test_feed_applies_the_decoded_events_it_is_given() -> None:
     # and afterwards the runtime decodes what ``feed`` gets, as before
     rt.feed(Chunk([line.replace(b"r1", b"r2")], [2], "-", 0, 0, len(line) + 1, None, 0))
     assert orjson.loads(out.data.splitlines()[-1])["chat"] == "from-line"
+
+
+def test_each_posted_line_is_parsed_once(monkeypatch: Any) -> None:
+    """A post's lines are parsed once (``parse_body``); the tenant check, the
+    clock-skew guard, the decoder and the fan-out of the outputs take the
+    values and the output objects as they are."""
+    from streams.embedded.skew import skewed_lines
+    from streams.http.app import check_tenant, parse_body
+
+    svc = Service(default_rules(), None)
+    svc.start()
+    events = [ev("agent.state", "a", 1, "s1", agent="ann", status="online", capacity=2),
+              ev("chat.requested", "r1", 2, "s1", visitor="v1", chat="c1"),
+              ev("chat.requested", "r2", 3, "s1", visitor="v2", chat="c2"),
+              ev("page.viewed", "p1", 4, "s1", visitor="v1")]  # no page: rejected
+    real = orjson.loads
+    parsed: list[object] = []
+
+    def counting(data: Any) -> Any:
+        parsed.append(data)
+        return real(data)
+
+    monkeypatch.setattr(orjson, "loads", counting)
+    for ctype, body, parses in (
+            ("application/x-ndjson", b"\n".join(map(orjson.dumps, events)), len(events)),
+            ("application/json", orjson.dumps(events), 1)):
+        parsed.clear()
+        lines, values = parse_body(body, ctype)
+        check_tenant(values, "s1")
+        assert skewed_lines(values, 300_000, now_ms=10) == {}
+        res = svc.submit([lines], [values])
+        assert [r.status for r in res[0]] == (
+            ["accepted"] * 3 + ["rejected"] if parses > 1 else ["duplicate"] * 3 + ["rejected"])
+        assert len(parsed) == parses
+    assert [it.type for it in svc.history][:3] == ["chat.assigned", "chat.assigned",
+                                                   "event.rejected"]
