@@ -26,6 +26,7 @@ chromium:
 test: $(STAMP) chromium
 	$(BIN)/ruff check engine schemas streams simulators benchmarks tests
 	$(BIN)/mypy --strict engine schemas
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 # the quick benchmark set (a few minutes; not part of `make test`): routeq bench --help
