@@ -66,7 +66,7 @@ def check_url(url: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
         return f"URL must be http://HOST:PORT, got {url!r}"
-    from streams.http.app import is_loopback
+    from streams.http.server import is_loopback
 
     if not is_loopback(parts.hostname):
         return f"loadtest drives loopback servers only, not {parts.hostname}"

@@ -26,20 +26,17 @@ from streams.embedded.runtime import settle_garbage
 from streams.embedded.skew import DEFAULT_MAX_SKEW_S
 from streams.embedded.state import StateLayout
 from streams.embedded.store import RocksStore, StoreError
-from streams.http.app import (
+from streams.http.app import App
+from streams.http.limits import (
     DEFAULT_BODY_TIMEOUT_S,
     DEFAULT_IDLE_TIMEOUT_S,
     DEFAULT_MAX_BODY,
     DEFAULT_MAX_QUEUE,
     DEFAULT_MAX_STREAMS,
     DEFAULT_MAX_STREAMS_PER_TENANT,
-    App,
-    is_loopback,
-    listen,
-    max_connections,
-    quiet_request_text,
 )
 from streams.http.metrics import DEFAULT_LABELED
+from streams.http.server import is_loopback, listen, max_connections, quiet_request_text
 from streams.http.service import Service
 from streams.http.tokens import Tokens, TokensError, load_tokens
 

@@ -137,7 +137,7 @@ def test_each_posted_line_is_parsed_once(monkeypatch: Any) -> None:
     clock-skew guard, the decoder and the fan-out of the outputs take the
     values and the output objects as they are."""
     from streams.embedded.skew import skewed_lines
-    from streams.http.app import check_tenant, parse_body
+    from streams.http.ingest import check_tenant, parse_body
 
     svc = Service(default_rules(), None)
     svc.start()
