@@ -29,14 +29,21 @@ COMMANDS = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: command name -> its module (each module's name is the command's)
+MODULES = {name.rsplit(".", 1)[1]: name for name in COMMANDS}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of command ``only`` alone: a command
+    imports only its own module, so ``routeq run`` does not load the HTTP
+    server's or the Kafka worker's libraries."""
     parser = argparse.ArgumentParser(
         prog="routeq",
         description="routeq: chat routing for e-commerce customer service. "
         "Events in (JSON Lines, see CONTRACT.md), routing decisions out.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (MODULES[only],):
         module = importlib.import_module(name)
         cmd = module.add_parser(sub)
         cmd.set_defaults(handler=module.main, command_parser=cmd)
@@ -44,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args, rest = parser.parse_known_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(words[0] if words and words[0] in MODULES else None)
+    args, rest = parser.parse_known_args(words)
     if rest and not getattr(args, "passes_through", False):
         args.command_parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.rest = rest
