@@ -69,7 +69,7 @@ def split_input(events: Path, d: Path, per_file: int) -> list[Path]:
     return files
 
 
-def _wait_for_output(proc: subprocess.Popen[bytes], out: Path, timeout: float) -> None:
+def wait_for_output(proc: subprocess.Popen[bytes], out: Path, timeout: float) -> None:
     """Return once ``proc`` has written to ``out`` (or ended, or ``timeout`` passed)."""
     end = time.monotonic() + timeout
     while proc.poll() is None and out.stat().st_size == 0 and time.monotonic() < end:
@@ -108,7 +108,7 @@ def harness(d: Path, *, kills: int, events: int, seed: int, per_file: int | None
         with open(out, "wb") as f, open(d / "run.err", "wb") as err:
             proc = subprocess.Popen(args, stdout=f, stderr=err, env=_env(point), cwd=ROOT)
             if point is None:
-                _wait_for_output(proc, out, timeout)
+                wait_for_output(proc, out, timeout)
             try:
                 code = proc.wait(timeout=delay)
             except subprocess.TimeoutExpired:
