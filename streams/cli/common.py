@@ -1,6 +1,6 @@
-"""What several commands share: the trace options and reading a trace
-(``compare``, ``tune``), opening a state dir read-only and the output file
-(``replay``, ``export``), and the summary on stderr (``run``, ``replay``)."""
+"""What several commands share: opening a state dir (``run`` and ``serve``
+for writing, ``replay`` and ``export`` read-only), the output file and the
+summary on stderr (``run``, ``replay``)."""
 
 from __future__ import annotations
 
@@ -9,32 +9,9 @@ import os
 import sys
 
 from engine import Rules, RulesError
-from simulators.whatif import Trace, TraceError, read_trace
-from streams.cli.options import fail
 from streams.embedded.runtime import Runtime, rules_for
 from streams.embedded.state import StateLayout
 from streams.embedded.store import RocksStore, StoreError
-
-
-def add_trace_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("trace", metavar="TRACE",
-                   help="events.jsonl (routeq simulate, routeq export or a chat server's "
-                   "history), or a routeq simulate output directory")
-    p.add_argument("--trace-rules", metavar="R.toml",
-                   help="the rules the trace was recorded with (default: TRACE/rules.toml "
-                   "for a directory, else the defaults)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the sampled parts (default 1)")
-    p.add_argument("--jobs", type=int, help="parallel processes (default: CPU count)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
-
-
-def load_trace(args: argparse.Namespace, command: str, base: Rules) -> Trace | None:
-    """Read the trace, or print why not (``None``)."""
-    try:
-        return read_trace(args.trace, base)
-    except (TraceError, RulesError, OSError) as exc:
-        fail(str(exc), command)
-        return None
 
 
 def open_state(path: str) -> tuple[RocksStore, StateLayout]:

@@ -22,7 +22,7 @@ from engine import POLICIES, RulesError
 from simulators.candidates import build, run_all, trace_rules
 from simulators.whatif import TraceError
 from simulators.whatif_metrics import comparison_table
-from streams.cli.common import add_trace_args, load_trace
+from streams.cli.traces import add_trace_args, load_trace
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]

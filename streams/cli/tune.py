@@ -21,7 +21,7 @@ from simulators.candidates import run_all, trace_rules
 from simulators.rules_toml import rules_to_toml
 from simulators.tuning import OBJECTIVES, Objective, SpaceError, apply, load_space, settings
 from simulators.whatif_metrics import comparison_table, value
-from streams.cli.common import add_trace_args, load_trace
+from streams.cli.traces import add_trace_args, load_trace
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]

@@ -19,7 +19,7 @@ Both pass the same contract suite (``tests/embedded/test_store.py``).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -48,6 +48,17 @@ class Store(Protocol):
     def write(self, batch: Batch) -> None: ...
     def items(self, prefix: bytes, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]: ...
     def close(self) -> None: ...
+
+
+def write_rows(store: Store, rows: Iterable[tuple[bytes, bytes | None]]) -> None:
+    """Write ``rows`` in one batch: a value puts its key, None deletes it."""
+    b = store.batch()
+    for key, value in rows:
+        if value is None:
+            b.delete(key)
+        else:
+            b.put(key, value)
+    store.write(b)
 
 
 # ------------------------------------------------------------------ memory

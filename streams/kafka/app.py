@@ -52,6 +52,7 @@ from faust.types import TP
 
 from engine.rules import Rules
 from streams.embedded.runtime import FREEZE_EVERY, settle_garbage
+from streams.embedded.store import write_rows
 from streams.kafka.recovery import RouteqTableManager
 from streams.kafka.router import SEP, PartitionRouter, SeekBacks
 from streams.kafka.settings import KafkaSettings
@@ -237,14 +238,7 @@ class WorkerShell:
         # local state first (no await in between: a rebalance cannot cut in)
         for p, rows in fx.rows.items():
             # a cache of the changelog: no write-ahead log needed
-            local = partition_store(self.table, p, wal=False)
-            b = local.batch()
-            for k, v in rows:
-                if v is None:
-                    b.delete(k)
-                else:
-                    b.put(k, v)
-            local.write(b)
+            write_rows(partition_store(self.table, p, wal=False), rows)
         out = await self._batches()
         s = self.s
         dumps = orjson.dumps
@@ -279,10 +273,8 @@ class WorkerShell:
         # recovery, and a failover took longer the longer the worker had run).
         offset_key = self.table.data.offset_key
         for p, end in ends.items():
-            local = partition_store(self.table, p, wal=False)
-            b = local.batch()
-            b.put(offset_key, str(end).encode())
-            local.write(b)
+            write_rows(partition_store(self.table, p, wal=False),
+                       [(offset_key, str(end).encode())])
         self.events += len(msgs)
         self._since_gc += len(msgs)
         if self._since_gc >= FREEZE_EVERY:  # see streams/embedded/runtime.py: the GC is paused

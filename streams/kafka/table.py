@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.embedded.store import RocksStore
+from streams.embedded.store import RocksStore, write_rows
 
 
 def partition_store(table: Any, partition: int, *, wal: bool = True) -> RocksStore:
@@ -23,7 +23,4 @@ def partition_store(table: Any, partition: int, *, wal: bool = True) -> RocksSto
 
 def clear(store: RocksStore) -> None:
     """Delete every row of ``store`` in one write."""
-    b = store.batch()
-    for key, _ in store.items(b""):
-        b.delete(key)
-    store.write(b)
+    write_rows(store, [(key, None) for key, _ in store.items(b"")])

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.embedded.store import MemoryStore, RocksStore, Store, StoreError
+from streams.embedded.store import MemoryStore, RocksStore, Store, StoreError, write_rows
 
 Opener = Callable[[], Store]
 
@@ -44,13 +44,7 @@ def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
 
 
 def put(store: Store, *pairs: tuple[bytes, bytes | None]) -> None:
-    b = store.batch()
-    for k, v in pairs:
-        if v is None:
-            b.delete(k)
-        else:
-            b.put(k, v)
-    store.write(b)
+    write_rows(store, pairs)
 
 
 def test_get_sees_what_was_written_and_none_otherwise(reopen: Opener) -> None:
