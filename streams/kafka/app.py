@@ -53,7 +53,7 @@ from faust.types import TP
 from engine.rules import Rules
 from streams.embedded.runtime import FREEZE_EVERY, settle_garbage
 from streams.embedded.store import write_rows
-from streams.kafka.recovery import RouteqTableManager
+from streams.kafka.recovery import ChangelogTable, RouteqTableManager
 from streams.kafka.router import SEP, PartitionRouter, SeekBacks
 from streams.kafka.settings import KafkaSettings
 from streams.kafka.table import partition_store
@@ -103,8 +103,10 @@ class RecordBatches:
         Topic ``last`` (the changelog) is queued only after every other record
         is, so state never reaches Kafka ahead of the outputs it implies; its
         partitions are queued side by side (a partition's second batch waits
-        until its first has left). Returns, per partition of ``last`` written,
-        the offset of the write's closing record (its last).
+        until its first has left), each partition's records in the order
+        added: its journal first (streams/kafka/router.py). Returns, per
+        partition of ``last`` written, the offset of the write's closing
+        record (its last).
         """
         batches = self.full + list(self.open.items())
         self.full = []
@@ -336,6 +338,7 @@ def build_app(s: KafkaSettings, rules: Rules) -> tuple[faust.App, WorkerShell]:
         logging_config=None,
         # local data ahead of the changelog is discarded and rebuilt (recovery.py)
         TableManager=RouteqTableManager,
+        Table=ChangelogTable,
     )
     inputs = app.topic(s.input_topic, key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw", partitions=s.partitions)

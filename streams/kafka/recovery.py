@@ -24,6 +24,12 @@ check: local data that claims more than the changelog holds is discarded
 (every key of that partition's local database) and the partition is read
 again from the start of its changelog, which is the source of truth. It logs
 a warning once per partition and recovery, and the worker goes on.
+
+The records of such a batch past the reported end still arrive after Faust
+has declared the recovery over; it keeps them in a buffer that it writes at
+its next recovery, on top of whatever the worker wrote since.
+:class:`ChangelogTable` drops changelog records older than what the local
+data already holds, so a late record never takes a row back in time.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from typing import Any
 
 from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
+from faust.tables.table import Table
 from faust.types import TP
 
 from streams.kafka.table import clear, partition_store
@@ -88,3 +95,19 @@ class RouteqTableManager(TableManager):
             self._recovery = ChangelogFirstRecovery(self.app, self, beacon=self.beacon,
                                                     loop=self.loop)
         return self._recovery
+
+
+class ChangelogTable(Table):
+    """Faust's table, applying only changelog records newer than the local data."""
+
+    def apply_changelog_batch(self, batch: Any) -> None:
+        held: dict[TP, int] = {}
+        fresh = []
+        for event in batch:
+            tp = event.message.tp
+            if tp not in held:
+                found = self.data.persisted_offset(tp)
+                held[tp] = -1 if found is None else found
+            if event.message.offset > held[tp]:
+                fresh.append(event)
+        super().apply_changelog_batch(fresh)

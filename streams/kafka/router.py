@@ -23,7 +23,19 @@ partition's rows alone.
 
 Each partition's next input offset is a row too (key ``\x00next``), written
 with the rows of every batch: the router applies each offset of a partition
-once and in order. A message below that offset is a redelivery and is skipped
+once and in order.
+
+A batch's rows reach the changelog as several records, and a worker killed
+while they go leaves only some of them there (a write of several record
+batches cut between two; on Tansu 0.6, recovery applies a multi-record last
+batch only up to its first record). So every batch's rows of a partition start
+with one more row, the journal (key ``\x00journal``): all of them in one
+record, with the next offset they lead to. A record lands whole, and it is
+first, so whenever any row of a write is recovered the journal is too:
+:meth:`PartitionRouter.assign` finds a journal ahead of the next offset and
+rolls the write forward (and writes its rows again with the next batch, so the
+changelog holds them as single rows too before a later journal replaces this
+one). A message below that offset is a redelivery and is skipped
 whole; a message above it means the shell missed messages (a consumer race,
 see ``streams/kafka/app.py``): the router holds it and every later message of
 that partition back in :attr:`BatchEffects.held`, and the shell seeks back.
@@ -38,6 +50,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +70,23 @@ SEP = "\x00"
 FORWARDED = "event.forwarded"
 #: the row holding a partition's next input offset (an empty owner: no tenant's)
 OFFSET_ROW = (SEP + "next").encode()
+#: the row holding a partition's last write whole (see the module's docstring)
+JOURNAL_ROW = (SEP + "journal").encode()
+Row = tuple[bytes, bytes | None]
+
+
+def journal(next_offset: int, rows: list[Row]) -> bytes:
+    """One record holding a write's rows and the next offset they lead to
+    (compressed: it doubles what a batch writes to the changelog otherwise)."""
+    return zlib.compress(orjson.dumps(
+        [next_offset, [[k.decode(), None if v is None else orjson.Fragment(v)]
+                       for k, v in rows]]), 1)
+
+
+def parse_journal(raw: bytes) -> tuple[int, list[Row]]:
+    next_offset, rows = orjson.loads(zlib.decompress(raw))
+    return int(next_offset), [(k.encode(), None if v is None else orjson.dumps(v))
+                              for k, v in rows]
 
 
 def row_key(owner: str, key: EntityKey) -> bytes:
@@ -83,8 +113,9 @@ class BatchEffects:
     forwards: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     #: (message key, event.rejected output) for the rejected topic
     rejected: list[tuple[bytes | None, Output]] = field(default_factory=list)
-    #: partition -> [(row key, row value or None)], one row per changed entity
-    rows: dict[int, list[tuple[bytes, bytes | None]]] = field(default_factory=dict)
+    #: partition -> [(row key, row value or None)]: the journal, then one row per
+    #: changed entity, then the next offset
+    rows: dict[int, list[Row]] = field(default_factory=dict)
     #: partition -> (expected offset, offset of the first message held back):
     #: that message and the partition's later ones in the batch were not applied
     held: dict[int, tuple[int, int]] = field(default_factory=dict)
@@ -109,6 +140,8 @@ class PartitionRouter:
         self.tenants_of: dict[int, list[str]] = {}  # partition -> tenants, first seen first
         self.assigned: set[int] = set()
         self.next_offset: dict[int, int] = {}  # partition -> next input offset to apply
+        #: partition -> rows of a cut write rolled forward, to write again
+        self.rewrite: dict[int, list[Row]] = {}
 
     # ------------------------------------------------------------ ownership
 
@@ -121,13 +154,32 @@ class PartitionRouter:
         engines restored.
         """
         self.revoke([partition])
-        by_owner: dict[str, list[tuple[tuple[str, str, str], Any]]] = {}
+        table: dict[bytes, bytes] = {}
+        last: bytes | None = None
         for raw_key, raw_value in rows:
-            if raw_key == OFFSET_ROW and raw_value:
+            if raw_key == JOURNAL_ROW:
+                last = raw_value
+            elif raw_value is not None and not raw_key.startswith(b"__faust"):
+                table[raw_key] = raw_value  # not Faust's offset key
+        if last:
+            ahead, written = parse_journal(last)
+            if ahead > int(table.get(OFFSET_ROW, b"-1")):
+                log.warning("partition %d: its last write reached the changelog in part; "
+                            "rolled forward to next offset %d from its journal",
+                            partition, ahead)
+                for k, v in written:
+                    if v is None:
+                        table.pop(k, None)
+                    else:
+                        table[k] = v
+                self.rewrite[partition] = written
+        by_owner: dict[str, list[tuple[tuple[str, str, str], Any]]] = {}
+        for raw_key, raw_value in table.items():
+            if raw_key == OFFSET_ROW:
                 self.next_offset[partition] = int(raw_value)
                 continue
-            if raw_value is None or raw_key.startswith((b"__faust", b"\x00")):
-                continue  # Faust's offset key; the shell's end-of-write marker
+            if raw_key.startswith(b"\x00"):
+                continue  # the shell's end-of-write marker
             owner, key = parse_row_key(raw_key)
             by_owner.setdefault(owner, []).append((key, orjson.loads(raw_value)))
         # tenants in the order they were created, so the partition's clocks
@@ -149,6 +201,7 @@ class PartitionRouter:
                 self.partition_of.pop(tenant, None)
             self.assigned.discard(p)
             self.next_offset.pop(p, None)
+            self.rewrite.pop(p, None)
 
     def skip_to(self, partition: int, offset: int) -> None:
         """Accept that ``partition`` has no messages before ``offset`` still to
@@ -210,17 +263,20 @@ class PartitionRouter:
                     else:
                         outputs.append((name, out))
         rows = fx.rows
+        nxt = self.next_offset
+        for p in {m[0] for m in advanced}:
+            rows[p] = self.rewrite.pop(p, [])
         for name, eng in touched.items():
             changes = records.by_key(eng.take_changes())
             if not changes:
                 continue
-            part = rows.setdefault(self.partition_of[name], [])
+            part = rows[self.partition_of[name]]
             dumps = orjson.dumps
             for key, rec in changes.items():
                 part.append((row_key(name, key), None if rec is None else dumps(rec)))
-        nxt = self.next_offset
-        for p in {m[0] for m in advanced}:
-            rows.setdefault(p, []).append((OFFSET_ROW, str(nxt[p]).encode()))
+        for p, part in rows.items():
+            part.append((OFFSET_ROW, str(nxt[p]).encode()))
+            part.insert(0, (JOURNAL_ROW, journal(nxt[p], part)))
         return fx
 
     def _admit(self, messages: Iterable[tuple[int, int, bytes]],
