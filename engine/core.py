@@ -65,10 +65,11 @@ class Engine:
         self, rules: Rules | None = None, *, track_changes: bool = True,
         handoff: str = handover.INLINE,
     ) -> None:
-        if handoff not in handover.HANDOFFS:
+        if handoff not in handover.STRATEGIES:
             raise ValueError(
                 f"handoff must be one of {', '.join(handover.HANDOFFS)}, got {handoff!r}")
         self.handoff = handoff
+        self._handover = handover.STRATEGIES[handoff]
         self.rules = rules if rules is not None else default_rules()
         self.policy = policy_for(self.rules)
         self.tenants: dict[str, Tenant] = {}
@@ -96,7 +97,7 @@ class Engine:
             "visitor.left": self._on_visitor_left,
             "order.placed": self._on_order_placed,
             "clock": self._on_clock,
-            "chat.handed_over": self._on_handed_over,
+            "chat.handed_over": self._receive,
         }
 
     # ------------------------------------------------------------------ entry
@@ -434,8 +435,8 @@ class Engine:
     def _resolve(self, t: Tenant, ev: Event) -> tuple[Tenant, Chat] | None:
         """The chat an event names, following it to the tenant it overflowed to.
 
-        With ``handoff="external"`` an event about a forwarded chat is passed
-        on (``event.forwarded``) and nothing happens here.
+        The hand-over strategy says where an event about a forwarded chat
+        applies (``external``: nowhere here; it is passed on).
         """
         origin = ev.get("origin")
         if origin is not None:
@@ -445,17 +446,7 @@ class Engine:
         if c is None:
             return None
         if c.status == FORWARDED and c.to is not None:
-            if self.handoff == handover.EXTERNAL:
-                fwd = handover.passed_on(ev, c)
-                ended = fwd["type"] == "chat.ended"
-                self._forward(t, c.to, ev["id"], fwd, c)
-                if ended:
-                    self._drop(t, c)
-                return None
-            target = self.tenants[c.to]
-            self._advance(target, t.now)
-            fc = target.chats.get(handover.platform_key(t.name, c.id))
-            return (target, fc) if fc is not None else None
+            return self._handover.follow(self, t, ev, c)
         return t, c
 
     def _on_chat_accepted(self, t: Tenant, ev: Event) -> None:
@@ -755,12 +746,8 @@ class Engine:
         if v is not None and c.key in v.chats:
             v.chats.remove(c.key)
             self._note_visitor(t, v)
-        if c.origin is not None and self.handoff == handover.INLINE:
-            home = self.tenants.get(c.origin)
-            if home is not None:
-                hc = home.chats.get(c.id)
-                if hc is not None and hc.status == FORWARDED:
-                    self._drop(home, hc)
+        if c.origin is not None:
+            self._handover.dropped(self, t, c)
 
     # ----------------------------------------------------------- hand-over
 
@@ -778,17 +765,17 @@ class Engine:
         out["chat"], out["visitor"] = c.id, v.id
         out["to"] = platform
         self._out.append(out)
-        handed = handover.handover_input(t.name, c, v)
-        if self.handoff == handover.EXTERNAL:
-            self._forward(t, platform, "overflow:" + c.id, handed, c)
-            return
-        p = self.tenants.get(platform)
-        if p is None:
-            p = self._tenant(platform, t.now)
-        self._advance(p, t.now)
-        self._on_handed_over(p, handed)
+        self._handover.overflowed(self, t, c, handover.handover_input(t.name, c, v), platform)
 
-    def _on_handed_over(self, p: Tenant, ev: Event) -> None:
+    def _tenant_at(self, name: str, now: int) -> Tenant:
+        """Tenant ``name`` (created if new) with its time moved to ``now``."""
+        t = self.tenants.get(name)
+        if t is None:
+            t = self._tenant(name, now)
+        self._advance(t, now)
+        return t
+
+    def _receive(self, p: Tenant, ev: Event) -> None:
         """A merchant's overflowed chat arrives at the platform tenant."""
         got = handover.receive(p, ev)
         if got is not None:

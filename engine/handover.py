@@ -8,14 +8,19 @@ over workers): the engine emits ``event.forwarded`` outputs carrying a
 sent to the merchant are forwarded the same way; the shell publishes them as
 inputs keyed by the platform tenant.
 
-This module builds what crosses between tenants (the hand-over input, the
-forwarded inputs, the platform's copy of the chat); the engine decides when.
+This module holds both modes as strategies (:class:`Inline`,
+:class:`External`: the three moments where they differ, each mode's answers
+together) and builds what crosses between tenants (the hand-over input, the
+forwarded inputs, the platform's copy of the chat). The engine decides when a
+chat overflows and asks its strategy what that means.
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import Protocol
 
+from engine.lifecycle import FORWARDED
 from engine.state import Chat, Visitor
 from engine.tenant import Tenant
 from schemas.events import OVERFLOW_SEP, Event
@@ -102,3 +107,68 @@ def forwarded_input(origin: str, to: str, event_id: str, fields: Event, now: int
         fields["origin"] = origin
     event.update(fields)
     return event
+
+
+class Host(Protocol):
+    """What a strategy asks of the engine that holds it."""
+
+    tenants: dict[str, Tenant]
+
+    def _tenant_at(self, name: str, now: int) -> Tenant: ...
+
+    def _receive(self, p: Tenant, ev: Event) -> None: ...
+
+    def _forward(self, t: Tenant, to: str, event_id: str, fields: Event, c: Chat) -> None: ...
+
+    def _drop(self, t: Tenant, c: Chat) -> None: ...
+
+
+class Inline:
+    """One engine holds every tenant: the platform takes a chat over at once."""
+
+    name = INLINE
+
+    def overflowed(self, eng: Host, t: Tenant, c: Chat, handed: Event, to: str) -> None:
+        """Chat ``c`` of ``t`` overflowed to tenant ``to`` (``handed``: its hand-over input)."""
+        eng._receive(eng._tenant_at(to, t.now), handed)
+
+    def follow(self, eng: Host, t: Tenant, ev: Event, c: Chat) -> tuple[Tenant, Chat] | None:
+        """Where event ``ev`` about ``t``'s forwarded chat ``c`` applies (None: nowhere here)."""
+        assert c.to is not None
+        target = eng._tenant_at(c.to, t.now)
+        fc = target.chats.get(platform_key(t.name, c.id))
+        return (target, fc) if fc is not None else None
+
+    def dropped(self, eng: Host, t: Tenant, c: Chat) -> None:
+        """Chat ``c`` is gone from ``t``; a platform copy ends its merchant's chat."""
+        if c.origin is None:
+            return
+        home = eng.tenants.get(c.origin)
+        if home is not None:
+            hc = home.chats.get(c.id)
+            if hc is not None and hc.status == FORWARDED:
+                eng._drop(home, hc)
+
+
+class External:
+    """Tenants partitioned over workers: what crosses is published as inputs."""
+
+    name = EXTERNAL
+
+    def overflowed(self, eng: Host, t: Tenant, c: Chat, handed: Event, to: str) -> None:
+        eng._forward(t, to, "overflow:" + c.id, handed, c)
+
+    def follow(self, eng: Host, t: Tenant, ev: Event, c: Chat) -> tuple[Tenant, Chat] | None:
+        assert c.to is not None
+        fwd = passed_on(ev, c)
+        ended = fwd["type"] == "chat.ended"
+        eng._forward(t, c.to, ev["id"], fwd, c)
+        if ended:
+            eng._drop(t, c)
+        return None
+
+    def dropped(self, eng: Host, t: Tenant, c: Chat) -> None:
+        return None  # the merchant's chat ended when it was passed on
+
+
+STRATEGIES: dict[str, Inline | External] = {INLINE: Inline(), EXTERNAL: External()}
