@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck clean venv chromium bench
 
-$(STAMP): pyproject.toml
+# the core is compiled at install (setup.py): a change to one of its sources installs again
+$(STAMP): pyproject.toml $(wildcard setup.py engine/*.py schemas/*.py)
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) (Python 3.11)"; exit 1; }
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -37,4 +38,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.so engine/*.so schemas/*.so schemas/native-sources.txt

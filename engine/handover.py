@@ -126,8 +126,6 @@ class Host(Protocol):
 class Inline:
     """One engine holds every tenant: the platform takes a chat over at once."""
 
-    name = INLINE
-
     def overflowed(self, eng: Host, t: Tenant, c: Chat, handed: Event, to: str) -> None:
         """Chat ``c`` of ``t`` overflowed to tenant ``to`` (``handed``: its hand-over input)."""
         eng._receive(eng._tenant_at(to, t.now), handed)
@@ -152,8 +150,6 @@ class Inline:
 
 class External:
     """Tenants partitioned over workers: what crosses is published as inputs."""
-
-    name = EXTERNAL
 
     def overflowed(self, eng: Host, t: Tenant, c: Chat, handed: Event, to: str) -> None:
         eng._forward(t, to, "overflow:" + c.id, handed, c)

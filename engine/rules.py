@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import orjson
@@ -298,6 +298,12 @@ class Rules:
     mode_tenants: dict[str, dict[str, Any]]
     dedup_window: int
     dedup_window_ms: int
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled field by field into the constructor: compiled by mypyc, a
+        # frozen class refuses the setattr that default unpickling does
+        # (compare and tune send rules to their worker processes)
+        return (Rules, tuple(getattr(self, f.name) for f in fields(Rules)))
 
     def mode_for(self, tenant: str, page: str | None) -> str:
         """The service mode for a chat requested by a visitor of ``tenant`` on ``page``."""

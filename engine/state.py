@@ -82,7 +82,7 @@ class Visitor:
         self.member = False
         self.tier = 0
         self.orders = 0
-        self.ltv: float = 0
+        self.ltv: int | float = 0  # an int stays an int in records and outputs
         self.last_agent: str | None = None
         self.exclusive: str | None = None
         self.returning = False

@@ -33,6 +33,22 @@ COMMANDS = (
 MODULES = {name.rsplit(".", 1)[1]: name for name in COMMANDS}
 
 
+class Version(argparse.Action):
+    """``--version``: the line is built only when asked (it reads the package metadata)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        from schemas import native
+        try:
+            number = version("routeq")
+        except PackageNotFoundError:  # run from a checkout that is not installed
+            number = "(not installed)"
+        print(f"routeq {number}: {native.describe()}")
+        parser.exit()
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command, or of command ``only`` alone: a command
     imports only its own module, so ``routeq run`` does not load the HTTP
@@ -42,6 +58,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         description="routeq: chat routing for e-commerce customer service. "
         "Events in (JSON Lines, see CONTRACT.md), routing decisions out.",
     )
+    parser.add_argument("--version", action=Version, nargs=0,
+                        help="print routeq's version and whether its core runs compiled "
+                        "or as pure Python (ROUTEQ_PURE=1), then exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS if only is None else (MODULES[only],):
         module = importlib.import_module(name)

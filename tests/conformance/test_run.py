@@ -43,6 +43,25 @@ class TestRun(ConformanceSuite):
         return group_by_offset(lines, outputs_of(out))
 
 
+class TestRunCompiledAndPure(ConformanceSuite):
+    """The suite's streams through ``routeq run`` with the core as installed
+    (compiled by ``make test``) and with the pure core (``ROUTEQ_PURE=1``):
+    byte for byte the same outputs, and those meet the contract."""
+
+    runtime = "routeq run (compiled and pure core)"
+    examples = 10
+
+    def execute(self, lines: list[bytes], rules: str) -> list[Step]:
+        with tempfile.TemporaryDirectory() as tmp:
+            d = Path(tmp)
+            (d / "rules.toml").write_text(rules)
+            files = write_parts(d, lines, 1)
+            args = ("run", *files, "--rules", d / "rules.toml", "--quiet")
+            out = routeq(*args).stdout
+            assert routeq(*args, ROUTEQ_PURE="1").stdout == out
+        return group_by_offset(lines, outputs_of(out))
+
+
 class TestRunStateKilled(ConformanceSuite):
     """Killed once at a named point (which chunk, drawn), then the same command
     again: ``--out`` must hold every decision once, as the contract says."""
