@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint typecheck clean venv chromium bench
 
 # the core is compiled at install (setup.py): a change to one of its sources installs again
-$(STAMP): pyproject.toml $(wildcard setup.py engine/*.py schemas/*.py)
+$(STAMP): pyproject.toml $(wildcard setup.py engine/*.py schemas/*.py simulators/*.py)
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) (Python 3.11)"; exit 1; }
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -26,7 +26,7 @@ chromium:
 
 test: $(STAMP) chromium
 	$(BIN)/ruff check engine schemas streams simulators benchmarks tests
-	$(BIN)/mypy --strict engine schemas
+	$(BIN)/mypy --strict engine schemas simulators/simulation.py simulators/metrics.py simulators/whatif_metrics.py simulators/traffic.py
 	$(BIN)/lint-imports
 	$(BIN)/pytest
 
@@ -38,4 +38,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.so engine/*.so schemas/*.so schemas/native-sources.txt
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.so engine/*.so schemas/*.so simulators/*.so schemas/native-sources.txt

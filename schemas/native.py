@@ -5,8 +5,8 @@ the core's modules (:data:`SOURCES`) with mypyc into C extensions beside their
 ``.py`` files (``setup.py``), and records a digest of each source it compiled
 in :data:`MANIFEST`. Python would load an extension in preference to the
 ``.py`` of the same name; :func:`install` decides, once per process and before
-any core module loads (``schemas/__init__.py`` calls it, and ``engine``
-imports ``schemas`` first), whether it may:
+any core module loads (``schemas/__init__.py`` calls it; ``engine`` and
+``simulators`` import ``schemas`` first), whether it may:
 
 - ``ROUTEQ_PURE=1`` in the environment: pure;
 - nothing compiled (no C compiler at install time, or installed with
@@ -37,13 +37,16 @@ from pathlib import Path
 from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
-#: the compiled modules, as paths from the project root (``setup.py`` reads it)
+#: the compiled modules, as paths from the project root (``setup.py`` reads it):
+#: the engine, the decoder and output contract, the simulator's loop and tally
 SOURCES: tuple[str, ...] = (
     "engine/core.py", "engine/dedup.py", "engine/handover.py", "engine/lifecycle.py",
     "engine/policies.py", "engine/queue.py", "engine/records.py", "engine/roster.py",
     "engine/rules.py", "engine/scoring.py", "engine/state.py", "engine/tenant.py",
     "engine/timers.py", "engine/views.py",
     "schemas/events.py", "schemas/outputs.py",
+    "simulators/simulation.py", "simulators/metrics.py", "simulators/whatif_metrics.py",
+    "simulators/traffic.py",
 )
 #: written by the build: ``path sha256`` per compiled source, one a line
 MANIFEST = ROOT / "schemas" / "native-sources.txt"

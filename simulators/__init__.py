@@ -1,1 +1,3 @@
 """routeq simulators."""
+
+import schemas  # noqa: F401  (first: it picks the compiled or the pure core)

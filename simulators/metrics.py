@@ -83,14 +83,19 @@ class _Chat:
         self.outcome: str | None = None
 
 
+#: the fields of a tenant's tally
+_TALLY_FIELDS = (
+    "chats", "to_bot", "escalated", "bot_ended", "human", "assigned", "abandoned",
+    "overflowed", "requeued", "waited", "waits", "abandoned_wait_ms",
+    "within_sl", "sticky_seen", "sticky_hits", "skill_seen", "skill_hits",
+    "pages", "orders", "revenue", "chat_orders", "chat_revenue", "visitors",
+    "busy", "cap", "held", "online_cap", "last_t", "served", "bot_resolved")
+
+
 class _Tally:
     """Counters of one tenant."""
 
-    __slots__ = ("chats", "to_bot", "escalated", "bot_ended", "human", "assigned", "abandoned",
-                 "overflowed", "requeued", "waited", "waits", "abandoned_wait_ms",
-                 "within_sl", "sticky_seen", "sticky_hits", "skill_seen", "skill_hits",
-                 "pages", "orders", "revenue", "chat_orders", "chat_revenue", "visitors",
-                 "busy", "cap", "held", "online_cap", "last_t", "served", "bot_resolved")
+    __slots__ = _TALLY_FIELDS
 
     def __init__(self) -> None:
         self.chats = self.to_bot = self.escalated = self.bot_ended = self.human = 0
@@ -438,7 +443,7 @@ class Collector:
 
 
 def _add(into: _Tally, t: _Tally) -> None:
-    for name in _Tally.__slots__:
+    for name in _TALLY_FIELDS:
         v = getattr(t, name)
         if name in ("last_t", "held", "online_cap"):
             continue
@@ -620,10 +625,10 @@ def table(summary: dict[str, Any], max_tenants: int = 6) -> str:
         head = ("chats", "for a human", "abandoned", "wait mean s", f"answered <= {sl} s")
         lines.append("")
         lines.append("  ".join([f"{'page':{width}}", *head]))
-        for page, row in sorted(pages.items(), key=lambda kv: -kv[1]["chats"]):
-            vals = (cell(row["chats"], "d"), cell(row.get("human"), "d"),
-                    cell(row.get("abandoned"), "d"), cell(row["wait_mean_s"], "f"),
-                    cell(row["service_level"], "%"))
+        for page, stats in sorted(pages.items(), key=lambda kv: -kv[1]["chats"]):
+            vals = (cell(stats["chats"], "d"), cell(stats.get("human"), "d"),
+                    cell(stats.get("abandoned"), "d"), cell(stats["wait_mean_s"], "f"),
+                    cell(stats["service_level"], "%"))
             lines.append("  ".join([f"{page:{width}}",
                                     *(v.rjust(len(h)) for v, h in zip(vals, head, strict=True))]))
     return "\n".join(lines)

@@ -32,8 +32,9 @@ CART_CHECKOUT = ("cart", "checkout")
 
 
 class WhatIfCollector(Collector):
-    def __init__(self, *, t0: int, t1: int, bins: int = 96, **kw: Any) -> None:
-        super().__init__(**kw)
+    def __init__(self, *, t0: int, t1: int, bins: int = 96,
+                 busy_until_ms: int | None = None) -> None:
+        super().__init__(busy_until_ms=busy_until_ms)
         self.t0 = t0
         self.bin_ms = max(60_000, -(-(t1 - t0) // bins))
         self.nbins = max(1, -(-(t1 - t0) // self.bin_ms))
