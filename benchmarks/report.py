@@ -273,6 +273,29 @@ def failover_section(doc: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
+def versus_section(doc: dict[str, Any]) -> str:
+    """One ``benchmarks.versus`` run: the two sides' medians and their ratio."""
+    def side(rev: str, env: dict[str, str]) -> str:
+        return " ".join([rev, *(f"{k}={v}" for k, v in env.items())])
+
+    before = side(doc["before"], doc.get("before_env", {}))
+    now = side("this checkout", doc.get("now_env", {}))
+    flags = ([f"--before {doc['before']}"] if doc["before"] != "this checkout" else [])
+    flags += [f"--before-env {k}={v}" for k, v in doc.get("before_env", {}).items()]
+    flags += [f"--now-env {k}={v}" for k, v in doc.get("now_env", {}).items()]
+    cmd = " ".join([f"{PY} benchmarks.versus", *flags, f"--pairs {doc['pairs']}",
+                    doc["compared"], *doc["args"]])
+    rows = [[r["metric"], n(r["before"], 3 if abs(r["before"]) < 100 else 0),
+             n(r["now"], 3 if abs(r["now"]) < 100 else 0),
+             "" if r["now_over_before"] is None else f"{r['now_over_before']:.3f}"]
+            for r in doc["results"]]
+    return "\n\n".join([
+        f"## Side by side: {doc['compared']}, {now} against {before}",
+        f"```sh\n{cmd}\n```",
+        meta(doc) + f"; {doc['pairs']} runs of each side, interleaved; medians.",
+        table(["metric", "before", "now", "now / before"], rows)])
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "engine_apply": engine_section, "policies": policies_section, "replay": replay_section,
     "memory": memory_section, "run_embedded": run_embedded_section,
@@ -436,6 +459,8 @@ def render() -> tuple[str, str | None]:
             parts.append(f"## {name}\n\n(results in an older format, not shown: {e!r})")
         if name == "engine_apply":
             svg = plot(doc)
+    for path in sorted(RESULTS.glob("versus_*.json")):
+        parts.append(versus_section(orjson.loads(path.read_bytes())))
     if missing:
         parts.append("## Not run yet\n\n" + ", ".join(f"`{m}`" for m in missing)
                      + f" (`.venv/bin/routeq bench --only {' '.join(missing)}`).")

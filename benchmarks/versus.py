@@ -36,7 +36,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks.common import RESULTS, ROOT, environment, git, write_json
+from benchmarks.common import RESULTS, ROOT, environment, git, loadavg, write_json
 
 
 def unpack(rev: str, into: Path) -> Path:
@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     keys = tuple(k for k in a.keys.split(",") if k) + ("_wall_s",)
     out_path = a.out or RESULTS / f"versus_{a.bench}.json"
     runs: dict[str, list[dict[str, float]]] = {"before": [], "now": []}
+    load_before = loadavg()
     with tempfile.TemporaryDirectory(prefix="routeq-versus-") as tmp:
         work = Path(tmp)
         trees = {"before": unpack(a.before, work) if a.before else ROOT, "now": ROOT}
@@ -144,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
            "before": a.before or "this checkout",
            "before_commit": git(["rev-parse", a.before or "HEAD"]),
            "before_env": envs["before"], "now_env": envs["now"],
-           "pairs": a.pairs, "results": rows}
+           "pairs": a.pairs, "load_average_before": load_before,
+           "load_average_after": loadavg(), "results": rows}
     write_json(out_path, doc)
     width = max(len(r["metric"]) for r in rows) if rows else 10
     print(f"{'metric':<{width}}  {'before':>12}  {'now':>12}  now/before")

@@ -14,6 +14,7 @@ tenant of the document; moved to end a minute ago) so that the views have someth
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,8 +59,10 @@ schema = schemathesis.openapi.from_dict(openapi()).exclude(path="/v1/stream")
 
 @schemathesis.serializer("application/x-ndjson")
 def _ndjson(ctx: Any, value: Any) -> bytes:
-    """The document's NDJSON body is a string (events, one a line): as it is."""
-    return value.encode() if isinstance(value, str) else orjson.dumps(value)
+    """The document's NDJSON body is a string (events, one a line): as it is.
+    Anything else generated is sent as its JSON (the standard library's: it
+    writes integers past 64 bits, which orjson refuses)."""
+    return value.encode() if isinstance(value, str) else json.dumps(value).encode()
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_headers_conformance, response_schema_conformance]
