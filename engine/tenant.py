@@ -132,8 +132,9 @@ class Tenant:
         n = 1
         for q in self.queues.values():
             n += bisect_left(q.entries, entry)
-        for q in self.personal.values():  # an empty one adds 0
-            n += bisect_left(q.entries, entry)
+        for q in self.personal.values():
+            if q.entries:  # most agents have nothing reserved: skip the search
+                n += bisect_left(q.entries, entry)
         return n
 
     def order(self) -> list[str]:
