@@ -70,6 +70,11 @@ LONG: dict[str, tuple[str | None, str]] = {
         "routeq produce out/mp/events.jsonl --broker kafka://localhost:9092 --rate 20000 "
         "--pack 100",
         "the 4-hour marketplace trace is about 280,000 events: 140 s at 2,000 events/s"),
+    ".venv/bin/python -m benchmarks.versus --before-env ROUTEQ_PURE=1 engine_apply --sizes "
+    "10x100,200x2000 --events 100000 --reps 3": (
+        ".venv/bin/python -m benchmarks.versus --before-env ROUTEQ_PURE=1 --pairs 1 "
+        "engine_apply --sizes 10x100 --events 2000 --reps 1",
+        "~3 min: 5 runs of each side"),
     ".venv/bin/python -m benchmarks.run_embedded": (
         None, "~4 min; the --quick line beside it runs the same code"),
     ".venv/bin/python -m benchmarks.simulate": (
