@@ -12,6 +12,10 @@ $(STAMP): pyproject.toml $(wildcard setup.py engine/*.py schemas/*.py simulators
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	@# with a C compiler the core must have compiled (pip -q hides why it did not)
+	@if [ -z "$$ROUTEQ_PURE" ] && command -v cc >/dev/null 2>&1 \
+	  && ! $(BIN)/routeq --version | grep -q "compiled core"; then \
+	  echo "the core did not compile: $(BIN)/pip install -v -e . shows why"; exit 1; fi
 	touch $(STAMP)
 
 venv: $(STAMP)

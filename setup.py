@@ -46,8 +46,7 @@ class BuildNative(build_ext):
         base = ROOT if self.inplace else Path(self.build_lib)
         manifest = base / "schemas" / "native-sources.txt"
         manifest.parent.mkdir(parents=True, exist_ok=True)
-        manifest.write_text("".join(
-            f"{s} {hashlib.sha256((ROOT / s).read_bytes()).hexdigest()}\n" for s in sources()))
+        manifest.write_text("".join(f"{s} {d}\n" for s, d in DIGESTS.items()))
 
     def build_extension(self, ext: object) -> None:
         try:
@@ -56,9 +55,15 @@ class BuildNative(build_ext):
             raise RuntimeError(f"compiling {getattr(ext, 'name', ext)}: {exc}") from exc
 
 
+#: each compiled source's digest, taken before compiling it (an edit made
+#: during the build must not pass for compiled)
+DIGESTS: dict[str, str] = {}
+
+
 def extensions() -> list[object]:
     if os.environ.get("ROUTEQ_PURE", "") not in ("", "0"):
         return []
+    DIGESTS.update((s, hashlib.sha256((ROOT / s).read_bytes()).hexdigest()) for s in sources())
     try:
         from mypyc.build import mypycify
     except ImportError:

@@ -116,6 +116,8 @@ class Host(Protocol):
 
     def _tenant_at(self, name: str, now: int) -> Tenant: ...
 
+    def _advance(self, t: Tenant, ts: int) -> None: ...
+
     def _receive(self, p: Tenant, ev: Event) -> None: ...
 
     def _forward(self, t: Tenant, to: str, event_id: str, fields: Event, c: Chat) -> None: ...
@@ -133,7 +135,8 @@ class Inline:
     def follow(self, eng: Host, t: Tenant, ev: Event, c: Chat) -> tuple[Tenant, Chat] | None:
         """Where event ``ev`` about ``t``'s forwarded chat ``c`` applies (None: nowhere here)."""
         assert c.to is not None
-        target = eng._tenant_at(c.to, t.now)
+        target = eng.tenants[c.to]  # it received the chat
+        eng._advance(target, t.now)
         fc = target.chats.get(platform_key(t.name, c.id))
         return (target, fc) if fc is not None else None
 

@@ -23,7 +23,10 @@ partition's rows alone.
 
 Each partition's next input offset is a row too (key ``\x00next``), written
 with the rows of every batch: the router applies each offset of a partition
-once and in order.
+once and in order. A message below that offset is a redelivery and is skipped
+whole; a message above it means the shell missed messages (a consumer race,
+see ``streams/kafka/app.py``): the router holds it and every later message of
+that partition back in :attr:`BatchEffects.held`, and the shell seeks back.
 
 A batch's rows reach the changelog as several records, and a worker killed
 while they go leaves only some of them there (a write of several record
@@ -35,10 +38,8 @@ first, so whenever any row of a write is recovered the journal is too:
 :meth:`PartitionRouter.assign` finds a journal ahead of the next offset and
 rolls the write forward (and writes its rows again with the next batch, so the
 changelog holds them as single rows too before a later journal replaces this
-one). A message below that offset is a redelivery and is skipped
-whole; a message above it means the shell missed messages (a consumer race,
-see ``streams/kafka/app.py``): the router holds it and every later message of
-that partition back in :attr:`BatchEffects.held`, and the shell seeks back.
+one). A write whose journal would not fit in one Kafka record
+(:data:`JOURNAL_MAX`) goes without one, with a warning.
 
 A message may carry several events (JSON Lines, one event a line); they
 share the message's offset. A ``clock`` without a tenant applies to every
@@ -72,6 +73,9 @@ FORWARDED = "event.forwarded"
 OFFSET_ROW = (SEP + "next").encode()
 #: the row holding a partition's last write whole (see the module's docstring)
 JOURNAL_ROW = (SEP + "journal").encode()
+#: the largest journal written, compressed: under Kafka's default 1 MB a record
+#: (about 8,000 events of a batch, at the marketplace's 100 KB a 1,000)
+JOURNAL_MAX = 900_000
 Row = tuple[bytes, bytes | None]
 
 
@@ -163,10 +167,16 @@ class PartitionRouter:
                 table[raw_key] = raw_value  # not Faust's offset key
         if last:
             ahead, written = parse_journal(last)
-            if ahead > int(table.get(OFFSET_ROW, b"-1")):
-                log.warning("partition %d: its last write reached the changelog in part; "
-                            "rolled forward to next offset %d from its journal",
-                            partition, ahead)
+            held = int(table.get(OFFSET_ROW, b"-1"))
+            if ahead >= held:
+                # the last write, whole; the rows here may hold all of it (this
+                # worker's own local data) while the changelog holds part:
+                # written again either way, so the changelog has every row
+                # before a later journal replaces this one
+                if ahead > held:
+                    log.warning("partition %d: its last write reached the changelog in "
+                                "part; rolled forward to next offset %d from its journal",
+                                partition, ahead)
                 for k, v in written:
                     if v is None:
                         table.pop(k, None)
@@ -270,13 +280,22 @@ class PartitionRouter:
             changes = records.by_key(eng.take_changes())
             if not changes:
                 continue
-            part = rows[self.partition_of[name]]
+            p = self.partition_of[name]
+            part = rows.setdefault(p, self.rewrite.pop(p, []))
             dumps = orjson.dumps
             for key, rec in changes.items():
                 part.append((row_key(name, key), None if rec is None else dumps(rec)))
         for p, part in rows.items():
-            part.append((OFFSET_ROW, str(nxt[p]).encode()))
-            part.insert(0, (JOURNAL_ROW, journal(nxt[p], part)))
+            nxt_p = nxt.get(p, -1)
+            if p in nxt:
+                part.append((OFFSET_ROW, str(nxt_p).encode()))
+            record = journal(nxt_p, part)
+            if len(record) <= JOURNAL_MAX:
+                part.insert(0, (JOURNAL_ROW, record))
+            else:  # too big for one Kafka record: this write goes without (see above)
+                log.warning("partition %d: a write of %d rows is too big for its journal "
+                            "(%d bytes compressed); written without one (a smaller --batch "
+                            "avoids it)", p, len(part), len(record))
         return fx
 
     def _admit(self, messages: Iterable[tuple[int, int, bytes]],

@@ -11,10 +11,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import streams.kafka.router as router_module
 from engine import Engine
 from schemas.events import decode
 from streams.embedded.rules_file import load_rules
-from streams.kafka.router import OFFSET_ROW, PartitionRouter, SeekBacks, original_cause
+from streams.kafka.router import (
+    JOURNAL_ROW,
+    OFFSET_ROW,
+    PartitionRouter,
+    SeekBacks,
+    original_cause,
+)
 from tests.routeq import routeq
 
 PARTS = 4
@@ -360,3 +367,62 @@ def test_a_cut_write_is_rolled_forward_by_the_next_owner(
     eng = Engine(rules)
     want = [norm(o) for i, line in enumerate(mine) for o in eng.apply(decode(line), i)]
     assert [o for off in sorted(outs) for o in outs[off]] == want
+
+
+def test_a_write_whole_locally_but_cut_in_the_changelog_is_written_again(trace: Any) -> None:
+    """A worker restarted on its own local data, which holds its last write
+    whole while the changelog got part of it: the write's rows go to the
+    changelog again with the next batch, so a worker that rebuilds from the
+    changelog later has every row."""
+    lines, rules = trace
+    mine = [line for line in lines if b'"m02"' in line][:300]
+    local: dict[bytes, bytes] = {}
+    changelog: dict[bytes, bytes] = {}
+
+    def put(table: dict[bytes, bytes], rows: list[tuple[bytes, bytes | None]]) -> None:
+        for key, v in rows:
+            if v is None:
+                table.pop(key, None)
+            else:
+                table[key] = v
+
+    a = PartitionRouter(rules)
+    a.assign(0, local.items(), start=0)
+    for i in range(0, 60, 20):
+        rows = a.process([(0, o, mine[o]) for o in range(i, i + 20)]).rows[0]
+        put(local, rows)
+        put(changelog, rows if i < 40 else rows[:1])  # the last write cut after its journal
+    b = PartitionRouter(rules)  # the same worker again, on its local data
+    b.assign(0, local.items(), start=0)
+    assert b.next_offset[0] == 60
+    put(changelog, b.process([(0, o, mine[o]) for o in range(60, 80)]).rows[0])
+    c = PartitionRouter(rules)  # another worker, from the changelog alone
+    c.assign(0, changelog.items(), start=0)
+    outs = [norm(o) for _, o in c.process([(0, o, mine[o]) for o in range(80, 300)]).outputs]
+    eng = Engine(rules)
+    want = [norm(o) for i, line in enumerate(mine) for o in eng.apply(decode(line), i)
+            if i >= 80]
+    assert outs == want and outs
+
+
+def test_a_write_too_big_for_one_record_goes_without_its_journal(
+        trace: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    lines, rules = trace
+    monkeypatch.setattr(router_module, "JOURNAL_MAX", 64)  # as if Kafka took 64 bytes a record
+    r = PartitionRouter(rules)
+    fx = r.process([(0, i, line) for i, line in enumerate(lines[:50])])
+    assert fx.rows[0][-1] == (OFFSET_ROW, b"50")
+    assert all(key != JOURNAL_ROW for key, _ in fx.rows[0])
+    assert "too big for its journal" in caplog.text
+
+
+def test_a_tenant_on_another_partition_than_its_engine_does_not_stop_the_router() -> None:
+    """A message keyed otherwise than its tenant lands on another partition:
+    its engine's partition gets the rows (and a journal), nothing fails."""
+    r = PartitionRouter(load_rules(None))
+    ev = [orjson.dumps({"type": "page.viewed", "id": f"e{i}", "ts": 1000 + i, "tenant": "t",
+                        "visitor": "v", "page": "cart"}) for i in range(2)]
+    r.process([(0, 0, ev[0])])
+    fx = r.process([(1, 0, ev[1])])
+    assert fx.applied == 1 and fx.rows[0][0][0] == JOURNAL_ROW
+    assert any(key.startswith(b"t\x00") for key, _ in fx.rows[0])
