@@ -10,11 +10,11 @@ source runs as plain Python. Everything else is in ``pyproject.toml``.
 
 from __future__ import annotations
 
-import ast
-import hashlib
+import importlib.util
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
@@ -22,13 +22,18 @@ from setuptools.command.build_ext import build_ext
 ROOT = Path(__file__).resolve().parent
 
 
-def sources() -> tuple[str, ...]:
-    """``SOURCES`` of schemas/native.py, read without importing the package."""
-    tree = ast.parse((ROOT / "schemas" / "native.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "SOURCES":
-            return tuple(ast.literal_eval(node.value))  # type: ignore[arg-type]
-    raise RuntimeError("schemas/native.py has no SOURCES")
+def load_native() -> ModuleType:
+    """schemas/native.py alone (it imports nothing of routeq): its module list,
+    digests and ROUTEQ_PURE test, without the package's import-time choice."""
+    spec = importlib.util.spec_from_file_location("routeq_native",
+                                                  ROOT / "schemas" / "native.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+native = load_native()
 
 
 class BuildNative(build_ext):
@@ -44,7 +49,7 @@ class BuildNative(build_ext):
         if not self.extensions:
             return
         base = ROOT if self.inplace else Path(self.build_lib)
-        manifest = base / "schemas" / "native-sources.txt"
+        manifest = base / native.MANIFEST.relative_to(ROOT)
         manifest.parent.mkdir(parents=True, exist_ok=True)
         manifest.write_text("".join(f"{s} {d}\n" for s, d in DIGESTS.items()))
 
@@ -61,16 +66,16 @@ DIGESTS: dict[str, str] = {}
 
 
 def extensions() -> list[object]:
-    if os.environ.get("ROUTEQ_PURE", "") not in ("", "0"):
+    if native.pure_requested(os.environ):
         return []
-    DIGESTS.update((s, hashlib.sha256((ROOT / s).read_bytes()).hexdigest()) for s in sources())
+    DIGESTS.update((s, native.digest(ROOT / s)) for s in native.SOURCES)
     try:
         from mypyc.build import mypycify
     except ImportError:
         print("routeq: mypyc is not available; the core runs as pure Python", file=sys.stderr)
         return []
     try:
-        return list(mypycify(list(sources()), opt_level="3"))
+        return list(mypycify(list(native.SOURCES), opt_level="3"))
     except (Exception, SystemExit) as exc:  # mypyc refused the code: pure Python
         print(f"routeq: mypyc could not compile the core ({exc}); it runs as pure Python",
               file=sys.stderr)

@@ -746,8 +746,7 @@ class Engine:
         if v is not None and c.key in v.chats:
             v.chats.remove(c.key)
             self._note_visitor(t, v)
-        if c.origin is not None:
-            self._handover.dropped(self, t, c)
+        self._handover.dropped(self, t, c)
 
     # ----------------------------------------------------------- hand-over
 

@@ -30,7 +30,7 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib.abc import MetaPathFinder
 from importlib.machinery import ModuleSpec
 from pathlib import Path
@@ -54,10 +54,17 @@ MANIFEST = ROOT / "schemas" / "native-sources.txt"
 COMPILED, PURE = "compiled", "pure"
 MODE = PURE
 WHY = "not decided yet"
+_decided = False
+REBUILD = "`make test` or `make run` compiles it again"
 
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def pure_requested(environ: Mapping[str, str]) -> bool:
+    """``ROUTEQ_PURE`` set to anything but empty or 0 (at install or run time)."""
+    return environ.get("ROUTEQ_PURE", "") not in ("", "0")
 
 
 def module_name(source: str) -> str:
@@ -74,21 +81,20 @@ def _extension(source: str) -> Path | None:
     return None
 
 
-def decide(environ: dict[str, str] | os._Environ[str] = os.environ) -> tuple[str, str]:
-    """(mode, why) for this checkout and environment."""
-    if environ.get("ROUTEQ_PURE", "") not in ("", "0"):
-        return PURE, "ROUTEQ_PURE is set"
+def decide(environ: Mapping[str, str] = os.environ) -> tuple[str, str, bool]:
+    """(mode, why, whether to warn) for this checkout and environment."""
+    if pure_requested(environ):
+        return PURE, "ROUTEQ_PURE is set", False
     built = [s for s in SOURCES if _extension(s) is not None]
     if not built:
-        return PURE, "not compiled (no C compiler at install time, or ROUTEQ_PURE=1 then)"
+        return PURE, "not compiled (no C compiler at install time, or ROUTEQ_PURE=1 then)", False
     if len(built) < len(SOURCES) or not MANIFEST.exists():
-        return PURE, "compiled only in part; `make test` or `make run` compiles it again"
+        return PURE, f"compiled only in part; {REBUILD}", True
     recorded = dict(line.split() for line in MANIFEST.read_text().splitlines() if line)
     for source in SOURCES:
         if recorded.get(source) != digest(ROOT / source):
-            return PURE, (f"{source} changed since it was compiled; "
-                          "`make test` or `make run` compiles it again")
-    return COMPILED, "compiled with mypyc"
+            return PURE, f"{source} changed since it was compiled; {REBUILD}", True
+    return COMPILED, "compiled with mypyc", False
 
 
 class PureFinder(MetaPathFinder):
@@ -107,13 +113,14 @@ class PureFinder(MetaPathFinder):
 
 def install() -> None:
     """Decide the mode (once) and, for pure, make the core load from source."""
-    global MODE, WHY
-    if WHY != "not decided yet":
+    global MODE, WHY, _decided
+    if _decided:
         return
-    MODE, WHY = decide()
-    if MODE == PURE and any(_extension(s) is not None for s in SOURCES):
-        if WHY.endswith("compiles it again"):
-            print(f"routeq: running the pure core: {WHY}", file=sys.stderr)
+    _decided = True
+    MODE, WHY, warn = decide()
+    if warn:
+        print(f"routeq: running the pure core: {WHY}", file=sys.stderr)
+    if MODE == PURE:  # extensions beside the sources or not
         sys.meta_path.insert(0, PureFinder({module_name(s): ROOT / s for s in SOURCES}))
 
 

@@ -274,14 +274,21 @@ class PartitionRouter:
                         outputs.append((name, out))
         rows = fx.rows
         nxt = self.next_offset
+
+        def rows_of(p: int) -> list[Row]:
+            """Partition ``p``'s rows, begun with a rolled-forward write's if one waits."""
+            part = rows.get(p)
+            if part is None:
+                part = rows[p] = self.rewrite.pop(p, [])
+            return part
+
         for p in {m[0] for m in advanced}:
-            rows[p] = self.rewrite.pop(p, [])
+            rows_of(p)
         for name, eng in touched.items():
             changes = records.by_key(eng.take_changes())
             if not changes:
                 continue
-            p = self.partition_of[name]
-            part = rows.setdefault(p, self.rewrite.pop(p, []))
+            part = rows_of(self.partition_of[name])
             dumps = orjson.dumps
             for key, rec in changes.items():
                 part.append((row_key(name, key), None if rec is None else dumps(rec)))

@@ -30,17 +30,21 @@ def write_parts(d: Path, lines: list[bytes], parts: int) -> list[Path]:
     return files
 
 
+def run_once(lines: list[bytes], rules: str, **env: str) -> bytes:
+    """What ``routeq run`` writes for ``lines`` under ``rules`` (``env`` added)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        (d / "rules.toml").write_text(rules)
+        files = write_parts(d, lines, 1)
+        return routeq("run", *files, "--rules", d / "rules.toml", "--quiet", **env).stdout
+
+
 class TestRun(ConformanceSuite):
     runtime = "routeq run"
     examples = 25
 
     def execute(self, lines: list[bytes], rules: str) -> list[Step]:
-        with tempfile.TemporaryDirectory() as tmp:
-            d = Path(tmp)
-            (d / "rules.toml").write_text(rules)
-            files = write_parts(d, lines, 1)
-            out = routeq("run", *files, "--rules", d / "rules.toml", "--quiet").stdout
-        return group_by_offset(lines, outputs_of(out))
+        return group_by_offset(lines, outputs_of(run_once(lines, rules)))
 
 
 class TestRunCompiledAndPure(ConformanceSuite):
@@ -52,13 +56,8 @@ class TestRunCompiledAndPure(ConformanceSuite):
     examples = 10
 
     def execute(self, lines: list[bytes], rules: str) -> list[Step]:
-        with tempfile.TemporaryDirectory() as tmp:
-            d = Path(tmp)
-            (d / "rules.toml").write_text(rules)
-            files = write_parts(d, lines, 1)
-            args = ("run", *files, "--rules", d / "rules.toml", "--quiet")
-            out = routeq(*args).stdout
-            assert routeq(*args, ROUTEQ_PURE="1").stdout == out
+        out = run_once(lines, rules)
+        assert run_once(lines, rules, ROUTEQ_PURE="1") == out
         return group_by_offset(lines, outputs_of(out))
 
 
