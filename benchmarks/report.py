@@ -281,6 +281,9 @@ def versus_section(doc: dict[str, Any]) -> str:
     before = side(doc["before"], doc.get("before_env", {}))
     now = side("this checkout", doc.get("now_env", {}))
     flags = ([f"--before {doc['before']}"] if doc["before"] != "this checkout" else [])
+    if doc.get("before_build"):
+        flags.append(f"--before-build '{doc['before_build']}'")
+        before += " (built: " + doc["before_build"] + ")"
     flags += [f"--before-env {k}={v}" for k, v in doc.get("before_env", {}).items()]
     flags += [f"--now-env {k}={v}" for k, v in doc.get("now_env", {}).items()]
     cmd = " ".join([f"{PY} benchmarks.versus", *flags, f"--pairs {doc['pairs']}",

@@ -9,7 +9,16 @@ Run::
     .venv/bin/python -m benchmarks.versus --before-env ROUTEQ_PURE=1 run_embedded --quick
 
 ``--before REV`` is unpacked (``git archive``) into a temporary directory (it
-is not compiled: it runs as pure Python); without it both sides are this
+is not compiled: it runs as pure Python, unless ``--before-build CMD`` builds
+it: a shell command run once in that tree, with ``$VERSUS_NOW`` naming this
+checkout, e.g. to compile an earlier engine with mypyc)::
+
+    .venv/bin/python -m benchmarks.versus --before ac482c7 \
+        --before-build 'patch -p1 < $VERSUS_NOW/benchmarks/patches/ac482c7-mypyc.patch \
+                        && mypyc engine/*.py' \
+        engine_apply --sizes 200x2000 --reps 3
+
+Without ``--before`` both sides are this
 checkout, told apart by ``--before-env`` and ``--now-env`` (``NAME=VALUE``,
 repeatable). Then, ``--pairs`` times, the benchmark runs once on each side, in a subprocess
 with the same Python, the tree as its working directory and import path, and
@@ -53,6 +62,16 @@ def unpack(rev: str, into: Path) -> Path:
     return tree
 
 
+def build(tree: Path, command: str) -> None:
+    """Run ``command`` in ``tree`` (stop the comparison if it fails)."""
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "VERSUS_NOW": str(ROOT)}
+    proc = subprocess.run(["bash", "-c", command], cwd=tree, env=env, capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"versus: --before-build failed ({proc.returncode}):\n"
+                         f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+
+
 def numbers(doc: Any, keys: tuple[str, ...], path: str = "") -> dict[str, float]:
     """Numeric leaves of ``doc`` whose last key is in ``keys``, by key path."""
     found: dict[str, float] = {}
@@ -94,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--before", metavar="REV",
                     help="the commit to compare with (any git revision; default: this "
                          "checkout, with --before-env)")
+    ap.add_argument("--before-build", metavar="CMD",
+                    help="a shell command run once in the --before tree before the runs "
+                         "($VERSUS_NOW: this checkout's path)")
     ap.add_argument("--before-env", action="append", default=[], metavar="NAME=VALUE",
                     help="environment of the 'before' side's runs (e.g. ROUTEQ_PURE=1)")
     ap.add_argument("--now-env", action="append", default=[], metavar="NAME=VALUE",
@@ -116,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         if any("=" not in p for p in pairs):
             ap.error(f"--{side}-env takes NAME=VALUE")
         envs[side] = dict(p.split("=", 1) for p in pairs)
+    if a.before_build and a.before is None:
+        ap.error("--before-build needs --before REV")
     if a.before is None and envs["before"] == envs["now"]:
         ap.error("give --before REV, or --before-env / --now-env that differ")
     keys = tuple(k for k in a.keys.split(",") if k) + ("_wall_s",)
@@ -125,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="routeq-versus-") as tmp:
         work = Path(tmp)
         trees = {"before": unpack(a.before, work) if a.before else ROOT, "now": ROOT}
+        if a.before_build:
+            build(trees["before"], a.before_build)
         for i in range(a.pairs):
             order = ("before", "now") if i % 2 == 0 else ("now", "before")
             for side in order:
@@ -142,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"metric": path, "before": b, "now": n,
                      "now_over_before": round(n / b, 4) if b else None})
     doc = {**environment(), "benchmark": "versus", "compared": a.bench, "args": a.args,
-           "before": a.before or "this checkout",
+           "before": a.before or "this checkout", "before_build": a.before_build,
            "before_commit": git(["rev-parse", a.before or "HEAD"]),
            "before_env": envs["before"], "now_env": envs["now"],
            "pairs": a.pairs, "load_average_before": load_before,
