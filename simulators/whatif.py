@@ -116,7 +116,8 @@ class Obs:
 
 @dataclass
 class Trace:
-    """A trace read for re-simulation; ``exo`` is a file of the exogenous lines."""
+    """A trace read for re-simulation; ``exo`` is a file of the exogenous events,
+    validated and in their canonical encoding (``encode_event``)."""
 
     path: str
     rules: Rules
