@@ -46,7 +46,7 @@ from engine.state import (
     Visitor,
 )
 from engine.tenant import Tenant
-from engine.timers import OFFER, OVERFLOW, RESERVE
+from engine.timers import GRACE, OFFER, OVERFLOW, RESERVE, WRAP
 from schemas.events import Event, EventError
 from schemas.outputs import Output, rejected
 
@@ -225,6 +225,11 @@ class Engine:
                     t.timers.push(c.t0 + rules.overflow_after_ms, OVERFLOW, c.seq, c.key)
             elif c.status == ASSIGNED and not c.accepted and rules.acceptance_required:
                 t.timers.push(c.offer_until, OFFER, c.seq, c.key)
+        for a in t.agents.values():
+            for seq, until in a.wrap.items():
+                t.timers.push(until, WRAP, seq, a.id)
+            if a.status == OFFLINE and a.grace_until:
+                t.timers.push(a.grace_until, GRACE, a.seq, a.id)
 
     def _note_agent(self, t: Tenant, a: Agent) -> None:
         if self.track_changes:
@@ -267,13 +272,20 @@ class Engine:
             timer = t.timers.due(ts)
             if timer is None:
                 break
-            deadline, kind, _, key = timer
+            deadline, kind, seq, key = timer
             if deadline > t.now:
                 t.now = deadline
-            self._fire(t, kind, key, deadline)
+            self._fire(t, kind, seq, key, deadline)
         self._cause = cause
 
-    def _fire(self, t: Tenant, kind: int, key: str, deadline: int) -> None:
+    def _fire(self, t: Tenant, kind: int, seq: int, key: str, deadline: int) -> None:
+        if kind in (WRAP, GRACE):  # an agent's timer: ``key`` is the agent
+            a = t.agents.get(key)
+            if a is not None and kind == WRAP:
+                self._wrapped(t, a, seq, deadline)
+            elif a is not None:
+                self._grace_over(t, a, deadline)
+            return
         c = t.chats.get(key)
         if c is None:
             return
@@ -281,7 +293,7 @@ class Engine:
             if c.status == ASSIGNED and not c.accepted and c.offer_until == deadline:
                 a = t.agents[c.agent]  # type: ignore[index]
                 self._requeue(t, c, "offer_timeout")
-                self._fill(t, a)
+                self._missed(t, a)
         elif kind == RESERVE:
             if c.status == WAITING and c.reserved_for is not None and c.reserve_until == deadline:
                 self._unreserve(t, c)
@@ -301,10 +313,7 @@ class Engine:
             a = t.agents[aid] = Agent(aid, t.take_seq())
             a.capacity = DEFAULT_CAPACITY  # the defaults, for a new agent only
         old = a.status
-        t.unindex(a)
-        if old == ONLINE:
-            t.online_agents -= 1
-            t.online_capacity -= a.capacity
+        self._leave_online(t, a)
         # a field the event leaves out keeps the agent's current value
         cap, skills = ev.get("capacity"), ev.get("skills")
         if cap is not None:
@@ -316,7 +325,14 @@ class Engine:
             a.channels = tuple(ch)
         if rg is not None:
             a.regions = tuple(rg)
+        wrap_up = ev.get("wrap_up_s")
+        if wrap_up is not None:
+            a.wrap_up_ms = round(wrap_up * 1000)
         a.status = status = ev["status"]
+        if status != OFFLINE:
+            a.grace_until = 0  # back before the grace ran out: every chat stays
+        if status == ONLINE and old != ONLINE:
+            a.missed = 0
         if status == ONLINE:
             t.online_agents += 1
             t.online_capacity += a.capacity
@@ -329,8 +345,8 @@ class Engine:
         if a.has_room():
             self._fill(t, a)
 
-    def _agent_gone(self, t: Tenant, a: Agent, status: str) -> None:
-        """An agent went away or offline: release reservations, requeue chats."""
+    def _release_reservations(self, t: Tenant, a: Agent, status: str) -> None:
+        """Chats waiting for the agent in person wait for anyone again."""
         pq = t.personal.get(a.id)
         if pq is not None and len(pq):
             for entry in list(pq):
@@ -338,7 +354,17 @@ class Engine:
                 if c.reserve_kind == "exclusive" and status == AWAY:
                     continue  # an exclusive customer waits out a short break
                 self._unreserve(t, c)
-        if status == OFFLINE:
+
+    def _agent_gone(self, t: Tenant, a: Agent, status: str) -> None:
+        """An agent went away or offline: release reservations, requeue chats."""
+        self._release_reservations(t, a, status)
+        if status == OFFLINE and self.rules.offline_grace_ms and a.active:
+            # the chats stay theirs for the grace (a phone app that flapped)
+            a.grace_until = t.now + self.rules.offline_grace_ms
+            t.timers.push(a.grace_until, GRACE, a.seq, a.id)
+            held = []
+            why = ""
+        elif status == OFFLINE:
             held = sorted(a.active, key=a.active.__getitem__)
             why = "agent_offline"
         elif self.rules.away_requeues == "all":
@@ -458,6 +484,10 @@ class Engine:
             if not c.accepted:
                 c.accepted = True
                 self._note_chat(t, c)
+            a = t.agents[ev["agent"]]
+            if a.missed:
+                a.missed = 0
+                self._note_agent(t, a)
             self._served(t, c, ev["agent"])
 
     def _on_chat_declined(self, t: Tenant, ev: Event) -> None:
@@ -618,7 +648,7 @@ class Engine:
         page, loyalty, returning, level = priority_parts(rules, v)
         aging = rules.aging_per_ms * (t.now - c.t0)
         a.active[c.key] = c.seq
-        if len(a.active) >= a.capacity:
+        if a.units() >= a.capacity:
             t.unindex(a)
         else:
             t.refile(a)
@@ -689,6 +719,10 @@ class Engine:
     def _release(self, t: Tenant, a: Agent, c: Chat) -> None:
         had_room = a.has_room()
         del a.active[c.key]
+        self._unit_freed(t, a, had_room)
+
+    def _unit_freed(self, t: Tenant, a: Agent, had_room: bool) -> None:
+        """A unit of the agent's capacity came back: file them anew."""
         a.idle_since = t.now
         if not had_room:
             if a.has_room():
@@ -696,6 +730,53 @@ class Engine:
         else:
             t.refile(a)
         self._note_agent(t, a)
+
+    def _wrapped(self, t: Tenant, a: Agent, seq: int, deadline: int) -> None:
+        """A wrap-up ends: its unit comes back."""
+        if a.wrap.get(seq) != deadline:
+            return
+        had_room = a.has_room()
+        del a.wrap[seq]
+        self._unit_freed(t, a, had_room)
+        self._fill(t, a)
+
+    def _grace_over(self, t: Tenant, a: Agent, deadline: int) -> None:
+        """An agent stayed offline through the grace: their chats wait again."""
+        if a.status != OFFLINE or a.grace_until != deadline:
+            return
+        a.grace_until = 0
+        self._note_agent(t, a)
+        for key in sorted(a.active, key=a.active.__getitem__):
+            self._requeue(t, t.chats[key], "agent_offline")
+
+    def _missed(self, t: Tenant, a: Agent) -> None:
+        """An offer to ``a`` timed out: one more missed in a row; at the rules'
+        ``max_missed_offers`` an online agent is set away."""
+        a.missed += 1
+        self._note_agent(t, a)
+        limit = self.rules.max_missed_offers
+        if limit and a.missed >= limit and a.status == ONLINE:
+            self._leave_online(t, a)
+            a.status = AWAY
+            out = self._head(t, "agent.away", None)
+            out["agent"] = a.id
+            out["why"] = "missed_offers"
+            self._out.append(out)
+            self._release_reservations(t, a, AWAY)
+            # not responding: every offer they have not accepted goes elsewhere
+            for key in sorted((k for k in a.active if not t.chats[k].accepted),
+                              key=a.active.__getitem__):
+                self._requeue(t, t.chats[key], "offer_timeout")
+        else:
+            self._fill(t, a)
+
+    def _leave_online(self, t: Tenant, a: Agent) -> None:
+        """Take the agent out of the indexes and the online counts (before a
+        change of status or capacity)."""
+        t.unindex(a)
+        if a.status == ONLINE:
+            t.online_agents -= 1
+            t.online_capacity -= a.capacity
 
     def _served(self, t: Tenant, c: Chat, agent: str) -> None:
         """``agent`` serves the chat's visitor (accepted it, or held it when it
@@ -718,7 +799,16 @@ class Engine:
             self._out.append(out)
         elif c.status == ASSIGNED:
             a = t.agents[c.agent]  # type: ignore[index]
-            if a.status == ONLINE and len(a.active) == a.capacity:
+            wrap_up = a.wrap_up_ms if a.wrap_up_ms is not None else self.rules.wrap_up_ms
+            if wrap_up:
+                # the unit stays taken through the wrap-up: no room, no refiling
+                del a.active[c.key]
+                a.wrap[c.seq] = until = t.now + wrap_up
+                t.timers.push(until, WRAP, c.seq, a.id)
+                self._note_agent(t, a)
+                self._drop(t, c)
+                return
+            if a.status == ONLINE and a.units() == a.capacity:
                 # a full agent gets one place back, which _fill usually takes
                 # again at once: index them only if it stays free (indexing
                 # then unindexing leaves every index as it was)
@@ -792,10 +882,10 @@ class Engine:
 
     # ------------------------------------------------------------ outputs
 
-    def _head(self, t: Tenant, otype: str, c: Chat) -> Output:
+    def _head(self, t: Tenant, otype: str, c: Chat | None) -> Output:
         out: Output = {"type": otype, "ts": t.now, "tenant": t.name, "cause": self._cause}
         if self._offset is not None:
             out["offset"] = self._offset
-        if c.origin is not None:
+        if c is not None and c.origin is not None:
             out["origin"] = c.origin
         return out

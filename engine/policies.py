@@ -144,7 +144,8 @@ class LeastLoadedPolicy(Policy):
     name = "least_loaded"
 
     def rank(self, rules: Rules, t: Tenant, a: Agent, c: Chat, v: Visitor) -> tuple[float, ...]:
-        return (len(a.active) / a.capacity, len(a.active), a.idle_since, a.seq)
+        units = a.units()
+        return (units / a.capacity, units, a.idle_since, a.seq)
 
 
 class LongestIdlePolicy(Policy):

@@ -59,6 +59,9 @@ DEFAULTS: dict[str, Any] = {
         "channel_required": False,
         "region_required": False,
         "away_requeues": "unaccepted",
+        "max_missed_offers": 0,
+        "wrap_up_s": 0.0,
+        "offline_grace_s": 0.0,
         "eta_handle_s": 180.0,
         "weights": {
             "skill": 10.0,
@@ -208,6 +211,9 @@ SPEC: dict[str, Any] = {
         "channel_required": _bool,
         "region_required": _bool,
         "away_requeues": _choice(AWAY_REQUEUES),
+        "max_missed_offers": _int(0),
+        "wrap_up_s": _number(0),
+        "offline_grace_s": _number(0),
         "eta_handle_s": _number(0, lo_open=True),
         "weights": {k: _number(0) for k in DEFAULTS["assignment"]["weights"]},
     },
@@ -279,6 +285,9 @@ class Rules:
     channel_required: bool
     region_required: bool
     away_requeues: str
+    max_missed_offers: int  # 0: never set away for missed offers
+    wrap_up_ms: int
+    offline_grace_ms: int
     eta_handle_s: float
     w_skill: float
     w_load: float
@@ -343,8 +352,10 @@ class Rules:
 
 #: keys added after the first release: left out of the hash while they hold
 #: their default, so that a rules file that does not use them keeps its hash
-_LATER_KEYS: tuple[tuple[str, str], ...] = (("assignment", "required_skills"),
-                                            ("dedup", "window_s"))
+_LATER_KEYS: tuple[tuple[str, str], ...] = (
+    ("assignment", "required_skills"), ("dedup", "window_s"),
+    ("assignment", "max_missed_offers"), ("assignment", "wrap_up_s"),
+    ("assignment", "offline_grace_s"))
 
 
 def rules_hash(tree: Mapping[str, Any]) -> str:
@@ -388,6 +399,9 @@ def parse_rules(data: Mapping[str, Any] | None = None) -> Rules:
         channel_required=a["channel_required"],
         region_required=a["region_required"],
         away_requeues=a["away_requeues"],
+        max_missed_offers=a["max_missed_offers"],
+        wrap_up_ms=round(a["wrap_up_s"] * 1000),
+        offline_grace_ms=round(a["offline_grace_s"] * 1000),
         eta_handle_s=a["eta_handle_s"],
         w_skill=w["skill"],
         w_load=w["load"],

@@ -28,7 +28,7 @@ DEFAULT_CAPACITY = 5
 class Agent:
     __slots__ = (
         "id", "seq", "status", "capacity", "skills", "channels", "regions", "active",
-        "idle_since",
+        "idle_since", "wrap", "wrap_up_ms", "missed", "grace_until",
     )
 
     def __init__(self, agent_id: str, seq: int) -> None:
@@ -41,15 +41,28 @@ class Agent:
         self.regions: tuple[str, ...] | None = None
         self.active: dict[str, int] = {}  # chat key -> chat seq
         self.idle_since = 0
+        # units still held by chats that ended: ended chat's seq -> when the
+        # wrap-up frees it (ms)
+        self.wrap: dict[int, int] = {}
+        self.wrap_up_ms: int | None = None  # the agent's own wrap-up; None: the rules'
+        self.missed = 0  # offers in a row let time out
+        self.grace_until = 0  # offline with chats kept until then (0: no grace running)
+
+    def units(self) -> int:
+        """Units of capacity in use: the chats held and the wrap-ups running."""
+        return len(self.active) + len(self.wrap)
 
     def has_room(self) -> bool:
-        return self.status == ONLINE and len(self.active) < self.capacity
+        return self.status == ONLINE and len(self.active) + len(self.wrap) < self.capacity
 
     def to_record(self) -> Record:
         return {
             "seq": self.seq, "status": self.status, "capacity": self.capacity,
             "skills": dict(self.skills), "channels": self.channels, "regions": self.regions,
             "active": dict(self.active), "idle_since": self.idle_since,
+            "wrap": [[seq, until] for seq, until in self.wrap.items()],
+            "wrap_up_ms": self.wrap_up_ms, "missed": self.missed,
+            "grace_until": self.grace_until,
         }
 
     @classmethod
@@ -59,6 +72,11 @@ class Agent:
         a.channels = tuple(r["channels"]) if r["channels"] is not None else None
         a.regions = tuple(r["regions"]) if r["regions"] is not None else None
         a.active, a.idle_since = dict(r["active"]), r["idle_since"]
+        # records written before wrap-up, missed offers and offline grace lack them
+        a.wrap = {seq: until for seq, until in r.get("wrap", [])}
+        a.wrap_up_ms = r.get("wrap_up_ms")
+        a.missed = r.get("missed", 0)
+        a.grace_until = r.get("grace_until", 0)
         return a
 
 

@@ -1,6 +1,9 @@
-"""Deadlines in event time: offer timeouts, reservation bounds, overflow.
+"""Deadlines in event time: offer timeouts, reservation bounds, overflow,
+wrap-ups and offline grace.
 
-A heap of ``(deadline, kind, chat_seq, chat_key)``. Entries are never removed
+A heap of ``(deadline, kind, seq, key)``: for a chat's timer the chat's seq
+and key; for a wrap-up the ended chat's seq and the agent's id; for an
+offline grace the agent's seq and id. Entries are never removed
 early: when one fires, the engine checks the chat is still in the state the
 timer was set for (lazy deletion). The order depends only on persisted values,
 so a restored engine fires the same timers in the same order.
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 
-OFFER, RESERVE, OVERFLOW = 0, 1, 2
+OFFER, RESERVE, OVERFLOW, WRAP, GRACE = 0, 1, 2, 3, 4
 
 Timer = tuple[int, int, int, str]
 

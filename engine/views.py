@@ -140,7 +140,7 @@ def agent_rows(engine: Engine, tenant: str) -> tuple[int, list[dict[str, Any]]] 
     t = engine.tenants.get(tenant)
     if t is None:
         return None
-    rows: list[dict[str, Any]] = [{"agent": a.id, "status": a.status, "load": len(a.active),
+    rows: list[dict[str, Any]] = [{"agent": a.id, "status": a.status, "load": a.units(),
                                    "capacity": a.capacity, "skills": dict(a.skills),
                                    "chats": sorted(a.active)} for a in t.agents.values()]
     rows.sort(key=lambda r: r["agent"])
@@ -166,9 +166,9 @@ def tenant_state(engine: Engine, tenant: str) -> dict[str, Any] | None:
     held = cap = 0
     for a in t.agents.values():
         if a.status == ONLINE:
-            held += len(a.active)
+            held += a.units()
             cap += a.capacity
-        agents.append({"agent": a.id, "status": a.status, "load": len(a.active),
+        agents.append({"agent": a.id, "status": a.status, "load": a.units(),
                        "capacity": a.capacity})
     agents.sort(key=lambda r: (r["status"] != ONLINE, r["agent"]))
     return {"now": t.now, "queue": queued, "waiting_by_page": by_page,
@@ -183,6 +183,6 @@ def gauges(engine: Engine) -> Iterator[tuple[str, int, int, int, int]]:
         for a in t.agents.values():
             if a.status == ONLINE:
                 online += 1
-                held += len(a.active)
+                held += a.units()
                 cap += a.capacity
         yield name, t.waiting(), online, held, cap

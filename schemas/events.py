@@ -228,6 +228,8 @@ FIELDS: Mapping[str, Spec] = {
         ("skills", _skills, False),
         ("channels", _names, False),
         ("regions", _names, False),
+        # the agent's own wrap-up after a chat ends, in seconds
+        ("wrap_up_s", _amount, False),
     ),
     "visitor.arrived": (
         ("visitor", _ident, True),

@@ -44,6 +44,8 @@ REASONS = PLACEMENT_REASONS + BASELINE_REASONS
 
 #: ``chat.requeued``'s ``why``
 REQUEUE_WHY = ("declined", "offer_timeout", "agent_away", "agent_offline")
+#: ``agent.away``'s ``why``
+AWAY_WHY = ("missed_offers",)
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,13 @@ OUTPUTS: Mapping[str, OutputType] = {o.name: o for o in (
                "offline): it waits again.", (
         *_HEAD, CHAT, Field("agent", _ID, "the agent who held it"),
         Field("why", Value("string", enum=REQUEUE_WHY), "why the agent lost it"),
+        PARTITION)),
+    OutputType("agent.away", "The engine set an online agent away: they let "
+               "[assignment] max_missed_offers offers in a row time out. Their offers "
+               "not accepted are requeued (offer_timeout) after it; they get chats again "
+               "after their next agent.state online.", (
+        *_HEAD_HOME, AGENT,
+        Field("why", Value("string", enum=AWAY_WHY), "why the engine set them away"),
         PARTITION)),
     OutputType("chat.overflowed", "The chat waited too long: the platform tenant takes it "
                "over.", (

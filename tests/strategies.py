@@ -32,6 +32,9 @@ def rules(draw: st.DrawFn) -> Rules:
             "required_skills": draw(st.sampled_from([[], [], ["after_sales"]])),
             "channel_required": draw(st.booleans()),
             "away_requeues": draw(st.sampled_from(["unaccepted", "all", "none"])),
+            "max_missed_offers": draw(st.sampled_from([0, 0, 1, 2])),
+            "wrap_up_s": draw(st.sampled_from([0.0, 0.0, 5.0])),
+            "offline_grace_s": draw(st.sampled_from([0.0, 0.0, 20.0])),
         },
         "overflow": {"enabled": draw(st.booleans()), "after_s": draw(st.sampled_from([10, 60]))},
         "modes": {
@@ -58,6 +61,8 @@ def _event(draw: st.DrawFn, etype: str, tenant: str) -> dict[str, Any]:
             ev["channels"] = draw(st.lists(st.sampled_from(["web", "app"]), max_size=2))
         if draw(st.integers(0, 2)) == 0:
             ev["regions"] = draw(st.lists(st.sampled_from(REGIONS), max_size=2))
+        if draw(st.integers(0, 5)) == 0:  # the agent's own wrap-up after a chat ends
+            ev["wrap_up_s"] = draw(st.sampled_from([0.0, 2.5, 30.0]))
     elif etype == "visitor.arrived":
         ev["visitor"] = draw(st.sampled_from(VISITORS))
         ev["channel"] = draw(st.sampled_from(["web", "app"]))

@@ -43,6 +43,17 @@ class Agent:
     status: str = "offline"
     capacity: int = DEFAULT_CAPACITY
     held: set[ChatKey] = field(default_factory=set)
+    # when each unit of a chat that ended frees again (after its wrap-up), at
+    # the latest: the model counts from the end event's own ts, which is at
+    # most the tenant's clock the engine counts from
+    wrapping: list[int] = field(default_factory=list)
+    wrap_up_ms: int | None = None  # the agent's own wrap-up, where it sent one
+    offline_since: int | None = None
+    missed: int = 0  # offers in a row let time out
+
+    def units(self, now: int) -> int:
+        """Units of capacity in use at ``now``: chats held and wrap-ups running."""
+        return len(self.held) + sum(1 for until in self.wrapping if until > now)
 
 
 @dataclass
@@ -58,8 +69,14 @@ class ChatServerModel:
     output that breaks the contract. ``dedup_window``: event ids a tenant
     remembers (duplicates are checked while fewer ids were seen)."""
 
-    def __init__(self, dedup_window: int = 100_000, dedup_window_s: float = 86_400.0) -> None:
+    def __init__(self, dedup_window: int = 100_000, dedup_window_s: float = 86_400.0, *,
+                 max_missed_offers: int = 0, wrap_up_s: float = 0.0,
+                 offline_grace_s: float = 0.0) -> None:
         self.window = dedup_window
+        # presence and capacity rules ([assignment], CONTRACT.md §2)
+        self.max_missed = max_missed_offers
+        self.wrap_up_ms = round(wrap_up_s * 1000)
+        self.grace_ms = round(offline_grace_s * 1000)
         # an id is remembered at least while its tenant's clock is at most this
         # far past the time it was applied (CONTRACT.md §3)
         self.window_ms = round(dedup_window_s * 1000)
@@ -139,9 +156,18 @@ class ChatServerModel:
         if etype == "agent.state":
             # a field left out keeps its value; a new agent starts with capacity 5
             a = self.agents.setdefault((tenant, ev["agent"]), Agent())
+            if ev["status"] == "online" and a.status != "online":
+                a.missed = 0  # back online: a fresh count of missed offers
+            if ev["status"] == "offline" and a.status != "offline":
+                # at least the tenant's clock: its grace ends no sooner than this + grace
+                a.offline_since = self.latest
+            elif ev["status"] != "offline":
+                a.offline_since = None
             a.status = ev["status"]
             if ev.get("capacity") is not None:
                 a.capacity = ev["capacity"]
+            if ev.get("wrap_up_s") is not None:
+                a.wrap_up_ms = round(ev["wrap_up_s"] * 1000)
         elif etype == "chat.requested":
             key = (tenant, ev["chat"])
             vkey = (tenant, ev["visitor"])
@@ -154,22 +180,30 @@ class ChatServerModel:
         elif etype == "visitor.arrived":
             self.visitors_left[(tenant, ev["visitor"])] = False
         elif etype == "chat.ended":
-            self._end((tenant, ev["chat"]))
+            self._end((tenant, ev["chat"]), ev["ts"])
+        elif etype == "chat.accepted":
+            c = self.chats.get((tenant, ev["chat"]))
+            if c is not None and c.holder is not None and c.holder[1] == ev["agent"]:
+                self.agents[c.holder].missed = 0  # an accepted offer resets the count
         elif etype == "visitor.left":
             vkey = (tenant, ev["visitor"])
             if self.visitors_left.get(vkey) is False:
                 self.visitors_left[vkey] = True
                 for key in self.visitor_chats.pop(vkey, []):
                     if self.chats[key].visitor == ev["visitor"]:  # not an id reused since
-                        self._end(key)
+                        self._end(key, ev["ts"])
         return None
 
-    def _end(self, key: ChatKey) -> None:
+    def _end(self, key: ChatKey, ts: int) -> None:
         c = self.chats.get(key)
         if c is None or c.state == "ended":
             return
         if c.holder is not None:
-            self.agents[c.holder].held.discard(key)
+            a = self.agents[c.holder]
+            a.held.discard(key)
+            wrap = a.wrap_up_ms if a.wrap_up_ms is not None else self.wrap_up_ms
+            if wrap > 0:
+                a.wrapping.append(ts + wrap)
             c.holder = None
         c.state = "ended"
 
@@ -182,9 +216,18 @@ class ChatServerModel:
             c = self.chats[(ev["tenant"], ev["chat"])]
             self._check(c.holder != declined_by, step,
                         "a chat declined by the agent holding it is taken from them")
-        if ev["type"] == "agent.state" and ev["status"] == "offline":
+        if ev["type"] == "agent.state" and ev["status"] == "offline" and not self.grace_ms:
             a = self.agents[(ev["tenant"], ev["agent"])]
             self._check(not a.held, step, "an agent going offline holds no chat")
+        elif self.grace_ms:
+            # an agent offline for offline_grace_s holds no chat (the step's ts
+            # is at most its tenant's clock, offline_since at least it was)
+            tenant = ev.get("tenant")
+            for (t, aid), a in self.agents.items():
+                if (a.status == "offline" and a.held and a.offline_since is not None
+                        and tenant in (t, None) and ev["ts"] >= a.offline_since + self.grace_ms):
+                    raise Violation(f"step {self.steps}: an agent offline for offline_grace_s "
+                                    f"holds no chat ({t}/{aid} holds {sorted(a.held)})")
 
     # ------------------------------------------------------------- outputs
 
@@ -195,6 +238,17 @@ class ChatServerModel:
         if otype == "event.rejected":
             raise Violation(f"step {self.steps}: a well-formed input was rejected: {out}")
         tenant = out["tenant"]
+        if otype == "agent.away":
+            a = self.agents.get((tenant, out["agent"]))
+            self._check(a is not None and a.status == "online", step,
+                        "agent.away names an online agent", out)
+            assert a is not None
+            self._check(out["why"] == "missed_offers" and self.max_missed > 0
+                        and a.missed >= self.max_missed, step,
+                        "agent.away follows max_missed_offers offers in a row let time out",
+                        out)
+            a.status = "away"
+            return
         key = (out.get("origin", tenant), out["chat"])
         c = self.chats.get(key)
         if c is None:
@@ -209,7 +263,14 @@ class ChatServerModel:
         if otype == "chat.requeued":
             holder = (tenant, out["agent"])
             self._check(c.holder == holder, step, "a requeued chat was held by that agent", out)
-            self.agents[holder].held.discard(key)
+            a = self.agents[holder]
+            if out["why"] == "agent_offline":
+                self._check(a.status == "offline", step,
+                            "chats are requeued for agent_offline only while the agent is "
+                            "offline (back in time: nothing is requeued)", out)
+            if out["why"] == "offer_timeout":
+                a.missed += 1
+            a.held.discard(key)
             c.holder = None
             c.state = "waiting"
             return
@@ -231,8 +292,9 @@ class ChatServerModel:
             self._check(a is not None and a.status == "online", step,
                         "only online agents receive chats", out)
             assert a is not None
-            self._check(len(a.held) < a.capacity, step,
-                        "an agent never holds more chats than its capacity", out)
+            self._check(a.units(out["ts"]) < a.capacity, step,
+                        "an agent never holds more chats than its capacity (a chat that "
+                        "ended holds its unit through the wrap-up)", out)
             a.held.add(key)
             c.holder = akey
             c.state = "assigned"

@@ -40,6 +40,8 @@ RULES: tuple[str, ...] = (
     'offer_timeout_s = 30.0\n',
     '[overflow]\nenabled = true\nafter_s = 10.0\n[assignment]\nsticky_wait_s = 0.0\n',
     '[assignment]\nrequired_skills = ["after_sales"]\nacceptance_required = true\n',
+    '[assignment]\nacceptance_required = true\noffer_timeout_s = 5.0\nmax_missed_offers = 2\n'
+    'wrap_up_s = 10.0\noffline_grace_s = 20.0\naway_requeues = "none"\n',
 )
 
 #: fields that place an output in one runtime's log, not part of the decision
@@ -82,11 +84,17 @@ def window_s(rules: str) -> float:
     return rules_from_toml(rules).dedup_window_ms / 1000
 
 
+def presence(rules: str) -> dict[str, Any]:
+    """The presence and capacity rules the model needs (missed offers, wrap-up, grace)."""
+    data = rules_from_toml(rules).data["assignment"]
+    return {k: data[k] for k in ("max_missed_offers", "wrap_up_s", "offline_grace_s")}
+
+
 def verify(steps: list[Step], lines: list[bytes], rules: str, runtime: str) -> None:
     """The suite's two checks on what a runtime answered for ``lines``: the
     chat-server model reads every step, and the decisions equal the engine's
     tenant by tenant."""
-    model = ChatServerModel(window(rules), window_s(rules))
+    model = ChatServerModel(window(rules), window_s(rules), **presence(rules))
     for step in steps:
         model.feed(step)
     model.finish()

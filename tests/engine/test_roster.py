@@ -40,7 +40,8 @@ def scan(rules: Rules, t: Tenant, c: Chat, v: Visitor) -> Agent | None:
         ok = [a for a in pool if eligible(rules, a, c, v)]
         return min(ok, key=lambda a: (-match_total(rules, a, c, v), a.seq), default=None)
 
-    free = [a for a in t.agents.values() if a.status == ONLINE and len(a.active) < a.capacity]
+    # room: capacity beyond the chats held and the wrap-ups running
+    free = [a for a in t.agents.values() if a.status == ONLINE and a.units() < a.capacity]
     if c.skill is not None:
         found = best([a for a in free if c.skill in a.skills])
         if found is not None or rules.skill_required:

@@ -150,10 +150,24 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str
                                  for x in pair) + b"\n")
     proc = routeq("run", mixed)
     out["rejected"] = [orjson.loads(x) for x in proc.stdout.splitlines()]
+    # an agent who lets an offer time out is set away (agent.away)
+    rules = tmp / "presence.toml"
+    rules.write_text("[assignment]\nacceptance_required = true\noffer_timeout_s = 5.0\n"
+                     "max_missed_offers = 1\nwrap_up_s = 3.0\n")
+    t = 1_790_000_000_000
+    events = tmp / "presence.jsonl"
+    events.write_bytes(b"\n".join(orjson.dumps(e) for e in (
+        {"type": "agent.state", "id": "1", "ts": t, "tenant": "m", "agent": "ann",
+         "status": "online", "wrap_up_s": 2.5},
+        {"type": "chat.requested", "id": "2", "ts": t + 1, "tenant": "m", "visitor": "v",
+         "chat": "c1"},
+        {"type": "clock", "id": "3", "ts": t + 6_000, "tenant": "m"})) + b"\n")
+    proc = routeq("run", events, "--rules", rules)
+    out["presence"] = [orjson.loads(x) for x in proc.stdout.splitlines()]
     return out
 
 
-@pytest.mark.parametrize("name", [*SCENARIOS, "run", "rejected"])
+@pytest.mark.parametrize("name", [*SCENARIOS, "run", "rejected", "presence"])
 def test_outputs_validate(outputs: dict[str, list[dict[str, Any]]], name: str) -> None:
     outs = outputs[name]
     assert outs
