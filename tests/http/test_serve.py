@@ -204,6 +204,13 @@ def test_static_dashboard_files(server: Server) -> None:
     assert server.get("/static/../serve.py", None)[0] == 404
 
 
+def test_a_static_name_too_long_for_the_file_system_is_not_found(server: Server) -> None:
+    """A name longer than a file name may be (255 bytes) made the lookup raise
+    (ENAMETOOLONG) and the server answer 500 (found by schemathesis)."""
+    status, body = server.get("/static/" + "x" * 300 + ".js", None)
+    assert status == 404 and "no static file" in body["error"]
+
+
 def test_restart_resumes_the_stream_and_sigterm_stops_cleanly(tmp_path: Path) -> None:
     t = "restart"
     events = [agent("rt-0", t, "ray", capacity=1)]
