@@ -24,11 +24,13 @@ from engine.rules import Rules, default_rules
 from engine.scoring import (
     eligible,
     eta_s,
+    fits,
     match_parts,
     priority_at,
     priority_base,
     priority_parts,
     skill_of_request,
+    units_of,
 )
 from engine.state import (
     ASSIGNED,
@@ -226,7 +228,7 @@ class Engine:
             elif c.status == ASSIGNED and not c.accepted and rules.acceptance_required:
                 t.timers.push(c.offer_until, OFFER, c.seq, c.key)
         for a in t.agents.values():
-            for seq, until in a.wrap.items():
+            for seq, (until, _) in a.wrap.items():
                 t.timers.push(until, WRAP, seq, a.id)
             if a.status == OFFLINE and a.grace_until:
                 t.timers.push(a.grace_until, GRACE, a.seq, a.id)
@@ -440,12 +442,21 @@ class Engine:
         v = self._visitor(t, ev["visitor"])
         v.left = False
         v.last_ts = t.now
+        hours = self.rules.hours.get(t.name)
+        after_hours = hours is not None and not hours.is_open(t.now)
+        if after_hours and hours is not None and hours.after_hours == "closed":
+            # nothing opens: the chat server tells the visitor the shop is closed
+            self._note_visitor(t, v)
+            out = self._head(t, "chat.closed", None)
+            out["chat"], out["visitor"], out["why"] = key, v.id, "after_hours"
+            self._out.append(out)
+            return
         c = Chat(key, key, t.take_seq(), v.id, t.now)
         c.skill = skill_of_request(self.rules, ev.get("skill"), ev.get("message"), v)
         t.chats[key] = c
         v.chats.append(key)
         self._note_visitor(t, v)
-        mode = self.rules.mode_for(t.name, v.page)
+        mode = "robot_only" if after_hours else self.rules.mode_for(t.name, v.page)
         c.mode = mode
         if mode in ("robot_first", "robot_only") or (
             mode == "human_first" and t.online_agents == 0
@@ -543,7 +554,7 @@ class Engine:
             reserved = self._reservation(t, c, v)
             if reserved is not None:
                 a, kind, until = reserved
-                if a.has_room():
+                if a.has_room() and fits(rules, a, c):
                     self._assign(t, c, v, a, kind)
                     return
                 c.reserved_for, c.reserve_kind, c.reserve_until = a.id, kind, until
@@ -647,7 +658,9 @@ class Engine:
                 reason = "best"
         page, loyalty, returning, level = priority_parts(rules, v)
         aging = rules.aging_per_ms * (t.now - c.t0)
+        c.units = units_of(rules, c.skill)
         a.active[c.key] = c.seq
+        a.used += c.units
         if a.units() >= a.capacity:
             t.unindex(a)
         else:
@@ -671,6 +684,8 @@ class Engine:
         out["rules"] = rules.hash
         if c.skill is not None:
             out["skill"] = c.skill
+        if rules.capacity_weights:
+            out["units"] = c.units
         self._out.append(out)
 
     def _fill(self, t: Tenant, a: Agent) -> None:
@@ -682,10 +697,12 @@ class Engine:
             self._assign(t, c, t.visitors[c.visitor], a, c.reserve_kind)
 
     def _next_for(self, t: Tenant, a: Agent) -> Chat | None:
+        rules = self.rules
         pq = t.personal.get(a.id)
         if pq is not None and pq.entries:
-            return t.chats[pq.entries[0][2]]
-        rules = self.rules
+            first = t.chats[pq.entries[0][2]]
+            if fits(rules, a, first):
+                return first
         best: Chat | None = None
         best_entry: Entry | None = None
         buckets: Iterable[str | None] = (
@@ -699,7 +716,7 @@ class Engine:
                 if best_entry is not None and entry >= best_entry:
                     break
                 c = t.chats[entry[2]]
-                if eligible(rules, a, c, t.visitors[c.visitor]):
+                if eligible(rules, a, c, t.visitors[c.visitor]) and fits(rules, a, c):
                     best, best_entry = c, entry
                     break
         return best
@@ -719,6 +736,7 @@ class Engine:
     def _release(self, t: Tenant, a: Agent, c: Chat) -> None:
         had_room = a.has_room()
         del a.active[c.key]
+        a.used -= c.units
         self._unit_freed(t, a, had_room)
 
     def _unit_freed(self, t: Tenant, a: Agent, had_room: bool) -> None:
@@ -733,10 +751,12 @@ class Engine:
 
     def _wrapped(self, t: Tenant, a: Agent, seq: int, deadline: int) -> None:
         """A wrap-up ends: its unit comes back."""
-        if a.wrap.get(seq) != deadline:
+        wrap = a.wrap.get(seq)
+        if wrap is None or wrap[0] != deadline:
             return
         had_room = a.has_room()
         del a.wrap[seq]
+        a.used -= wrap[1]
         self._unit_freed(t, a, had_room)
         self._fill(t, a)
 
@@ -803,7 +823,8 @@ class Engine:
             if wrap_up:
                 # the unit stays taken through the wrap-up: no room, no refiling
                 del a.active[c.key]
-                a.wrap[c.seq] = until = t.now + wrap_up
+                until = t.now + wrap_up
+                a.wrap[c.seq] = (until, c.units)
                 t.timers.push(until, WRAP, c.seq, a.id)
                 self._note_agent(t, a)
                 self._drop(t, c)
@@ -813,6 +834,7 @@ class Engine:
                 # again at once: index them only if it stays free (indexing
                 # then unindexing leaves every index as it was)
                 del a.active[c.key]
+                a.used -= c.units
                 a.idle_since = t.now
                 self._note_agent(t, a)
                 self._drop(t, c)
@@ -870,6 +892,9 @@ class Engine:
         if got is not None:
             pc, pv = got
             self._note_visitor(p, pv)
+            # the visitor as the merchant sees them now: their chats already
+            # waiting here take the new priority too
+            self._rekey(p, pv)
             self._route(p, pc, pv)
 
     def _forward(self, t: Tenant, to: str, event_id: str, fields: Event, c: Chat) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from engine.rules import Rules
-from engine.scoring import eligible, match_total
+from engine.scoring import eligible, fits, match_total, units_of
 from engine.state import Agent, Chat, Visitor
 from engine.tenant import Tenant
 
@@ -47,7 +47,7 @@ class Policy:
         best: Agent | None = None
         best_key: tuple[float, ...] | None = None
         for a in self.pool(rules, t, c):
-            if not eligible(rules, a, c, v):
+            if not eligible(rules, a, c, v) or not fits(rules, a, c):
                 continue
             k = self.rank(rules, t, a, c, v)
             if best_key is None or k < best_key:
@@ -90,7 +90,8 @@ class PriorityPolicy(Policy):
             if aid is None:
                 continue
             a = t.agents.get(aid)
-            if a is None or not roster.in_pool(a, pool) or not eligible(rules, a, c, v):
+            if (a is None or not roster.in_pool(a, pool) or not eligible(rules, a, c, v)
+                    or not fits(rules, a, c)):
                 continue
             s = match_total(rules, a, c, v)
             if best is None or s > best_score or (s == best_score and a.seq < best.seq):
@@ -104,6 +105,8 @@ class PriorityPolicy(Policy):
         up_r = w_region if region is not None and w_region > 0 else 0.0
         up_c = w_channel if channel is not None and w_channel > 0 else 0.0
         by_seq = roster.by_seq
+        # a chat heavier than one unit: an agent of the class must have them free
+        units = units_of(rules, c.skill)
         for key in roster.order(pool):
             part, regions, channels = key
             if best is not None and part + up_r + up_c < best_score:
@@ -123,7 +126,7 @@ class PriorityPolicy(Policy):
                 if best is not None and s == best_score and seq >= best.seq:
                     break
                 a = by_seq[seq]
-                if a.id not in excluded:
+                if a.id not in excluded and (units == 1 or a.used + units <= a.capacity):
                     best, best_score = a, s
                     break
         return best

@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from engine.hours import Hours, HoursError, check_hours, hours_of
+
 POLICIES = ("priority", "fifo_round_robin", "least_loaded", "longest_idle")
 MODES = ("human_only", "human_first", "robot_first", "robot_only")
 AWAY_REQUEUES = ("unaccepted", "all", "none")
@@ -97,6 +99,10 @@ DEFAULTS: dict[str, Any] = {
     },
     "modes": {"default": "human_first", "pages": {}, "tenants": {}},
     "dedup": {"window": 100_000, "window_s": 86_400.0},
+    # units of an agent's capacity a chat of a skill holds (not named: 1)
+    "capacity": {"weights": {}},
+    # business hours by tenant (engine/hours.py); a tenant not named is always open
+    "hours": {"tenants": {}},
 }
 
 
@@ -173,6 +179,13 @@ def _map(value_check: Callable[[str, object], Any]) -> Callable[[str, object], d
     return check
 
 
+def _hours(key: str, v: object) -> dict[str, Any]:
+    try:
+        return check_hours(key, v)
+    except HoursError as exc:
+        raise RulesError(str(exc)) from None
+
+
 def _tenant_mode(key: str, v: object) -> dict[str, Any]:
     if type(v) is not dict:
         raise RulesError(f"rules: key '{key}' must be a table with default and pages")
@@ -230,6 +243,8 @@ SPEC: dict[str, Any] = {
         "tenants": _map(_tenant_mode),
     },
     "dedup": {"window": _int(1), "window_s": _number(0, lo_open=True)},
+    "capacity": {"weights": _map(_int(1))},
+    "hours": {"tenants": _map(_hours)},
 }
 
 # maps whose entries a rules file adds to the defaults; every other map given in
@@ -307,6 +322,8 @@ class Rules:
     mode_tenants: dict[str, dict[str, Any]]
     dedup_window: int
     dedup_window_ms: int
+    capacity_weights: dict[str, int]  # skill -> units a chat of it holds (else 1)
+    hours: dict[str, Hours]  # tenant -> business hours (not named: always open)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # pickled field by field into the constructor: compiled by mypyc, a
@@ -355,7 +372,7 @@ class Rules:
 _LATER_KEYS: tuple[tuple[str, str], ...] = (
     ("assignment", "required_skills"), ("dedup", "window_s"),
     ("assignment", "max_missed_offers"), ("assignment", "wrap_up_s"),
-    ("assignment", "offline_grace_s"))
+    ("assignment", "offline_grace_s"), ("capacity", "weights"), ("hours", "tenants"))
 
 
 def rules_hash(tree: Mapping[str, Any]) -> str:
@@ -364,6 +381,8 @@ def rules_hash(tree: Mapping[str, Any]) -> str:
     for table, key in _LATER_KEYS:
         if hashed.get(table, {}).get(key) == DEFAULTS[table][key]:
             del hashed[table][key]
+            if not hashed[table]:
+                del hashed[table]  # a later table left at its defaults
     return hashlib.sha256(orjson.dumps(hashed, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
 
 
@@ -421,6 +440,8 @@ def parse_rules(data: Mapping[str, Any] | None = None) -> Rules:
         mode_tenants=dict(m["tenants"]),
         dedup_window=tree["dedup"]["window"],
         dedup_window_ms=round(tree["dedup"]["window_s"] * 1000),
+        capacity_weights=dict(tree["capacity"]["weights"]),
+        hours={name: hours_of(h) for name, h in tree["hours"]["tenants"].items()},
     )
 
 

@@ -97,9 +97,25 @@ def match_total(rules: Rules, a: Agent, c: Chat, v: Visitor) -> float:
     return sum(match_parts(rules, a, c, v))
 
 
+def units_of(rules: Rules, skill: str | None) -> int:
+    """Units of an agent's capacity a chat of ``skill`` holds (``[capacity.weights]``)."""
+    if skill is None or not rules.capacity_weights:
+        return 1
+    return rules.capacity_weights.get(skill, 1)
+
+
+def fits(rules: Rules, a: Agent, c: Chat) -> bool:
+    """Whether the agent has the units free that the chat holds (the indexes
+    only know the agent has one)."""
+    return a.used + units_of(rules, c.skill) <= a.capacity
+
+
 def eligible(rules: Rules, a: Agent, c: Chat, v: Visitor) -> bool:
-    """Hard constraints besides tenant, status and room (checked by the indexes)."""
+    """Hard constraints besides tenant, status and room (checked by the indexes
+    and ``fits``); a chat heavier than the agent's whole capacity never is."""
     if a.id in c.excluded:
+        return False
+    if rules.capacity_weights and units_of(rules, c.skill) > a.capacity:
         return False
     skill = c.skill
     if (skill is not None and skill not in a.skills

@@ -28,7 +28,7 @@ DEFAULT_CAPACITY = 5
 class Agent:
     __slots__ = (
         "id", "seq", "status", "capacity", "skills", "channels", "regions", "active",
-        "idle_since", "wrap", "wrap_up_ms", "missed", "grace_until",
+        "idle_since", "used", "wrap", "wrap_up_ms", "missed", "grace_until",
     )
 
     def __init__(self, agent_id: str, seq: int) -> None:
@@ -41,26 +41,30 @@ class Agent:
         self.regions: tuple[str, ...] | None = None
         self.active: dict[str, int] = {}  # chat key -> chat seq
         self.idle_since = 0
-        # units still held by chats that ended: ended chat's seq -> when the
-        # wrap-up frees it (ms)
-        self.wrap: dict[int, int] = {}
+        # units of capacity in use: the held chats' and the wrap-ups'
+        self.used = 0
+        # units still held by chats that ended: ended chat's seq -> (when the
+        # wrap-up frees them (ms), how many)
+        self.wrap: dict[int, tuple[int, int]] = {}
         self.wrap_up_ms: int | None = None  # the agent's own wrap-up; None: the rules'
         self.missed = 0  # offers in a row let time out
         self.grace_until = 0  # offline with chats kept until then (0: no grace running)
 
     def units(self) -> int:
         """Units of capacity in use: the chats held and the wrap-ups running."""
-        return len(self.active) + len(self.wrap)
+        return self.used
 
     def has_room(self) -> bool:
-        return self.status == ONLINE and len(self.active) + len(self.wrap) < self.capacity
+        """Online with at least one unit free (a heavier chat must also ``fit``)."""
+        return self.status == ONLINE and self.used < self.capacity
 
     def to_record(self) -> Record:
         return {
             "seq": self.seq, "status": self.status, "capacity": self.capacity,
             "skills": dict(self.skills), "channels": self.channels, "regions": self.regions,
             "active": dict(self.active), "idle_since": self.idle_since,
-            "wrap": [[seq, until] for seq, until in self.wrap.items()],
+            "used": self.used,
+            "wrap": [[seq, until, units] for seq, (until, units) in self.wrap.items()],
             "wrap_up_ms": self.wrap_up_ms, "missed": self.missed,
             "grace_until": self.grace_until,
         }
@@ -73,7 +77,8 @@ class Agent:
         a.regions = tuple(r["regions"]) if r["regions"] is not None else None
         a.active, a.idle_since = dict(r["active"]), r["idle_since"]
         # records written before wrap-up, missed offers and offline grace lack them
-        a.wrap = {seq: until for seq, until in r.get("wrap", [])}
+        a.wrap = {w[0]: (w[1], w[2]) for w in r.get("wrap", [])}
+        a.used = r.get("used", len(a.active))
         a.wrap_up_ms = r.get("wrap_up_ms")
         a.missed = r.get("missed", 0)
         a.grace_until = r.get("grace_until", 0)
@@ -138,7 +143,7 @@ class Chat:
     __slots__ = (
         "key", "id", "origin", "seq", "visitor", "t0", "status", "skill", "agent", "accepted",
         "offer_until", "excluded", "reserved_for", "reserve_kind", "reserve_until", "to",
-        "mode", "base", "qkey",
+        "mode", "units", "base", "qkey",
     )
 
     def __init__(self, key: str, chat_id: str, seq: int, visitor: str, t0: int) -> None:
@@ -159,6 +164,7 @@ class Chat:
         self.reserve_until = 0
         self.to: str | None = None  # tenant it was forwarded to
         self.mode = "human_only"  # service mode decided at request
+        self.units = 1  # of its agent's capacity, set when it is assigned
         # derived, not persisted
         self.base = 0.0
         self.qkey: tuple[float, int, str] | None = None
@@ -181,7 +187,7 @@ class Chat:
             "accepted": self.accepted, "offer_until": self.offer_until,
             "excluded": list(self.excluded), "reserved_for": self.reserved_for,
             "reserve_kind": self.reserve_kind, "reserve_until": self.reserve_until,
-            "to": self.to, "mode": self.mode,
+            "to": self.to, "mode": self.mode, "units": self.units,
         }
 
     @classmethod
@@ -191,4 +197,5 @@ class Chat:
         c.accepted, c.offer_until, c.excluded = r["accepted"], r["offer_until"], list(r["excluded"])
         c.reserved_for, c.reserve_kind = r["reserved_for"], r["reserve_kind"]
         c.reserve_until, c.to, c.mode = r["reserve_until"], r["to"], r["mode"]
+        c.units = r.get("units", 1)
         return c

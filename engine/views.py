@@ -15,7 +15,7 @@ from typing import Any
 from engine.core import Engine
 from engine.handover import platform_key
 from engine.lifecycle import ASSIGNED, BOT, FORWARDED, WAITING
-from engine.scoring import eta_s, priority_at
+from engine.scoring import eta_s, priority_at, units_of
 from engine.state import ONLINE
 
 
@@ -121,17 +121,26 @@ def queue_rows(engine: Engine, tenant: str) -> tuple[int, list[dict[str, Any]]] 
     if t is None:
         return None
     rows = []
+    weights = engine.rules.capacity_weights
+    # the most units any online agent could take: a chat heavier waits in vain
+    most = max((a.capacity for a in t.agents.values() if a.status == ONLINE), default=0)
     for pos, key in enumerate(t.order(), start=1):
         c = t.chats[key]
         v = t.visitors.get(c.visitor)
-        rows.append({
+        row: dict[str, Any] = {
             "chat": c.id, "visitor": c.server_ids()[1], "position": pos,
             "eta_s": eta_s(engine.rules, pos, t.online_capacity), "skill": c.skill,
             "page": v.page if v is not None else None,
             "waited_ms": max(0, t.now - c.t0),
             "priority": priority_at(engine.rules, c, t.now),
             "reserved_for": c.reserved_for, "origin": c.origin,
-        })
+        }
+        if weights:
+            units = row["units"] = units_of(engine.rules, c.skill)
+            if units > 1 and units > most:
+                row["blocked"] = (f"needs {units} units of an agent's capacity; no online "
+                                  f"agent has more than {most}")
+        rows.append(row)
     return t.now, rows
 
 

@@ -40,7 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: the compiled modules, as paths from the project root (``setup.py`` reads it):
 #: the engine, the decoder and output contract, the simulator's loop and tally
 SOURCES: tuple[str, ...] = (
-    "engine/core.py", "engine/dedup.py", "engine/handover.py", "engine/lifecycle.py",
+    "engine/core.py", "engine/dedup.py", "engine/handover.py", "engine/hours.py",
+    "engine/lifecycle.py",
     "engine/policies.py", "engine/queue.py", "engine/records.py", "engine/roster.py",
     "engine/rules.py", "engine/scoring.py", "engine/state.py", "engine/tenant.py",
     "engine/timers.py", "engine/views.py",

@@ -46,6 +46,8 @@ REASONS = PLACEMENT_REASONS + BASELINE_REASONS
 REQUEUE_WHY = ("declined", "offer_timeout", "agent_away", "agent_offline")
 #: ``agent.away``'s ``why``
 AWAY_WHY = ("missed_offers",)
+#: ``chat.closed``'s ``why``
+CLOSED_WHY = ("after_hours",)
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,8 @@ OUTPUTS: Mapping[str, OutputType] = {o.name: o for o in (
         Field("rules", Value("string", pattern="^[0-9a-f]{12}$"),
               "the hash of the rules in force"),
         Field("skill", _ID, "the skill the chat needed", optional=True),
+        Field("units", Value("integer", minimum=1), "units of the agent's capacity the "
+              "chat holds (where the rules set [capacity.weights])", optional=True),
         PARTITION)),
     OutputType("chat.to_bot", "The chat goes to the bot (robot-first modes, or no agent "
                "online).", (*_HEAD_HOME, CHAT, VISITOR, PARTITION)),
@@ -139,6 +143,11 @@ OUTPUTS: Mapping[str, OutputType] = {o.name: o for o in (
                "offline): it waits again.", (
         *_HEAD, CHAT, Field("agent", _ID, "the agent who held it"),
         Field("why", Value("string", enum=REQUEUE_WHY), "why the agent lost it"),
+        PARTITION)),
+    OutputType("chat.closed", "The tenant is closed ([hours], after_hours = \"closed\"): "
+               "the request opens no chat.", (
+        *_HEAD_HOME, CHAT, VISITOR,
+        Field("why", Value("string", enum=CLOSED_WHY), "why no chat opened"),
         PARTITION)),
     OutputType("agent.away", "The engine set an online agent away: they let "
                "[assignment] max_missed_offers offers in a row time out. Their offers "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 Obj = dict[str, Any]
@@ -36,24 +37,25 @@ class Chat:
     state: str = "requested"  # requested | waiting | assigned | bot | ended
     holder: AgentKey | None = None
     overflowed_to: str | None = None
+    decided: str = ""  # the type of its first decision
 
 
 @dataclass
 class Agent:
     status: str = "offline"
     capacity: int = DEFAULT_CAPACITY
-    held: set[ChatKey] = field(default_factory=set)
-    # when each unit of a chat that ended frees again (after its wrap-up), at
-    # the latest: the model counts from the end event's own ts, which is at
-    # most the tenant's clock the engine counts from
-    wrapping: list[int] = field(default_factory=list)
+    held: dict[ChatKey, int] = field(default_factory=dict)  # chat -> its units
+    # (when, units): the units of a chat that ended free again after its
+    # wrap-up, at the latest: the model counts from the end event's own ts,
+    # which is at most the tenant's clock the engine counts from
+    wrapping: list[tuple[int, int]] = field(default_factory=list)
     wrap_up_ms: int | None = None  # the agent's own wrap-up, where it sent one
     offline_since: int | None = None
     missed: int = 0  # offers in a row let time out
 
     def units(self, now: int) -> int:
         """Units of capacity in use at ``now``: chats held and wrap-ups running."""
-        return len(self.held) + sum(1 for until in self.wrapping if until > now)
+        return sum(self.held.values()) + sum(u for until, u in self.wrapping if until > now)
 
 
 @dataclass
@@ -71,12 +73,16 @@ class ChatServerModel:
 
     def __init__(self, dedup_window: int = 100_000, dedup_window_s: float = 86_400.0, *,
                  max_missed_offers: int = 0, wrap_up_s: float = 0.0,
-                 offline_grace_s: float = 0.0) -> None:
+                 offline_grace_s: float = 0.0,
+                 capacity_weights: dict[str, int] | None = None,
+                 hours: dict[str, dict[str, Any]] | None = None) -> None:
         self.window = dedup_window
         # presence and capacity rules ([assignment], CONTRACT.md §2)
         self.max_missed = max_missed_offers
         self.wrap_up_ms = round(wrap_up_s * 1000)
         self.grace_ms = round(offline_grace_s * 1000)
+        self.weights = capacity_weights or {}  # skill -> units a chat of it holds
+        self.hours = hours or {}  # tenant -> its [hours] table, as the rules wrote it
         # an id is remembered at least while its tenant's clock is at most this
         # far past the time it was applied (CONTRACT.md §3)
         self.window_ms = round(dedup_window_s * 1000)
@@ -200,18 +206,20 @@ class ChatServerModel:
             return
         if c.holder is not None:
             a = self.agents[c.holder]
-            a.held.discard(key)
+            units = a.held.pop(key)
             wrap = a.wrap_up_ms if a.wrap_up_ms is not None else self.wrap_up_ms
             if wrap > 0:
-                a.wrapping.append(ts + wrap)
+                a.wrapping.append((ts + wrap, units))
             c.holder = None
         c.state = "ended"
 
     def _after(self, step: Step, ev: Obj, declined_by: AgentKey | None,
                new_chat: ChatKey | None) -> None:
         if new_chat is not None:
-            self._check(self.chats[new_chat].state != "requested", step,
-                        "a chat.requested gets a decision (queued, assigned or to_bot)")
+            c = self.chats[new_chat]
+            self._check(c.state != "requested", step,
+                        "a chat.requested gets a decision (queued, assigned, to_bot or closed)")
+            self._check_hours(step, ev, c)
         if declined_by is not None:
             c = self.chats[(ev["tenant"], ev["chat"])]
             self._check(c.holder != declined_by, step,
@@ -270,7 +278,7 @@ class ChatServerModel:
                             "offline (back in time: nothing is requeued)", out)
             if out["why"] == "offer_timeout":
                 a.missed += 1
-            a.held.discard(key)
+            a.held.pop(key, None)
             c.holder = None
             c.state = "waiting"
             return
@@ -278,6 +286,13 @@ class ChatServerModel:
                     "no decision for a chat that ended or whose visitor left", out)
         self._check(c.holder is None, step, "a chat is held by at most one agent", out)
         self.decisions += 1
+        if not c.decided:
+            c.decided = otype
+        if otype == "chat.closed":
+            self._check(c.state == "requested" and out["why"] == "after_hours", step,
+                        "chat.closed (after_hours) is the decision of a new request", out)
+            c.state = "ended"
+            return
         if otype == "chat.queued":
             c.state = "waiting"
         elif otype == "chat.to_bot":
@@ -292,14 +307,38 @@ class ChatServerModel:
             self._check(a is not None and a.status == "online", step,
                         "only online agents receive chats", out)
             assert a is not None
-            self._check(a.units(out["ts"]) < a.capacity, step,
-                        "an agent never holds more chats than its capacity (a chat that "
-                        "ended holds its unit through the wrap-up)", out)
-            a.held.add(key)
+            # the chat's units by the skill the output names ([capacity.weights])
+            units = self.weights.get(out.get("skill", ""), 1)
+            self._check(out.get("units", 1) == units, step,
+                        "chat.assigned's units are its skill's weight", out)
+            self._check(a.units(out["ts"]) + units <= a.capacity, step,
+                        "an agent never holds more units than its capacity (a chat of a "
+                        "weighted skill holds its weight; one that ended holds its units "
+                        "through the wrap-up)", out)
+            a.held[key] = units
             c.holder = akey
             c.state = "assigned"
         else:
             raise Violation(f"step {self.steps}: output type not in the contract: {out}")
+
+    def _check_hours(self, step: Step, ev: Obj, c: Chat) -> None:
+        """Outside its hours a tenant's new chat goes to the bot or is closed;
+        inside them it is never closed. The engine decides at its tenant's
+        clock, between the event's ts and ``latest``: both must agree."""
+        table = self.hours.get(ev["tenant"])
+        if table is None:
+            self._check(c.decided != "chat.closed", step,
+                        "chat.closed only for a tenant with business hours")
+            return
+        assert self.latest is not None
+        lo, hi = _open(table, ev["ts"]), _open(table, self.latest)
+        if lo and hi:
+            self._check(c.decided != "chat.closed", step,
+                        "a chat requested within the tenant's hours is not closed")
+        elif not lo and not hi:
+            want = ("chat.closed" if table.get("after_hours") == "closed" else "chat.to_bot")
+            self._check(c.decided == want, step,
+                        f"a chat requested outside the tenant's hours: {want}")
 
     def _check(self, ok: bool, step: Step, rule: str, out: Obj | None = None) -> None:
         if not ok:
@@ -318,3 +357,27 @@ def _parse(line: bytes) -> Obj | None:
     if not isinstance(obj, dict) or obj.get("_bad"):
         return None
     return obj
+
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _open(table: dict[str, Any], ts: int) -> bool:
+    """Whether a tenant with these [hours] is open at ``ts``, by the calendar
+    (the standard library's, not the engine's arithmetic)."""
+    sign, hh, mm = table.get("utc_offset", "+00:00")[0], *table.get(
+        "utc_offset", "+00:00")[1:].split(":")
+    offset = timedelta(hours=int(hh), minutes=int(mm)) * (1 if sign == "+" else -1)
+    local = (datetime.fromtimestamp(ts // 1000, tz=timezone(offset))
+             + timedelta(milliseconds=ts % 1000))
+    if local.date().isoformat() in table.get("closed", []):
+        return False
+    spans = table.get("week", {}).get(DAYS[local.weekday()])
+    if spans is None:
+        return True
+    at = f"{local.hour:02d}:{local.minute:02d}:{local.second:02d}.{local.microsecond:06d}"
+    for span in spans:
+        start, end = span.split("-")
+        if f"{start}:00.000000" <= at and (end == "24:00" or at < f"{end}:00.000000"):
+            return True
+    return False

@@ -27,6 +27,10 @@ from schemas.events import EventError, decode
 from tests.conformance.model import ChatServerModel, Step
 from tests.conformance.streams import Obj, drain, encode, streams
 
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+SPANS = "[" + ", ".join(f'"{h:02d}:{m:02d}-{h:02d}:{m + 20:02d}"'
+                        for h in range(24) for m in (0, 40) if m + 20 < 60) + "]"
+
 #: rules a stream runs under (TOML); the defaults first
 RULES: tuple[str, ...] = (
     "",
@@ -41,7 +45,14 @@ RULES: tuple[str, ...] = (
     '[overflow]\nenabled = true\nafter_s = 10.0\n[assignment]\nsticky_wait_s = 0.0\n',
     '[assignment]\nrequired_skills = ["after_sales"]\nacceptance_required = true\n',
     '[assignment]\nacceptance_required = true\noffer_timeout_s = 5.0\nmax_missed_offers = 2\n'
-    'wrap_up_s = 10.0\noffline_grace_s = 20.0\naway_requeues = "none"\n',
+    'wrap_up_s = 10.0\noffline_grace_s = 20.0\naway_requeues = "none"\n'
+    '[capacity.weights]\nafter_sales = 2\nbilling = 3\n',
+    # open the first 20 minutes of every hour (a stream spans about an hour): m1 closes,
+    # m2 sends its chats to the bot outside them
+    '[hours.tenants.m1]\nafter_hours = "closed"\nclosed = ["2026-09-22"]\n'
+    '[hours.tenants.m1.week]\n' + "".join(f'{d} = {SPANS}\n' for d in DAYS)
+    + '[hours.tenants.m2]\nutc_offset = "+08:00"\n[hours.tenants.m2.week]\n'
+    + "".join(f'{d} = {SPANS}\n' for d in DAYS),
 )
 
 #: fields that place an output in one runtime's log, not part of the decision
@@ -86,8 +97,11 @@ def window_s(rules: str) -> float:
 
 def presence(rules: str) -> dict[str, Any]:
     """The presence and capacity rules the model needs (missed offers, wrap-up, grace)."""
-    data = rules_from_toml(rules).data["assignment"]
-    return {k: data[k] for k in ("max_missed_offers", "wrap_up_s", "offline_grace_s")}
+    data = rules_from_toml(rules).data
+    return {**{k: data["assignment"][k]
+               for k in ("max_missed_offers", "wrap_up_s", "offline_grace_s")},
+            "capacity_weights": data["capacity"]["weights"],
+            "hours": data["hours"]["tenants"]}
 
 
 def verify(steps: list[Step], lines: list[bytes], rules: str, runtime: str) -> None:

@@ -260,3 +260,68 @@ def test_flapping_within_the_grace_requeues_nothing(steps: list[tuple[str, int]]
         elif n:
             d.feed(b.end(f"c{n}"))
     assert not of(d.outputs, "chat.requeued", why="agent_offline")
+
+
+# --------------------------------------------------------- weighted capacity
+
+
+WEIGHTS = {"capacity": {"weights": {"after_sales": 2, "billing": 5}}}
+
+
+def test_a_weighted_chat_holds_its_units() -> None:
+    b = EventBuilder()
+    d = Driver(WEIGHTS)
+    d.feed(b.agent("ann", capacity=3))
+    out = d.feed(b.request("v1", "c1", skill="after_sales"))
+    assert one(out, "chat.assigned")["units"] == 2
+    out = d.feed(b.request("v2", "c2", skill="after_sales"))  # 2 + 2 > 3
+    assert types(out) == ["chat.queued"]
+    out = d.feed(b.request("v3", "c3"))  # one unit left: a light chat fits
+    assert assigned(out) == {"c3": "ann"} and one(out, "chat.assigned")["units"] == 1
+    out = d.feed(b.end("c1"))  # 2 units back: the waiting heavy chat fits now
+    assert assigned(out) == {"c2": "ann"}
+
+
+def test_an_agent_takes_the_best_waiting_chat_that_fits() -> None:
+    b = EventBuilder()
+    d = Driver(WEIGHTS)
+    d.feed(b.agent("ann", capacity=2), b.request("v0", "c0"), b.request("vx", "cx"))  # full
+    d.feed(b.page("v1", "checkout"), b.request("v1", "c1", skill="after_sales"))
+    d.feed(b.page("v2", "home"), b.request("v2", "c2"))
+    out = d.feed(b.end("c0"))
+    # one unit free: the after-sales chat (2 units, first in the queue) waits,
+    # the light one behind it is taken
+    assert views.queue(d.engine, "shop")[0] == "c1"
+    assert assigned(out) == {"c2": "ann"}
+
+
+def test_a_chat_heavier_than_every_agent_is_never_assigned_and_the_queue_says_why() -> None:
+    b = EventBuilder()
+    d = Driver(WEIGHTS)
+    d.feed(b.agent("ann", capacity=3), b.agent("bob", capacity=4))
+    out = d.feed(b.request("v1", "c1", skill="billing"))
+    assert types(out) == ["chat.queued"]
+    _, rows = views.queue_rows(d.engine, "shop")  # type: ignore[misc]
+    assert rows[0]["units"] == 5
+    assert rows[0]["blocked"] == ("needs 5 units of an agent's capacity; no online agent "
+                                  "has more than 4")
+    out = d.feed(b.agent("cat", capacity=5))
+    assert assigned(out) == {"c1": "cat"}
+
+
+def test_weights_with_wrap_up_free_the_units_together() -> None:
+    b = EventBuilder()
+    d = Driver({**WEIGHTS, "assignment": {"wrap_up_s": 10.0}})
+    d.feed(b.agent("ann", capacity=2), b.request("v1", "c1", skill="after_sales"))
+    d.feed(b.end("c1"), b.request("v2", "c2"))
+    assert not assigned(d.outputs[-1:])
+    b.wait(10)
+    out = d.feed(b.clock(tenant="shop"))
+    assert assigned(out) == {"c2": "ann"}
+
+
+def test_without_weights_outputs_have_no_units() -> None:
+    b = EventBuilder()
+    d = Driver()
+    out = d.feed(b.agent("ann"), b.request("v1", "c1", skill="after_sales"))
+    assert "units" not in one(out, "chat.assigned")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ast
 
-from engine.state import Chat, Visitor
+import orjson
+
+from engine.state import Agent, Chat, Visitor
 from tests.routeq import ROOT
 
 
@@ -48,6 +50,25 @@ def test_chat_record_round_trips_every_persisted_field() -> None:
     r = c.to_record()
     assert list(r) == ["id", "origin", "seq", "visitor", "t0", "status", "skill", "agent",
                        "accepted", "offer_until", "excluded", "reserved_for", "reserve_kind",
-                       "reserve_until", "to", "mode"]
+                       "reserve_until", "to", "mode", "units"]
     back = Chat.from_record("M/c1", r)
     assert back.to_record() == r and back.excluded is not c.excluded and back.key == "M/c1"
+
+
+def test_agent_record_round_trips_presence_and_capacity() -> None:
+    a = Agent("a1", 3)
+    a.status, a.capacity, a.active, a.used = "offline", 4, {"c1": 7}, 3
+    a.wrap, a.wrap_up_ms, a.missed, a.grace_until = {5: (9_000, 2)}, 2_500, 1, 12_000
+    r = orjson.loads(orjson.dumps(a.to_record()))  # persisted as JSON
+    back = Agent.from_record("a1", r)
+    assert back.to_record() == a.to_record()
+    assert (back.used, back.wrap, back.wrap_up_ms, back.missed, back.grace_until) == (
+        3, {5: (9_000, 2)}, 2_500, 1, 12_000)
+
+
+def test_an_agent_record_written_before_them_reads_with_the_defaults() -> None:
+    old = {"seq": 3, "status": "online", "capacity": 2, "skills": {}, "channels": None,
+           "regions": None, "active": {"c1": 7, "c2": 8}, "idle_since": 0}
+    a = Agent.from_record("a1", old)
+    assert (a.used, a.wrap, a.wrap_up_ms, a.missed, a.grace_until) == (2, {}, None, 0, 0)
+    assert not a.has_room()

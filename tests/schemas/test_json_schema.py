@@ -153,7 +153,9 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str
     # an agent who lets an offer time out is set away (agent.away)
     rules = tmp / "presence.toml"
     rules.write_text("[assignment]\nacceptance_required = true\noffer_timeout_s = 5.0\n"
-                     "max_missed_offers = 1\nwrap_up_s = 3.0\n")
+                     "max_missed_offers = 1\nwrap_up_s = 3.0\n"
+                     "[capacity.weights]\nsales = 2\n"
+                     "[hours.tenants.n]\nafter_hours = \"closed\"\nweek = { mon = [] }\n")
     t = 1_790_000_000_000
     events = tmp / "presence.jsonl"
     events.write_bytes(b"\n".join(orjson.dumps(e) for e in (
@@ -161,7 +163,12 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str
          "status": "online", "wrap_up_s": 2.5},
         {"type": "chat.requested", "id": "2", "ts": t + 1, "tenant": "m", "visitor": "v",
          "chat": "c1"},
-        {"type": "clock", "id": "3", "ts": t + 6_000, "tenant": "m"})) + b"\n")
+        {"type": "clock", "id": "3", "ts": t + 6_000, "tenant": "m"},
+        {"type": "chat.requested", "id": "4", "ts": t + 6_001, "tenant": "m", "visitor": "w",
+         "chat": "c2", "skill": "sales"},
+        # a Monday: tenant n is closed all day
+        {"type": "chat.requested", "id": "5", "ts": t + 7_000, "tenant": "n", "visitor": "v",
+         "chat": "c9"})) + b"\n")
     proc = routeq("run", events, "--rules", rules)
     out["presence"] = [orjson.loads(x) for x in proc.stdout.splitlines()]
     return out
@@ -181,7 +188,7 @@ def test_outputs_cover_every_type_and_optional_field(
     seen = {o["type"] for outs in outputs.values() for o in outs}
     assert seen == set(OUTPUTS)
     fields = {k for outs in outputs.values() for o in outs for k in o}
-    assert {"offset", "origin", "skill", "line"} <= fields
+    assert {"offset", "origin", "skill", "line", "units"} <= fields
     rejected = [o for o in outputs["rejected"] if o["type"] == "event.rejected"]
     assert len(rejected) >= 6 and all("line" in o and "offset" in o for o in rejected)
 

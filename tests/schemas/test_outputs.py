@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 from engine import Engine, Rules
 from schemas.events import EventError, validate
 from schemas.outputs import (
+    AWAY_WHY,
+    CLOSED_WHY,
     INTERNAL_OUTPUTS,
     OUTPUTS,
     REASONS,
@@ -82,7 +84,8 @@ def problems(o: dict[str, Any], internal: bool = False) -> list[str]:
 
 
 def test_the_tables_hold_together() -> None:
-    assert OUTPUTS["chat.assigned"].fields[-2].name == "skill"
+    assert [f.name for f in OUTPUTS["chat.assigned"].fields][-3:] == [
+        "skill", "units", "partition"]
     for decl in (*OUTPUTS.values(), *INTERNAL_OUTPUTS.values()):
         names = [f.name for f in decl.fields]
         assert len(names) == len(set(names)), decl.name
@@ -92,6 +95,8 @@ def test_the_tables_hold_together() -> None:
     assert score.value.keys == SCORE_KEYS
     why = next(f for f in OUTPUTS["chat.requeued"].fields if f.name == "why")
     assert why.value.enum == REQUEUE_WHY
+    for otype, values in (("agent.away", AWAY_WHY), ("chat.closed", CLOSED_WHY)):
+        assert next(f for f in OUTPUTS[otype].fields if f.name == "why").value.enum == values
 
 
 @pytest.mark.parametrize("scenario", ["double11", "marketplace", "demo"])
