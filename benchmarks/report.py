@@ -311,11 +311,28 @@ def versus_section(doc: dict[str, Any]) -> str:
         table(["metric", "before", "now", "now / before"], rows)])
 
 
+def presence_section(doc: dict[str, Any]) -> str:
+    """Offline grace and auto-away on mobile agents (``benchmarks.presence``)."""
+    rows = [[name, n(r["requeued_offline"], 0), n(r["requeued_offer_timeout"], 0),
+             f"{r['abandonment_rate']:.1%}", f"{r['service_level']:.1%}",
+             f"{r['wait_mean_s']:.1f} s", n(r["set_away"], 0)]
+            for name, r in doc["results"].items()]
+    return "\n\n".join([
+        "## Presence rules on mobile agents",
+        f"```sh\n{PY} benchmarks.presence\n```",
+        meta(doc) + f"; `{doc['scenario']}`, {doc['hours']:g} simulated hours, seeds "
+        f"{doc['seeds'][0]}-{doc['seeds'][-1]}, medians.",
+        table(["rules", "requeued: agent offline", "requeued: offer timeout", "abandonment",
+               "answered in 20 s", "mean wait", "agents set away"], rows),
+    ])
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "engine_apply": engine_section, "policies": policies_section, "replay": replay_section,
     "memory": memory_section, "run_embedded": run_embedded_section,
     "simulate": simulate_section, "whatif": whatif_section, "http_ingest": http_section,
     "faust_pipeline": faust_section, "failover": failover_section,
+    "presence": presence_section,
 }
 
 

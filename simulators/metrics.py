@@ -158,6 +158,7 @@ class Collector:
             "chat.requeued": self._requeued,
             "chat.overflowed": self._overflowed,
             "chat.abandoned": self._abandoned,
+            "chat.closed": self._closed,
         }
 
     # ------------------------------------------------------------ feeding
@@ -265,7 +266,8 @@ class Collector:
             if not opened:
                 del self.open_by_visitor[(c.tenant, c.visitor)]
         if c.counted:
-            self.outcomes[outcome] += 1
+            # "closed" (outside business hours) only where it happened
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
             t = self._tally(c.tenant)
             if outcome == "served":
                 t.served += 1
@@ -406,6 +408,12 @@ class Collector:
         found = self._chat_of(o)
         if found is not None and found[1].counted:
             self._tally(found[1].tenant).overflowed += 1
+
+    def _closed(self, o: dict[str, Any]) -> None:
+        """The tenant was closed: no chat opened (neither served nor abandoned)."""
+        found = self._chat_of(o)
+        if found is not None:
+            self._finish(found[0], found[1], "closed", o["ts"])
 
     def _abandoned(self, o: dict[str, Any]) -> None:
         found = self._chat_of(o)

@@ -175,7 +175,14 @@ class Simulation:
             "chat.requeued": self._on_requeued,
             "chat.overflowed": self._on_overflowed,
             "chat.abandoned": self._on_abandoned,
+            "chat.closed": self._on_abandoned,  # outside business hours: nothing opened
+            "agent.away": self._on_set_away,
         }
+        # mobile agents whose app drops: (tenant, agent) -> when the drop ends
+        self.dark: dict[tuple[str, str], int] = {}
+        # the status each agent's own schedule gave them last (shift, breaks)
+        self.planned: dict[tuple[str, str], str] = {}
+        self.set_away: set[tuple[str, str]] = set()  # by the engine, for missed offers
         self._chat_model(scenario)
         if self.kind == "queue":
             self._queue_model(scenario)
@@ -194,6 +201,10 @@ class Simulation:
         self.patience_s = get(chat, "patience_s", 90.0, "chat.")
         self.accept_s = get(chat, "accept_s", 0.0, "chat.")
         self.decline = get(chat, "decline", 0.0, "chat.")
+        # chance an offer goes unanswered (the agent's app in the background)
+        self.miss = get(chat, "miss", 0.0, "chat.")
+        # an agent the engine set away comes back this long after (when not in a drop)
+        self.back_s = get(chat, "back_after_away_s", 60.0, "chat.")
         self.handle_s = get(chat, "handle_s", 180.0, "chat.")
         self.handle_dist = get(chat, "handle_dist", "exponential", "chat.")
         if self.handle_dist not in ("exponential", "lognormal"):
@@ -221,6 +232,12 @@ class Simulation:
             raise ScenarioError(f"scenario key '{where}shift' must be [start_h, end_h]")
         breaks = get(g, "breaks", 0, where)
         break_ms = int(get(g, "break_min", 15.0, where) * MINUTE_MS)
+        # mobile agents: their app drops this often per hour on shift, for
+        # flap_s on average; a drop shows as offline then online with chance
+        # flap_reported, else the agent just misses their offers meanwhile
+        flap_rate = get(g, "flap_per_h", 0.0, where) / HOUR_MS
+        flap_ms = get(g, "flap_s", 20.0, where) * 1000.0
+        flap_reported = get(g, "flap_reported", 1.0, where)
         base: dict[str, Any] = {"capacity": capacity, "skills": skills}
         if "channels" in g:
             base["channels"] = list(g["channels"])
@@ -246,6 +263,13 @@ class Simulation:
             for t, status in plan:
                 if t < self.end or t == self.t0:
                     self._push(t, self._agent_state, (tenant.name, aid, status, base))
+            if flap_rate > 0:
+                at_f = on + self.rng.expovariate(flap_rate)
+                while at_f < min(off, self.end):
+                    length = int(self.rng.expovariate(1.0 / flap_ms))
+                    self._push(int(at_f), self._drop_start,
+                               (tenant.name, aid, length, rnd() < flap_reported))
+                    at_f += length + self.rng.expovariate(flap_rate)
 
     def _queue_model(self, sc: dict[str, Any]) -> None:
         q = need(sc, "queue", "", dict)
@@ -486,9 +510,46 @@ class Simulation:
 
     def _agent_state(self, t: int, arg: tuple[str, str, str, dict[str, Any]]) -> None:
         tenant, aid, status, base = arg
+        self.planned[(tenant, aid)] = status
         ev = {"type": "agent.state", "id": self._eid(), "ts": t, "tenant": tenant,
               "agent": aid, "status": status, **base}
         self.emit(ev)
+
+    def _presence(self, t: int, tenant: str, aid: str, status: str) -> None:
+        """A presence change only (the agent's other fields are kept)."""
+        self.emit({"type": "agent.state", "id": self._eid(), "ts": t, "tenant": tenant,
+                   "agent": aid, "status": status})
+
+    def _drop_start(self, t: int, arg: tuple[str, str, int, bool]) -> None:
+        tenant, aid, length, reported = arg
+        key = (tenant, aid)
+        if self.planned.get(key) != "online" or key in self.dark:
+            return  # on a break, off shift, or already dark
+        self.dark[key] = t + length
+        if reported:
+            self._presence(t, tenant, aid, "offline")
+        self._push(t + length, self._drop_end, (tenant, aid, reported))
+
+    def _drop_end(self, t: int, arg: tuple[str, str, bool]) -> None:
+        tenant, aid, reported = arg
+        key = (tenant, aid)
+        self.dark.pop(key, None)
+        if self.planned.get(key) == "online" and (reported or key in self.set_away):
+            self.set_away.discard(key)
+            self._presence(t, tenant, aid, "online")
+
+    def _on_set_away(self, o: dict[str, Any]) -> None:
+        """The engine set an agent away (missed offers): they come back online
+        when their app does, or a while after they notice."""
+        key = (o["tenant"], o["agent"])
+        self.set_away.add(key)
+        if key not in self.dark:
+            self._push(o["ts"] + int(self.back_s * 1000), self._back, key)
+
+    def _back(self, t: int, key: tuple[str, str]) -> None:
+        if key in self.set_away and key not in self.dark and self.planned.get(key) == "online":
+            self.set_away.discard(key)
+            self._presence(t, key[0], key[1], "online")
 
     def _next_arrival(self, tf: float) -> float | None:
         """The next arrival time after ``tf`` (thinning against the rate curve)."""
@@ -660,7 +721,13 @@ class Simulation:
             return
         rnd = self.rng.random
         delay = int(self.rng.expovariate(1.0 / (self.accept_s * 1000.0))) if self.accept_s else 0
-        if rnd() < self.decline:
+        declines = rnd() < self.decline
+        # an agent whose app is dark, or who misses this one, never answers
+        missed = (self.dark.get((tenant, agent), 0) > t
+                  or (self.miss > 0 and rnd() < self.miss))
+        if missed:
+            pass
+        elif declines:
             self._push(t + delay, self._decline, (c, c.gen))
         else:
             self._push(t + delay, self._accept, (c, c.gen))

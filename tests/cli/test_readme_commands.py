@@ -75,6 +75,9 @@ LONG: dict[str, tuple[str | None, str]] = {
         ".venv/bin/python -m benchmarks.versus --before-env ROUTEQ_PURE=1 --pairs 1 "
         "engine_apply --sizes 10x100 --events 2000 --reps 1",
         "~3 min: 5 runs of each side"),
+    ".venv/bin/python -m benchmarks.presence": (
+        ".venv/bin/python -m benchmarks.presence --quick --hours 0.5 --seeds 1",
+        "~1 min: 5 seeds of 12 simulated hours under four rules"),
     ".venv/bin/python -m benchmarks.run_embedded": (
         None, "~4 min; the --quick line beside it runs the same code"),
     ".venv/bin/python -m benchmarks.simulate": (

@@ -1,0 +1,83 @@
+"""The simulator's mobile agents, missed offers and business hours (issue 18),
+checked on what it writes: its input log and the engine's outputs."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import orjson
+
+from engine import parse_rules
+from simulators.scenario import load_scenario
+from simulators.simulation import Simulation
+from tests.routeq import ROOT
+
+MOBILE = str(ROOT / "examples" / "mobile_agents.toml")
+
+
+def simulate(params: list[str], rules: dict[str, Any] | None = None, hours: float = 1.0,
+             seed: int = 3) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    sc = load_scenario(MOBILE, params)
+    data = dict(sc["rules"])
+    for table, keys in (rules or {}).items():
+        data[table] = {**data.get(table, {}), **keys}
+    sim = Simulation(sc, parse_rules(data), seed=seed, hours=hours)
+    events, outputs = io.BytesIO(), io.BytesIO()
+    sim.run(events_out=events, outputs_out=outputs)
+    return ([orjson.loads(x) for x in events.getvalue().splitlines()],
+            [orjson.loads(x) for x in outputs.getvalue().splitlines()],
+            sim.collector.summary())
+
+
+def presence(events: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
+    """(agent, status, ts) of the presence-only agent.state events (the drops)."""
+    return [(e["agent"], e["status"], e["ts"]) for e in events
+            if e["type"] == "agent.state" and "capacity" not in e]
+
+
+def test_a_reported_drop_is_offline_then_online_again() -> None:
+    events, _, _ = simulate(["tenants.0.agents.0.flap_reported=1.0",
+                             "tenants.0.agents.0.flap_per_h=12.0", "chat.miss=0.0"])
+    drops = presence(events)
+    assert drops, "agents on shift for an hour at 12 drops an hour: some drops"
+    last: dict[str, tuple[str, int]] = {}
+    for agent, status, ts in drops:
+        if status == "online":
+            assert last[agent][0] == "offline" and ts >= last[agent][1]
+        last[agent] = (status, ts)
+
+
+def test_offers_missed_in_a_row_set_agents_away_and_they_come_back() -> None:
+    _, outputs, _ = simulate(["chat.miss=1.0", "chat.back_after_away_s=30.0"],
+                             rules={"assignment": {"max_missed_offers": 2}})
+    away = [o for o in outputs if o["type"] == "agent.away"]
+    assert away and all(o["why"] == "missed_offers" for o in away)
+    # an agent set away comes back: they get offers again afterwards
+    first = away[0]
+    later = [o for o in outputs if o["type"] == "chat.assigned" and o["agent"] == first["agent"]
+             and o["ts"] > first["ts"]]
+    assert later
+
+
+def test_without_presence_rules_the_same_traffic_requeues_more() -> None:
+    """The grace keeps chats with agents whose app came back within it."""
+    params = ["tenants.0.agents.0.flap_reported=1.0", "tenants.0.agents.1.flap_reported=1.0"]
+    _, plain, _ = simulate(params, hours=2.0)
+    _, grace, _ = simulate(params, rules={"assignment": {"offline_grace_s": 60.0}}, hours=2.0)
+
+    def offline_requeues(outs: list[dict[str, Any]]) -> int:
+        return sum(1 for o in outs if o["type"] == "chat.requeued"
+                   and o["why"] == "agent_offline")
+    assert offline_requeues(grace) < offline_requeues(plain)
+
+
+def test_a_closed_tenant_closes_chats_and_counts_them_apart() -> None:
+    closed = {"tenants": {"shop": {"after_hours": "closed", "week": {
+        d: [] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}}}}
+    _, outputs, summary = simulate([], rules={"hours": closed})
+    assert {o["type"] for o in outputs} >= {"chat.closed"}
+    assert not any(o["type"] in ("chat.assigned", "chat.queued") for o in outputs)
+    overall = summary["overall"]
+    assert overall["outcomes"]["closed"] == overall["chats"] > 0
+    assert overall["outcomes"]["abandoned"] == 0
