@@ -31,6 +31,14 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SPANS = "[" + ", ".join(f'"{h:02d}:{m:02d}-{h:02d}:{m + 20:02d}"'
                         for h in range(24) for m in (0, 40) if m + 20 < 60) + "]"
 
+#: the rules of the runtimes shared by every example (serve, worker): RULES[1]
+#: and the presence and capacity rules (tenants are renamed per example there,
+#: so hours, which name tenants, are checked on the engine and routeq run)
+LIVE_RULES = (
+    '[assignment]\nacceptance_required = true\noffer_timeout_s = 5.0\nsticky_wait_s = 20.0\n'
+    'away_requeues = "all"\nmax_missed_offers = 2\nwrap_up_s = 10.0\noffline_grace_s = 20.0\n'
+    '[capacity.weights]\nafter_sales = 2\nbilling = 3\n')
+
 #: rules a stream runs under (TOML); the defaults first
 RULES: tuple[str, ...] = (
     "",
@@ -49,6 +57,7 @@ RULES: tuple[str, ...] = (
     '[capacity.weights]\nafter_sales = 2\nbilling = 3\n',
     # open the first 20 minutes of every hour (a stream spans about an hour): m1 closes,
     # m2 sends its chats to the bot outside them
+    LIVE_RULES,
     '[hours.tenants.m1]\nafter_hours = "closed"\nclosed = ["2026-09-22"]\n'
     '[hours.tenants.m1.week]\n' + "".join(f'{d} = {SPANS}\n' for d in DAYS)
     + '[hours.tenants.m2]\nutc_offset = "+08:00"\n[hours.tenants.m2.week]\n'

@@ -18,12 +18,12 @@ import pytest
 
 from tests.conformance.model import Step
 from tests.conformance.streams import Obj, encode, rename
-from tests.conformance.suite import RULES, ConformanceSuite
+from tests.conformance.suite import LIVE_RULES, ConformanceSuite
 from tests.http.server import ADMIN, Server
 
 pytestmark = pytest.mark.integration
 
-SERVE_RULES = RULES[1]
+SERVE_RULES = LIVE_RULES
 
 
 class TestServe(ConformanceSuite):

@@ -22,7 +22,7 @@ import pytest
 
 from tests.conformance.model import Step
 from tests.conformance.streams import Obj, encode, rename
-from tests.conformance.suite import RULES, ConformanceSuite
+from tests.conformance.suite import LIVE_RULES, ConformanceSuite
 from tests.kafka.kafka_helpers import (
     TopicReader,
     Topics,
@@ -35,7 +35,7 @@ from tests.routeq import routeq
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-WORKER_RULES = RULES[1]
+WORKER_RULES = LIVE_RULES
 SENTINEL = "zz-sentinel"
 
 
