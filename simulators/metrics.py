@@ -25,8 +25,10 @@ its merchant's) and overall:
   That is the contact-centre service level that counts abandoned contacts as
   offered; the same definition, with the same denominator, is used per page;
   ``abandonment_rate``: abandoned / human;
-- ``occupancy``: chat-time held by the tenant's agents / capacity-time of
-  its online agents (1.0 = every slot busy the whole time);
+- ``occupancy``: units-time held by the tenant's agents (a chat holds its
+  ``units``, 1 unless ``[capacity.weights]``, from its assignment to its
+  end and through the wrap-up after it) / capacity-time of its online
+  agents (1.0 = every slot busy the whole time);
 - ``sticky_hit_rate``: of assigned chats whose visitor had been served
   before, the share that went to that same agent;
 - ``skill_match_rate``: of assigned chats that needed a skill, the share
@@ -47,6 +49,7 @@ earlier (the end of a simulated day, before the drain).
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -62,7 +65,8 @@ OUTCOMES = ("served", "abandoned", "bot")
 
 class _Chat:
     __slots__ = ("id", "tenant", "visitor", "page", "t_req", "entered", "counted", "human", "bot",
-                 "queued", "assigned_ts", "agent", "agent_tenant", "outcome", "escalated")
+                 "queued", "assigned_ts", "agent", "agent_tenant", "outcome", "escalated",
+                 "units")
 
     def __init__(self, cid: str, tenant: str, visitor: str, page: str | None, t: int,
                  counted: bool) -> None:
@@ -81,6 +85,7 @@ class _Chat:
         self.agent: str | None = None  # the agent holding it now
         self.agent_tenant = ""
         self.outcome: str | None = None
+        self.units = 1  # of its agent's capacity while held
 
 
 #: the fields of a tenant's tally
@@ -123,7 +128,7 @@ class Collector:
 
     def __init__(self, *, since_ms: int | None = None, until_ms: int | None = None,
                  busy_until_ms: int | None = None, sl_s: float = SL_S,
-                 attribution_s: float = ATTRIBUTION_S) -> None:
+                 attribution_s: float = ATTRIBUTION_S, wrap_up_ms: int = 0) -> None:
         self.since = since_ms if since_ms is not None else -(2**62)
         self.until = until_ms if until_ms is not None else 2**62
         self.busy_until = busy_until_ms if busy_until_ms is not None else self.until
@@ -138,6 +143,11 @@ class Collector:
         self.open_by_visitor: dict[tuple[str, str], list[_Chat]] = {}
         self.agents: dict[tuple[str, str], tuple[str, int, dict[str, int]]] = {}
         self.held: dict[tuple[str, str], int] = {}
+        # wrap-up: an ended chat's units stay busy this long (the rules', or
+        # the agent's own from agent.state); (until, n, tenant, agent, units)
+        self.wrap_up_ms = wrap_up_ms
+        self.agent_wrap: dict[tuple[str, str], int] = {}
+        self.wrapping: list[tuple[int, int, str, str, int]] = []
         self.first_ts: int | None = None
         self.last_ts: int | None = None
         self.outcomes: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
@@ -165,6 +175,8 @@ class Collector:
 
     def event(self, ev: dict[str, Any]) -> None:
         ts = ev["ts"]
+        if self.wrapping:
+            self._unwrap(ts)
         if self.first_ts is None:
             self.first_ts = ts
         if self.last_ts is None or ts > self.last_ts:
@@ -174,6 +186,8 @@ class Collector:
             f(ev)
 
     def output(self, o: dict[str, Any]) -> None:
+        if self.wrapping:
+            self._unwrap(o["ts"])
         f = self._on_output.get(o["type"])
         if f is not None:
             f(o)
@@ -194,6 +208,24 @@ class Collector:
                 t.busy += t.held * (b - a)
                 t.cap += t.online_cap * (b - a)
         t.last_t = now if last is None or now > last else last
+
+    def _release(self, c: _Chat, ts: int) -> None:
+        """An assigned chat ended: its units come back now, or after the wrap-up."""
+        assert c.agent is not None
+        key = (c.agent_tenant, c.agent)
+        wrap = self.agent_wrap.get(key, self.wrap_up_ms)
+        if wrap > 0:
+            heapq.heappush(self.wrapping, (ts + wrap, len(self.wrapping), c.agent_tenant,
+                                           c.agent, c.units))
+        else:
+            self._hold(c.agent_tenant, c.agent, -c.units, ts)
+
+    def _unwrap(self, now: int) -> None:
+        """The wrap-ups over by ``now`` give their units back, each at its time."""
+        wrapping = self.wrapping
+        while wrapping and wrapping[0][0] <= now:
+            until, _, tenant, agent, units = heapq.heappop(wrapping)
+            self._hold(tenant, agent, -units, until)
 
     def _hold(self, tenant: str, agent: str, delta: int, now: int) -> None:
         t = self._tally(tenant)
@@ -223,6 +255,9 @@ class Collector:
         if status == "online":
             t.online_cap += cap
         self.agents[key] = (status, cap, skills)
+        wrap = ev.get("wrap_up_s")
+        if wrap is not None:
+            self.agent_wrap[key] = round(wrap * 1000)
 
     def _arrived(self, ev: dict[str, Any]) -> None:
         if self.since <= ev["ts"] < self.until:
@@ -280,7 +315,7 @@ class Collector:
         if c is None:
             return
         if c.agent is not None:
-            self._hold(c.agent_tenant, c.agent, -1, ev["ts"])
+            self._release(c, ev["ts"])
             c.agent = None
             self._finish(key, c, "served", ev["ts"])
         elif not c.human:  # still with the bot (never escalated, or robot_only)
@@ -293,7 +328,7 @@ class Collector:
         vkey = (ev["tenant"], ev["visitor"])
         for c in list(self.open_by_visitor.get(vkey, ())):
             if c.agent is not None:  # the engine closes an assigned chat too
-                self._hold(c.agent_tenant, c.agent, -1, ev["ts"])
+                self._release(c, ev["ts"])
                 c.agent = None
                 self._finish((c.tenant, c.id), c, "served", ev["ts"])
             elif not c.human:  # with the bot: the engine drops it
@@ -351,7 +386,8 @@ class Collector:
             self._human(c)
         agent, at = o["agent"], o["tenant"]
         c.agent, c.agent_tenant = agent, at
-        self._hold(at, agent, 1, ts)
+        c.units = o.get("units", 1)  # of the agent's capacity ([capacity.weights])
+        self._hold(at, agent, c.units, ts)
         if c.assigned_ts >= 0:
             return  # a reassignment after a requeue: the wait was counted once
         c.assigned_ts = ts
@@ -399,7 +435,7 @@ class Collector:
             return
         c = found[1]
         if c.agent is not None:
-            self._hold(c.agent_tenant, c.agent, -1, o["ts"])
+            self._hold(c.agent_tenant, c.agent, -c.units, o["ts"])
             c.agent = None
         if c.counted:
             self._tally(c.tenant).requeued += 1
@@ -438,6 +474,8 @@ class Collector:
     def summary(self) -> dict[str, Any]:
         """``{"overall": {...}, "tenants": {name: {...}}}``; see the module doc."""
         end = self.last_ts if self.last_ts is not None else 0
+        if self.wrapping:
+            self._unwrap(end)
         for t in self.tenants.values():
             self._integrate(t, end)
         tenants = {name: _report(t, self.sl_s) for name, t in sorted(self.tenants.items())}

@@ -190,9 +190,10 @@ class Simulation:
             self._shop_model(scenario)
         # the report leaves out the warm-up (queue scenarios) and the drain
         if self.kind == "queue":
-            self.collector = Collector(since_ms=self.t0 + self.warmup_ms, until_ms=self.end)
+            self.collector = Collector(since_ms=self.t0 + self.warmup_ms, until_ms=self.end,
+                                       wrap_up_ms=rules.wrap_up_ms)
         else:
-            self.collector = Collector(busy_until_ms=self.end)
+            self.collector = Collector(busy_until_ms=self.end, wrap_up_ms=rules.wrap_up_ms)
 
     # ------------------------------------------------------------ building
 

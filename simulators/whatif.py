@@ -351,7 +351,8 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None) -> Trace:
     span = _span(events_path)
     if span is None:
         raise TraceError(f"trace {path} is empty: no valid events")
-    col = WhatIfCollector(t0=span[0], t1=span[1], busy_until_ms=span[1])
+    col = WhatIfCollector(t0=span[0], t1=span[1], busy_until_ms=span[1],
+                          wrap_up_ms=rules.wrap_up_ms)
     fd, exo_path = tempfile.mkstemp(prefix="routeq-whatif-", suffix=".jsonl", dir=workdir)
     events = exo_n = rejected = 0
     bufs: list[bytes] = []
@@ -543,7 +544,8 @@ class Replay:
         self.rules = rules
         self.seed = seed
         self.engine = Engine(rules, track_changes=False)
-        self.collector = WhatIfCollector(t0=trace.t0, t1=trace.t1, busy_until_ms=trace.t1)
+        self.collector = WhatIfCollector(t0=trace.t0, t1=trace.t1, busy_until_ms=trace.t1,
+                                         wrap_up_ms=rules.wrap_up_ms)
         self.heap: list[tuple[int, int, Callable[[int, Any], None], Any]] = []
         self._seq = itertools.count()
         self.offset = 0

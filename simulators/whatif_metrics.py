@@ -33,8 +33,8 @@ CART_CHECKOUT = ("cart", "checkout")
 
 class WhatIfCollector(Collector):
     def __init__(self, *, t0: int, t1: int, bins: int = 96,
-                 busy_until_ms: int | None = None) -> None:
-        super().__init__(busy_until_ms=busy_until_ms)
+                 busy_until_ms: int | None = None, wrap_up_ms: int = 0) -> None:
+        super().__init__(busy_until_ms=busy_until_ms, wrap_up_ms=wrap_up_ms)
         self.t0 = t0
         self.bin_ms = max(60_000, -(-(t1 - t0) // bins))
         self.nbins = max(1, -(-(t1 - t0) // self.bin_ms))

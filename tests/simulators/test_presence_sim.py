@@ -81,3 +81,31 @@ def test_a_closed_tenant_closes_chats_and_counts_them_apart() -> None:
     overall = summary["overall"]
     assert overall["outcomes"]["closed"] == overall["chats"] > 0
     assert overall["outcomes"]["abandoned"] == 0
+
+
+def test_occupancy_counts_the_wrap_up_and_the_units() -> None:
+    """One agent, capacity 2, online 40 s; a chat of 2 units held 10 s, then
+    10 s of wrap-up: busy 2 units x 20 s of 2 x 40 s = 0.5."""
+    from simulators.metrics import Collector
+    t0 = 1_790_000_000_000
+    col = Collector(wrap_up_ms=10_000)
+    inputs = [
+        {"type": "agent.state", "ts": t0, "tenant": "s", "agent": "a", "status": "online",
+         "capacity": 2},
+        {"type": "chat.requested", "ts": t0, "tenant": "s", "visitor": "v", "chat": "c"},
+        {"type": "chat.ended", "ts": t0 + 10_000, "tenant": "s", "chat": "c"},
+        {"type": "clock", "ts": t0 + 40_000, "tenant": "s"},
+    ]
+    assigned = {"type": "chat.assigned", "ts": t0, "tenant": "s", "chat": "c", "visitor": "v",
+                "agent": "a", "wait_ms": 0, "units": 2}
+    for ev in inputs:
+        col.event(ev)
+        if ev["type"] == "chat.requested":
+            col.output(assigned)
+    assert col.summary()["overall"]["occupancy"] == 0.5
+    plain = Collector()
+    for ev in inputs:
+        plain.event(ev)
+        if ev["type"] == "chat.requested":
+            plain.output(assigned)
+    assert plain.summary()["overall"]["occupancy"] == 0.25  # no wrap-up: 2 x 10 s of 80
