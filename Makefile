@@ -30,7 +30,7 @@ chromium:
 
 test: $(STAMP) chromium
 	$(BIN)/ruff check engine schemas streams simulators benchmarks tests
-	$(BIN)/mypy --strict engine schemas simulators/simulation.py simulators/metrics.py simulators/whatif_metrics.py simulators/traffic.py
+	$(BIN)/mypy --strict engine schemas simulators/simulation.py simulators/metrics.py simulators/whatif_metrics.py simulators/traffic.py simulators/whatif.py
 	$(BIN)/lint-imports
 	$(BIN)/pytest
 

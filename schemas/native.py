@@ -47,7 +47,7 @@ SOURCES: tuple[str, ...] = (
     "engine/timers.py", "engine/views.py",
     "schemas/events.py", "schemas/outputs.py",
     "simulators/simulation.py", "simulators/metrics.py", "simulators/whatif_metrics.py",
-    "simulators/traffic.py",
+    "simulators/traffic.py", "simulators/whatif.py",
 )
 #: written by the build: ``path sha256`` per compiled source, one a line
 MANIFEST = ROOT / "schemas" / "native-sources.txt"

@@ -234,6 +234,7 @@ class _Reader:
         typ = ev["type"]
         tenant = ev.get("tenant", "")
         ts = ev["ts"]
+        o: Obs | None
         if typ == "page.viewed":
             self.pages[(tenant, ev["visitor"])] = ev["page"]
             return True
@@ -445,7 +446,7 @@ def _fit_orders(served: list[Obs]) -> tuple[dict[str, float], float]:
             decay = [math.exp(-w / (tau_s * 1000)) if not math.isinf(tau_s) else 1.0
                      for w, _ in rows]
             k = sum(1 for _, y in rows if y)
-            p = min(1.0, k / sum(decay)) if k else 0.0
+            p = min(1.0, k / sum(decay, 0.0)) if k else 0.0
             ps[page] = p
             for (_, y), d in zip(rows, decay, strict=True):
                 q = p * d
@@ -609,7 +610,9 @@ class Replay:
                                                 o["ts"])
                 f(c, o)
         for name in touched:
-            d = self.engine.next_deadline(name) if name is not None else None
+            if name is None:  # a clock for every tenant
+                continue
+            d = self.engine.next_deadline(name)
             if d is not None and (name, d) not in self.clocks:
                 self.clocks.add((name, d))
                 self._push(d, self._clock, name)
