@@ -829,10 +829,11 @@ class Engine:
                 self._note_agent(t, a)
                 self._drop(t, c)
                 return
-            if a.status == ONLINE and a.units() == a.capacity:
-                # a full agent gets one place back, which _fill usually takes
+            if a.status == ONLINE and a.units() == a.capacity and c.units == 1:
+                # a full agent gets one unit back, which _fill usually takes
                 # again at once: index them only if it stays free (indexing
-                # then unindexing leaves every index as it was)
+                # then unindexing leaves every index as it was); more units
+                # back may take several chats: the indexes must follow each
                 del a.active[c.key]
                 a.used -= c.units
                 a.idle_since = t.now

@@ -515,11 +515,22 @@ class Simulation:
         ev = {"type": "agent.state", "id": self._eid(), "ts": t, "tenant": tenant,
               "agent": aid, "status": status, **base}
         self.emit(ev)
+        self._grace_clock(t, tenant, status)
 
     def _presence(self, t: int, tenant: str, aid: str, status: str) -> None:
         """A presence change only (the agent's other fields are kept)."""
         self.emit({"type": "agent.state", "id": self._eid(), "ts": t, "tenant": tenant,
                    "agent": aid, "status": status})
+        self._grace_clock(t, tenant, status)
+
+    def _grace_clock(self, t: int, tenant: str, status: str) -> None:
+        """An agent went offline: a clock when the offline grace would end."""
+        if status == "offline" and self.rules.offline_grace_ms:
+            self._push(t + self.rules.offline_grace_ms, self._tick, tenant)
+
+    def _tick(self, t: int, tenant: str) -> None:
+        """A clock for ``tenant``, so that an engine timer fires on time."""
+        self.emit({"type": "clock", "id": self._eid(), "ts": t, "tenant": tenant})
 
     def _drop_start(self, t: int, arg: tuple[str, str, int, bool]) -> None:
         tenant, aid, length, reported = arg
@@ -814,6 +825,8 @@ class Simulation:
         del self.chats[c.id]
         self.emit({"type": "chat.ended", "id": self._eid(), "ts": t, "tenant": c.tenant,
                    "chat": c.id, "resolved": True})
+        if self.rules.wrap_up_ms:  # the unit comes back when the wrap-up's timer fires
+            self._push(t + self.rules.wrap_up_ms, self._tick, c.agent_tenant)
         self._after_chat(t, c, c.wait_ms)
 
     def _give_up(self, t: int, arg: tuple[SimChat, int]) -> None:

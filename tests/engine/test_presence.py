@@ -325,3 +325,30 @@ def test_without_weights_outputs_have_no_units() -> None:
     d = Driver()
     out = d.feed(b.agent("ann"), b.request("v1", "c1", skill="after_sales"))
     assert "units" not in one(out, "chat.assigned")
+
+
+def test_a_heavy_chat_ending_at_a_full_agent_keeps_the_indexes_right() -> None:
+    """A full agent whose 3-unit chat ends takes three 1-unit chats at once:
+    they must leave the agent full in every index (a fourth chat waits), and
+    an agent filed twice must not break a later pick."""
+    b = EventBuilder()
+    d = Driver({"capacity": {"weights": {"video": 3}}})
+    d.feed(b.agent("a1", capacity=3), b.request("v0", "cv", skill="video"))
+    d.feed(*(b.request(f"v{i}", f"c{i}") for i in (1, 2, 3)))
+    out = d.feed(b.end("cv"))
+    assert assigned(out) == {"c1": "a1", "c2": "a1", "c3": "a1"}
+    out = d.feed(b.request("v4", "c4"))
+    assert types(out) == ["chat.queued"]  # a1 is full: 3 units of 3
+
+
+def test_two_chats_taken_after_a_heavy_one_then_away_then_a_request() -> None:
+    b = EventBuilder()
+    d = Driver({"capacity": {"weights": {"video": 3}}})
+    d.feed(b.agent("a1", capacity=3), b.agent("a2", capacity=1),
+           b.request("v0", "cv", skill="video"), b.request("vx", "cx"))
+    d.feed(b.request("v1", "c1"), b.request("v2", "c2"))
+    out = d.feed(b.end("cv"))
+    assert assigned(out) == {"c1": "a1", "c2": "a1"}
+    d.feed(b.away("a1"))
+    out = d.feed(b.request("v5", "c5"))  # neither a1 (away) nor a2 (full): it waits
+    assert types(out) == ["chat.queued"]

@@ -109,3 +109,18 @@ def test_occupancy_counts_the_wrap_up_and_the_units() -> None:
         if ev["type"] == "chat.requested":
             plain.output(assigned)
     assert plain.summary()["overall"]["occupancy"] == 0.25  # no wrap-up: 2 x 10 s of 80
+
+
+def test_wrap_ups_and_graces_end_on_time_and_the_log_never_goes_back() -> None:
+    """The simulator sends a clock when a wrap-up or a grace ends, so the
+    engine's timer fires then, not at the tenant's next event (whose
+    reactions would then be scheduled in the past)."""
+    events, outputs, _ = simulate(["tenants.0.agents.0.flap_reported=1.0"],
+                                  rules={"assignment": {"wrap_up_s": 30.0,
+                                                        "offline_grace_s": 20.0}}, hours=2.0)
+    ts = [e["ts"] for e in events]
+    assert ts == sorted(ts)
+    clocks = {e["ts"] for e in events if e["type"] == "clock"}
+    timer_outputs = [o for o in outputs if o["cause"] == "timer"
+                     and o["type"] in ("chat.assigned", "chat.requeued")]
+    assert timer_outputs and any(o["ts"] in clocks for o in timer_outputs)
