@@ -443,8 +443,9 @@ class Engine:
         v.left = False
         v.last_ts = t.now
         hours = self.rules.hours.get(t.name)
-        after_hours = hours is not None and not hours.is_open(t.now)
-        if after_hours and hours is not None and hours.after_hours == "closed":
+        # outside the tenant's hours: the after_hours mode (robot_only or closed)
+        after_hours = None if hours is None or hours.is_open(t.now) else hours.after_hours
+        if after_hours == "closed":
             # nothing opens: the chat server tells the visitor the shop is closed
             self._note_visitor(t, v)
             out = self._head(t, "chat.closed", None)
@@ -456,7 +457,7 @@ class Engine:
         t.chats[key] = c
         v.chats.append(key)
         self._note_visitor(t, v)
-        mode = "robot_only" if after_hours else self.rules.mode_for(t.name, v.page)
+        mode = after_hours if after_hours is not None else self.rules.mode_for(t.name, v.page)
         c.mode = mode
         if mode in ("robot_first", "robot_only") or (
             mode == "human_first" and t.online_agents == 0
@@ -661,7 +662,7 @@ class Engine:
         c.units = units_of(rules, c.skill)
         a.active[c.key] = c.seq
         a.used += c.units
-        if a.units() >= a.capacity:
+        if a.used >= a.capacity:
             t.unindex(a)
         else:
             t.refile(a)
@@ -705,6 +706,7 @@ class Engine:
                 return first
         best: Chat | None = None
         best_entry: Entry | None = None
+        weighted = bool(rules.capacity_weights)  # else an agent with room fits any chat
         buckets: Iterable[str | None] = (
             (None, *(s for s in a.skills if rules.requires(s))) if rules.any_required
             else (None,))
@@ -716,7 +718,8 @@ class Engine:
                 if best_entry is not None and entry >= best_entry:
                     break
                 c = t.chats[entry[2]]
-                if eligible(rules, a, c, t.visitors[c.visitor]) and fits(rules, a, c):
+                if (eligible(rules, a, c, t.visitors[c.visitor])
+                        and (not weighted or fits(rules, a, c))):
                     best, best_entry = c, entry
                     break
         return best
@@ -829,7 +832,7 @@ class Engine:
                 self._note_agent(t, a)
                 self._drop(t, c)
                 return
-            if a.status == ONLINE and a.units() == a.capacity and c.units == 1:
+            if a.status == ONLINE and a.used == a.capacity and c.units == 1:
                 # a full agent gets one unit back, which _fill usually takes
                 # again at once: index them only if it stays free (indexing
                 # then unindexing leaves every index as it was); more units

@@ -46,8 +46,9 @@ class Policy:
     def pick(self, rules: Rules, t: Tenant, c: Chat, v: Visitor) -> Agent | None:
         best: Agent | None = None
         best_key: tuple[float, ...] | None = None
+        weighted = bool(rules.capacity_weights)  # else an agent with room fits any chat
         for a in self.pool(rules, t, c):
-            if not eligible(rules, a, c, v) or not fits(rules, a, c):
+            if not eligible(rules, a, c, v) or (weighted and not fits(rules, a, c)):
                 continue
             k = self.rank(rules, t, a, c, v)
             if best_key is None or k < best_key:
@@ -126,7 +127,7 @@ class PriorityPolicy(Policy):
                 if best is not None and s == best_score and seq >= best.seq:
                     break
                 a = by_seq[seq]
-                if a.id not in excluded and (units == 1 or a.used + units <= a.capacity):
+                if a.id not in excluded and (units == 1 or fits(rules, a, c)):
                     best, best_score = a, s
                     break
         return best
@@ -147,7 +148,7 @@ class LeastLoadedPolicy(Policy):
     name = "least_loaded"
 
     def rank(self, rules: Rules, t: Tenant, a: Agent, c: Chat, v: Visitor) -> tuple[float, ...]:
-        units = a.units()
+        units = a.used
         return (units / a.capacity, units, a.idle_since, a.seq)
 
 

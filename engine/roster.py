@@ -42,7 +42,7 @@ class Roster:
 
     def file(self, a: Agent, w_skill: float, w_load: float) -> None:
         """File an agent with room under its current skills, load, regions, channels."""
-        load = w_load * (1.0 - a.units() / a.capacity)
+        load = w_load * (1.0 - a.used / a.capacity)
         regions, channels = a.regions, a.channels
         where: list[tuple[str | None, ClassKey]] = [(None, (0.0 + load, regions, channels))]
         for s, lvl in a.skills.items():

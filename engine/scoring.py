@@ -81,7 +81,7 @@ def match_parts(rules: Rules, a: Agent, c: Chat, v: Visitor) -> MatchParts:
     """The match score of agent ``a`` for chat ``c`` as its parts (``MatchParts``)."""
     skill = rules.w_skill * a.skills.get(c.skill, 0) if c.skill is not None else 0.0
     cap = a.capacity
-    load = rules.w_load * (1.0 - a.units() / cap) if cap else 0.0
+    load = rules.w_load * (1.0 - a.used / cap) if cap else 0.0
     sticky = rules.w_sticky if v.last_agent == a.id else 0.0
     exclusive = rules.w_exclusive if v.exclusive == a.id else 0.0
     region = rules.w_region if v.region is not None and a.regions and v.region in a.regions else 0.0

@@ -41,7 +41,8 @@ class Agent:
         self.regions: tuple[str, ...] | None = None
         self.active: dict[str, int] = {}  # chat key -> chat seq
         self.idle_since = 0
-        # units of capacity in use: the held chats' and the wrap-ups'
+        # units of capacity in use: the held chats' (each its ``Chat.units``)
+        # and the wrap-ups'
         self.used = 0
         # units still held by chats that ended: ended chat's seq -> (when the
         # wrap-up frees them (ms), how many)
@@ -49,10 +50,6 @@ class Agent:
         self.wrap_up_ms: int | None = None  # the agent's own wrap-up; None: the rules'
         self.missed = 0  # offers in a row let time out
         self.grace_until = 0  # offline with chats kept until then (0: no grace running)
-
-    def units(self) -> int:
-        """Units of capacity in use: the chats held and the wrap-ups running."""
-        return self.used
 
     def has_room(self) -> bool:
         """Online with at least one unit free (a heavier chat must also ``fit``)."""

@@ -123,7 +123,8 @@ def queue_rows(engine: Engine, tenant: str) -> tuple[int, list[dict[str, Any]]] 
     rows = []
     weights = engine.rules.capacity_weights
     # the most units any online agent could take: a chat heavier waits in vain
-    most = max((a.capacity for a in t.agents.values() if a.status == ONLINE), default=0)
+    most = max((a.capacity for a in t.agents.values() if a.status == ONLINE),
+               default=0) if weights else 0
     for pos, key in enumerate(t.order(), start=1):
         c = t.chats[key]
         v = t.visitors.get(c.visitor)
@@ -149,7 +150,7 @@ def agent_rows(engine: Engine, tenant: str) -> tuple[int, list[dict[str, Any]]] 
     t = engine.tenants.get(tenant)
     if t is None:
         return None
-    rows: list[dict[str, Any]] = [{"agent": a.id, "status": a.status, "load": a.units(),
+    rows: list[dict[str, Any]] = [{"agent": a.id, "status": a.status, "load": a.used,
                                    "capacity": a.capacity, "skills": dict(a.skills),
                                    "chats": sorted(a.active)} for a in t.agents.values()]
     rows.sort(key=lambda r: r["agent"])
@@ -175,9 +176,9 @@ def tenant_state(engine: Engine, tenant: str) -> dict[str, Any] | None:
     held = cap = 0
     for a in t.agents.values():
         if a.status == ONLINE:
-            held += a.units()
+            held += a.used
             cap += a.capacity
-        agents.append({"agent": a.id, "status": a.status, "load": a.units(),
+        agents.append({"agent": a.id, "status": a.status, "load": a.used,
                        "capacity": a.capacity})
     agents.sort(key=lambda r: (r["status"] != ONLINE, r["agent"]))
     return {"now": t.now, "queue": queued, "waiting_by_page": by_page,
@@ -192,6 +193,6 @@ def gauges(engine: Engine) -> Iterator[tuple[str, int, int, int, int]]:
         for a in t.agents.values():
             if a.status == ONLINE:
                 online += 1
-                held += a.units()
+                held += a.used
                 cap += a.capacity
         yield name, t.waiting(), online, held, cap

@@ -144,10 +144,10 @@ class Collector:
         self.agents: dict[tuple[str, str], tuple[str, int, dict[str, int]]] = {}
         self.held: dict[tuple[str, str], int] = {}
         # wrap-up: an ended chat's units stay busy this long (the rules', or
-        # the agent's own from agent.state); (until, n, tenant, agent, units)
+        # the agent's own from agent.state); a heap of (until, tenant, agent, units)
         self.wrap_up_ms = wrap_up_ms
         self.agent_wrap: dict[tuple[str, str], int] = {}
-        self.wrapping: list[tuple[int, int, str, str, int]] = []
+        self.wrapping: list[tuple[int, str, str, int]] = []
         self.first_ts: int | None = None
         self.last_ts: int | None = None
         self.outcomes: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
@@ -215,8 +215,7 @@ class Collector:
         key = (c.agent_tenant, c.agent)
         wrap = self.agent_wrap.get(key, self.wrap_up_ms)
         if wrap > 0:
-            heapq.heappush(self.wrapping, (ts + wrap, len(self.wrapping), c.agent_tenant,
-                                           c.agent, c.units))
+            heapq.heappush(self.wrapping, (ts + wrap, c.agent_tenant, c.agent, c.units))
         else:
             self._hold(c.agent_tenant, c.agent, -c.units, ts)
 
@@ -224,7 +223,7 @@ class Collector:
         """The wrap-ups over by ``now`` give their units back, each at its time."""
         wrapping = self.wrapping
         while wrapping and wrapping[0][0] <= now:
-            until, _, tenant, agent, units = heapq.heappop(wrapping)
+            until, tenant, agent, units = heapq.heappop(wrapping)
             self._hold(tenant, agent, -units, until)
 
     def _hold(self, tenant: str, agent: str, delta: int, now: int) -> None:

@@ -737,12 +737,8 @@ class Simulation:
         # an agent whose app is dark, or who misses this one, never answers
         missed = (self.dark.get((tenant, agent), 0) > t
                   or (self.miss > 0 and rnd() < self.miss))
-        if missed:
-            pass
-        elif declines:
-            self._push(t + delay, self._decline, (c, c.gen))
-        else:
-            self._push(t + delay, self._accept, (c, c.gen))
+        if not missed:
+            self._push(t + delay, self._decline if declines else self._accept, (c, c.gen))
         if self.rules.acceptance_required:
             self._push(t + self.rules.offer_timeout_ms, self._clock, (tenant, c, c.gen))
 

@@ -41,7 +41,7 @@ def check_state(eng: Engine, outputs: list[dict[str, Any]], event: dict[str, Any
         for a in t.agents.values():
             if (t.name, a.id) in assigned_now:
                 assert a.status == ONLINE, f"offline agent {a.id} got a chat"
-                assert a.units() <= a.capacity, f"{a.id} over capacity (wrap-ups counted)"
+                assert a.used <= a.capacity, f"{a.id} over capacity (wrap-ups counted)"
             for key in a.active:
                 assert key not in holders, f"chat {key} held by {holders.get(key)} and {a.id}"
                 holders[key] = a.id

@@ -41,7 +41,7 @@ def scan(rules: Rules, t: Tenant, c: Chat, v: Visitor) -> Agent | None:
         return min(ok, key=lambda a: (-match_total(rules, a, c, v), a.seq), default=None)
 
     # room: capacity beyond the chats held and the wrap-ups running
-    free = [a for a in t.agents.values() if a.status == ONLINE and a.units() < a.capacity]
+    free = [a for a in t.agents.values() if a.status == ONLINE and a.used < a.capacity]
     if c.skill is not None:
         found = best([a for a in free if c.skill in a.skills])
         if found is not None or rules.skill_required:
