@@ -298,6 +298,11 @@ def versus_section(doc: dict[str, Any]) -> str:
         before += " (built: " + doc["before_build"] + ")"
     flags += [f"--before-env {k}={v}" for k, v in doc.get("before_env", {}).items()]
     flags += [f"--now-env {k}={v}" for k, v in doc.get("now_env", {}).items()]
+    # the numbers compared, by their last key (``--keys``; the default: median)
+    keys = sorted({r["metric"].rsplit(".", 1)[-1] for r in doc["results"]} - {"_wall_s"},
+                  key=lambda k: (k != "median", k))
+    if keys != ["median"]:
+        flags.append(f"--keys {','.join(keys)}")
     cmd = " ".join([f"{PY} benchmarks.versus", *flags, f"--pairs {doc['pairs']}",
                     doc["compared"], *doc["args"]])
     rows = [[r["metric"], n(r["before"], 3 if abs(r["before"]) < 100 else 0),
