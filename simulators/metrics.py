@@ -41,6 +41,12 @@ its merchant's) and overall:
   by a visitor within ``attribution_s`` (1 h) of a chat of theirs that was
   not abandoned.
 
+With ``intervals=(origin_ms, length_ms)``, the summary also has
+``intervals``: per tenant, one row per interval of that length from that
+origin, by when each chat entered the human queue: ``[index, human,
+within_sl, abandoned, assigned]``, the same counts as ``service_level`` and
+``abandonment_rate`` above, for a staffing plan to check interval by interval.
+
 ``since_ms``/``until_ms`` restrict the report to chats requested (visitors
 arrived, orders placed) in that window and the time integrals to it (the
 warm-up of a queueing test); ``busy_until_ms`` ends the time integrals
@@ -128,7 +134,8 @@ class Collector:
 
     def __init__(self, *, since_ms: int | None = None, until_ms: int | None = None,
                  busy_until_ms: int | None = None, sl_s: float = SL_S,
-                 attribution_s: float = ATTRIBUTION_S, wrap_up_ms: int = 0) -> None:
+                 attribution_s: float = ATTRIBUTION_S, wrap_up_ms: int = 0,
+                 intervals: tuple[int, int] | None = None) -> None:
         self.since = since_ms if since_ms is not None else -(2**62)
         self.until = until_ms if until_ms is not None else 2**62
         self.busy_until = busy_until_ms if busy_until_ms is not None else self.until
@@ -151,6 +158,9 @@ class Collector:
         self.first_ts: int | None = None
         self.last_ts: int | None = None
         self.outcomes: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
+        # (tenant, interval index) -> [human, within_sl, abandoned, assigned]
+        self.interval_origin, self.interval_ms = intervals if intervals is not None else (0, 0)
+        self.series: dict[tuple[str, int], list[int]] = {}
         self._on_event = {
             "agent.state": self._agent_state,
             "visitor.arrived": self._arrived,
@@ -366,9 +376,18 @@ class Collector:
             if c.counted:
                 self._tally(c.tenant).waited += 1
 
+    def _interval(self, c: _Chat, field: int) -> None:
+        key = (c.tenant, (c.entered - self.interval_origin) // self.interval_ms)
+        row = self.series.get(key)
+        if row is None:
+            row = self.series[key] = [0, 0, 0, 0]
+        row[field] += 1
+
     def _human(self, c: _Chat) -> None:
         c.human = True
         if c.counted:
+            if self.interval_ms:
+                self._interval(c, 0)
             t = self._tally(c.tenant)
             t.human += 1
             t.pages[c.page or "(none)"][4] += 1
@@ -403,6 +422,10 @@ class Collector:
         within = wait <= self.sl_ms
         if within:
             t.within_sl += 1
+        if self.interval_ms:
+            self._interval(c, 3)
+            if within:
+                self._interval(c, 1)
         row = t.pages[c.page or "(none)"]
         row[1] += wait
         row[2] += 1
@@ -460,6 +483,8 @@ class Collector:
         if c.counted:
             t = self._tally(c.tenant)
             t.abandoned += 1
+            if self.interval_ms:
+                self._interval(c, 2)
             t.abandoned_wait_ms += o["ts"] - c.entered
             t.pages[c.page or "(none)"][5] += 1
         self._finish(key, c, "abandoned", o["ts"])
@@ -484,7 +509,13 @@ class Collector:
         overall = _report(total, self.sl_s)
         overall["outcomes"] = dict(self.outcomes)
         overall["open"] = self.open_chats()
-        return {"overall": overall, "tenants": tenants}
+        doc: dict[str, Any] = {"overall": overall, "tenants": tenants}
+        if self.interval_ms:
+            series: dict[str, list[list[int]]] = {}
+            for (tenant, i), row in sorted(self.series.items()):
+                series.setdefault(tenant, []).append([i, *row])
+            doc["intervals"] = series
+        return doc
 
 
 def _add(into: _Tally, t: _Tally) -> None:

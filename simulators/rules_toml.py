@@ -44,18 +44,25 @@ def _value(v: Any) -> str:
     raise ValueError(f"rules_toml: cannot write {type(v).__name__}")
 
 
-def _table(path: list[str], data: dict[str, Any], lines: list[str]) -> None:
+def _table(path: list[str], data: dict[str, Any], lines: list[str], array: bool = False) -> None:
     subtables = []
+    arrays = []
     if path:
         lines.append("")
-        lines.append("[" + ".".join(_key(p) for p in path) + "]")
+        name = ".".join(_key(p) for p in path)
+        lines.append(f"[[{name}]]" if array else f"[{name}]")
     for k, v in data.items():
         if isinstance(v, dict) and v:
             subtables.append((k, v))
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            arrays.append((k, v))
         else:
             lines.append(f"{_key(k)} = {_value(v)}")
     for k, v in subtables:
         _table([*path, k], v, lines)
+    for k, items in arrays:  # arrays of tables ([[k]]) after the plain tables
+        for item in items:
+            _table([*path, k], item, lines, array=True)
 
 
 def to_toml(data: dict[str, Any], header: str = "") -> str:

@@ -24,6 +24,7 @@ log replays through ``routeq run`` to the same outputs, byte for byte.
 
 from __future__ import annotations
 
+import bisect
 import gc
 import heapq
 import itertools
@@ -134,7 +135,8 @@ class Simulation:
     """Build with a scenario mapping (``load_scenario``) and rules; ``run`` once."""
 
     def __init__(self, scenario: dict[str, Any], rules: Rules, *, seed: int = 1,
-                 hours: float | None = None, track_queue: bool = False) -> None:
+                 hours: float | None = None, track_queue: bool = False,
+                 interval_s: float = 0.0) -> None:
         self.scenario = scenario
         self.rules = rules
         self.seed = seed
@@ -183,17 +185,25 @@ class Simulation:
         # the status each agent's own schedule gave them last (shift, breaks)
         self.planned: dict[tuple[str, str], str] = {}
         self.set_away: set[tuple[str, str]] = set()  # by the engine, for missed offers
+        # a queue from a forecast: each interval's start, handle time and patience
+        self.interval_starts: list[int] = []
+        self.interval_handle: list[dict[str, float]] = []
+        self.interval_patience: list[dict[str, float]] = []
+        self.interval_mix: list[Choice | None] = []
         self._chat_model(scenario)
         if self.kind == "queue":
             self._queue_model(scenario)
         else:
             self._shop_model(scenario)
-        # the report leaves out the warm-up (queue scenarios) and the drain
+        # the report leaves out the warm-up (queue scenarios) and the drain;
+        # with interval_s it also counts service per interval (a staffing plan)
+        series = (self.t0, int(interval_s * 1000)) if interval_s > 0 else None
         if self.kind == "queue":
             self.collector = Collector(since_ms=self.t0 + self.warmup_ms, until_ms=self.end,
-                                       wrap_up_ms=rules.wrap_up_ms)
+                                       wrap_up_ms=rules.wrap_up_ms, intervals=series)
         else:
-            self.collector = Collector(busy_until_ms=self.end, wrap_up_ms=rules.wrap_up_ms)
+            self.collector = Collector(busy_until_ms=self.end, wrap_up_ms=rules.wrap_up_ms,
+                                       intervals=series)
 
     # ------------------------------------------------------------ building
 
@@ -273,29 +283,85 @@ class Simulation:
                     at_f += length + self.rng.expovariate(flap_rate)
 
     def _queue_model(self, sc: dict[str, Any]) -> None:
+        """One queue: either stationary (``agents``, ``offered_erlangs``,
+        ``handle_s``, ``patience_s``: the Erlang C and A tests) or a forecast
+        (``intervals``: one table per interval with ``start_h``,
+        ``chats_per_h``, ``handle_s``, ``patience_s``; staffed by ``groups``,
+        agent groups as a shop's ``[[tenants.agents]]``), as a staffing plan
+        checks itself."""
         q = need(sc, "queue", "", dict)
-        c = need(q, "agents", "queue.", int)
-        load = float(need(q, "offered_erlangs", "queue.", (int, float)))
-        self.handle_s = float(need(q, "handle_s", "queue.", (int, float)))
-        self.patience_s = float(get(q, "patience_s", 0.0, "queue."))
         self.warmup_ms = int(get(q, "warmup_h", 0.0, "queue.") * HOUR_MS)
         self.handle_dist = "exponential"
         self.accept_s = self.decline = self.skill_speedup = self.concurrency = 0.0
         self.unskilled = 1.0
         self.send_accept = self.rules.acceptance_required
-        self.queue_params = {"agents": c, "offered_erlangs": load, "handle_s": self.handle_s,
-                             "patience_s": self.patience_s}
         name = str(sc.get("tenant", "queue"))
         tm = self.tenants[name] = TenantModel(name, 1.0)
-        self._agent_group(tm, {"count": c, "capacity": 1, "shift": [0.0, self.hours + 1e6]},
-                          "queue.", "a")
-        self.arrival_rate_ms = load / self.handle_s / 1000.0
         self._mult = [1.0]
         self._mmax = 1.0
         self._tenant_choice: Choice | None = None
+        if "intervals" in q:
+            self._forecast_model(q, tm)
+            return
+        c = need(q, "agents", "queue.", int)
+        load = float(need(q, "offered_erlangs", "queue.", (int, float)))
+        self.handle_s = float(need(q, "handle_s", "queue.", (int, float)))
+        self.patience_s = float(get(q, "patience_s", 0.0, "queue."))
+        self.queue_params = {"agents": c, "offered_erlangs": load, "handle_s": self.handle_s,
+                             "patience_s": self.patience_s}
+        self._agent_group(tm, {"count": c, "capacity": 1, "shift": [0.0, self.hours + 1e6]},
+                          "queue.", "a")
+        self.arrival_rate_ms = load / self.handle_s / 1000.0
         first = self.t0 + self.rng.expovariate(self.arrival_rate_ms)
         if first < self.end:
             self._push(int(first), self._arrival, first)
+
+    def _forecast_model(self, q: dict[str, Any], tm: TenantModel) -> None:
+        rows = need(q, "intervals", "queue.", list)
+        if not rows:
+            raise ScenarioError("scenario key 'queue.intervals' is empty")
+        # slot start -> skill ("" for none) -> (chats per hour, handle s, patience s)
+        slots: dict[int, dict[str, tuple[float, float, float]]] = {}
+        for i, row in enumerate(rows):
+            where = f"queue.intervals.{i}."
+            start = self.t0 + int(float(need(row, "start_h", where, (int, float))) * HOUR_MS)
+            skill = str(row.get("skill", ""))
+            slots.setdefault(start, {})[skill] = (
+                float(need(row, "chats_per_h", where, (int, float))),
+                float(need(row, "handle_s", where, (int, float))),
+                float(get(row, "patience_s", 0.0, where)))
+        starts = sorted(slots)
+        self.interval_starts = starts
+        rates: list[float] = []
+        for start in starts:
+            mix = slots[start]
+            rates.append(sum(r for r, _, _ in mix.values()))
+            self.interval_mix.append(
+                Choice({k: r for k, (r, _, _) in mix.items()}, "queue.intervals")
+                if len(mix) > 1 and rates[-1] > 0 else None)
+            self.interval_handle.append({k: h for k, (_, h, _) in mix.items()})
+            self.interval_patience.append({k: p for k, (_, _, p) in mix.items()})
+        self.handle_s = 1.0
+        self.patience_s = max(p for d in self.interval_patience for p in d.values())
+        for j, g in enumerate(need(q, "groups", "queue.", list)):
+            self._agent_group(tm, g, f"queue.groups.{j}.", str(g.get("prefix", f"g{j}-")))
+        peak = max(rates)
+        if peak <= 0:
+            return
+        self.arrival_rate_ms = peak / HOUR_MS
+        minutes = (self.end - self.t0) // MINUTE_MS + 1
+        self._mult = [rates[self._interval_of(self.t0 + m * MINUTE_MS)] / peak
+                      for m in range(minutes)]
+        first = self._next_arrival(float(self.t0))
+        if first is not None:
+            self._push(int(first), self._arrival, first)
+
+    def _interval_of(self, t: int) -> int:
+        return max(0, bisect.bisect_right(self.interval_starts, t) - 1)
+
+    def _interval_mean(self, table: list[dict[str, float]], c: SimChat) -> float:
+        """A forecast queue's handle time or patience for the chat's interval and skill."""
+        return table[self._interval_of(c.entered)].get(c.skill or "", 0.0)
 
     def _shop_model(self, sc: dict[str, Any]) -> None:
         traffic = need(sc, "traffic", "", dict)
@@ -371,7 +437,7 @@ class Simulation:
 
     def theory(self) -> dict[str, Any] | None:
         """For a queue scenario, what Erlang C (no patience) or Erlang A predicts."""
-        if self.kind != "queue":
+        if self.kind != "queue" or self.interval_starts:
             return None
         from simulators import theory
 
@@ -582,8 +648,11 @@ class Simulation:
     def _arrival(self, t: int, tf: float) -> None:
         if self.kind == "queue":
             self._queue_arrival(t)
-            after = tf + self.rng.expovariate(self.arrival_rate_ms)
-            nxt: float | None = after if after < self.end else None
+            if self.interval_starts:
+                nxt: float | None = self._next_arrival(tf)
+            else:
+                after = tf + self.rng.expovariate(self.arrival_rate_ms)
+                nxt = after if after < self.end else None
         else:
             assert self._tenant_choice is not None
             self._visit(t, self.tenants[self._tenant_choice.draw(self.rng.random)])
@@ -597,8 +666,15 @@ class Simulation:
         tenant = next(iter(self.tenants))
         p = Profile(f"v{n}", "web", None, None, None)
         c = self.chats[f"c{n}"] = SimChat(f"c{n}", tenant, p, None, t)
-        self.emit({"type": "chat.requested", "id": self._eid(), "ts": t, "tenant": tenant,
-                   "visitor": p.id, "chat": c.id})
+        ev = {"type": "chat.requested", "id": self._eid(), "ts": t, "tenant": tenant,
+              "visitor": p.id, "chat": c.id}
+        if self.interval_starts:
+            mix = self.interval_mix[self._interval_of(t)]
+            skill = (mix.draw(self.rng.random) if mix is not None
+                     else next(iter(self.interval_handle[self._interval_of(t)])))
+            if skill:
+                c.skill = ev["skill"] = skill
+        self.emit(ev)
 
     def _new_profile(self, tm: TenantModel) -> Profile:
         rnd = self.rng.random
@@ -696,8 +772,10 @@ class Simulation:
         if c.status != WAITING:
             c.status = WAITING
             c.gen += 1
-            if self.patience_s > 0:
-                wait = self.rng.expovariate(1.0 / (self.patience_s * 1000.0))
+            patience_s = (self._interval_mean(self.interval_patience, c)
+                          if self.interval_starts else self.patience_s)
+            if patience_s > 0:
+                wait = self.rng.expovariate(1.0 / (patience_s * 1000.0))
                 self._push(t + int(wait), self._give_up, (c, c.gen))
             if self.reserves and o["tenant"] == c.tenant:
                 p = c.profile
@@ -780,7 +858,9 @@ class Simulation:
         held = self.active.get((c.agent_tenant, c.agent), 1)
         if held > 1:
             factor *= 1.0 + self.concurrency * (held - 1)
-        mean_ms = self.handle_s * 1000.0 * factor
+        handle_s = (self._interval_mean(self.interval_handle, c) if self.interval_starts
+                    else self.handle_s)
+        mean_ms = handle_s * 1000.0 * factor
         if self.handle_dist == "exponential":
             return int(self.rng.expovariate(1.0 / mean_ms))
         return int(mean_ms * self.rng.lognormvariate(self.handle_mu, self.handle_sigma))

@@ -20,6 +20,7 @@ COMMANDS = (
     "streams.cli.rules",
     "streams.cli.compare",
     "streams.cli.tune",
+    "streams.cli.plan",
     "streams.cli.serve",
     "streams.cli.loadtest",
     "streams.cli.worker",
