@@ -226,7 +226,7 @@ def _main(args: argparse.Namespace) -> int:
             raise PlanError(f"--tenant {tenant!r}: the scenario's tenants are "
                             f"{', '.join(map(str, names))}")
         groups = next(t for t in scenario["tenants"] if t["name"] == tenant).get("agents", [])
-        largest = max(groups, key=lambda g: g.get("count", 0), default={})
+        largest: dict[str, Any] = max(groups, key=lambda g: g.get("count", 0), default={})
         profile = AgentProfile(args.capacity or int(largest.get("capacity", 1)),
                                dict(largest.get("skills", {})))
         base = scenario

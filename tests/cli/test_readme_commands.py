@@ -93,6 +93,10 @@ LONG: dict[str, tuple[str | None, str]] = {
         "same worker"),
     ".venv/bin/python -m benchmarks.failover": (
         None, "~1 h (the before arm waits out 60 s session timeouts, 20 times)"),
+    "routeq plan --scenario double11 --shifts 4,8,10 --breaks 2 --out out/plan-d11": (
+        "routeq plan --scenario double11 --param hours=1.0 --shifts 1,2 --breaks 1 "
+        "--rounds 2 --out out/plan-d11",
+        "~3.5 min: the day simulated 10 times or so; one hour of it takes the same path"),
     ".venv/bin/python -m benchmarks.failover --quick": (
         None, "~12 min (3 kills of each kind, before and after); "
         "tests/conformance/test_worker_failover.py kills workers in the suite"),
