@@ -142,6 +142,19 @@ def _step_min(starts: list[int], where: str) -> int:
     return step // MINUTE_MS
 
 
+def _fill_gaps(intervals: list[Interval], step_ms: int) -> list[Interval]:
+    """Intervals with an empty one (no chats) in every slot the rows skip, so
+    the slots run without holes from the first to the last."""
+    starts = {i.start_ms for i in intervals}
+    if not starts:
+        return intervals
+    skill = min((i.skill or "" for i in intervals), default="") or None
+    first, last = min(starts), max(starts)
+    gaps = [Interval(t, 0.0, 1.0, 0.0, skill) for t in range(first, last, step_ms)
+            if t not in starts]
+    return sorted([*intervals, *gaps], key=lambda i: (i.start_ms, i.skill or ""))
+
+
 def from_csv(path: str) -> Forecast:
     rows = _read_csv(path, "forecast")
     for key in ("chats", "handle_s"):
@@ -169,14 +182,17 @@ def from_csv(path: str) -> Forecast:
             raise ForecastError(f"forecast {path}: two rows for the interval at "
                                 f"{iv.start_ms} and skill {iv.skill or '(none)'}")
         seen.add((iv.start_ms, iv.skill))
-    return Forecast(starts[0], step, offset, sorted(intervals, key=lambda i: i.start_ms),
+    return Forecast(starts[0], step, offset, _fill_gaps(intervals, step * MINUTE_MS),
                     f"CSV {path}")
 
 
 def from_history(path: str, rules: Rules, interval_min: int = 30, growth: float = 1.0,
-                 origin_ms: int | None = None, utc_offset_ms: int = 0) -> Forecast:
+                 origin_ms: int | None = None, utc_offset_ms: int = 0,
+                 end_ms: int | None = None, tenant: str | None = None) -> Forecast:
     """Per interval of the history: the chats that entered the human queue
-    (times ``growth``), their handle time and patience (see the module doc)."""
+    (times ``growth``), their handle time and patience (see the module doc);
+    only ``tenant``'s chats where one is named; from ``origin_ms`` (else the
+    first chat's interval) to before ``end_ms``."""
     from simulators.whatif import TraceError, read_trace
 
     if interval_min not in INTERVALS_MIN:
@@ -192,7 +208,9 @@ def from_history(path: str, rules: Rules, interval_min: int = 30, growth: float 
     # slot -> [chats, handle ms sum, served, exposure ms, gave up]
     acc: dict[int, list[float]] = {}
     for o in trace.chats.values():
-        if not o.human:
+        if not o.human or (tenant is not None and o.tenant != tenant):
+            continue
+        if end_ms is not None and o.entered >= end_ms:
             continue
         row = acc.setdefault((o.entered - t0) // step, [0, 0, 0, 0, 0])
         row[0] += 1
@@ -205,7 +223,9 @@ def from_history(path: str, rules: Rules, interval_min: int = 30, growth: float 
         elif o.wait_ms >= 0:
             row[3] += o.wait_ms
     if not acc:
-        raise ForecastError(f"history {path}: no chat asked for a person: nothing to staff")
+        raise ForecastError(f"history {path}: no chat"
+                            + (f" of tenant {tenant}" if tenant is not None else "")
+                            + " asked for a person: nothing to staff")
     served = sum(r[2] for r in acc.values())
     if served == 0:
         raise ForecastError(f"history {path}: no chat was served, so there is no handle time "
@@ -214,7 +234,9 @@ def from_history(path: str, rules: Rules, interval_min: int = 30, growth: float 
     gave_up = sum(r[4] for r in acc.values())
     patience_all = sum(r[3] for r in acc.values()) / gave_up / 1000 if gave_up else 0.0
     intervals = []
-    for slot in range(min(acc), max(acc) + 1):
+    first = 0 if origin_ms is not None else min(acc)
+    last = max(acc) if end_ms is None else max(max(acc), (end_ms - 1 - t0) // step)
+    for slot in range(first, last + 1):
         chats, hsum, n_served, exposure, n_gave = acc.get(slot, [0, 0, 0, 0, 0])
         handle = hsum / n_served / 1000 if n_served >= MIN_OBSERVED else handle_all
         patience = exposure / n_gave / 1000 if n_gave >= MIN_OBSERVED else patience_all
@@ -229,8 +251,9 @@ def from_history(path: str, rules: Rules, interval_min: int = 30, growth: float 
 
 
 def from_scenario(scenario: dict[str, Any], rules: Rules, *, seed: int = 1,
-                  interval_min: int = 30, growth: float = 1.0) -> Forecast:
-    """Simulate the scenario once with its own staffing and read the run as a history."""
+                  interval_min: int = 30, tenant: str | None = None) -> Forecast:
+    """Simulate the scenario once with its own staffing and read the run as a
+    history: ``tenant``'s chats, per interval from the scenario's start to its end."""
     from simulators.scenario import start_ms
     from simulators.simulation import Simulation, relaxed_gc
 
@@ -238,9 +261,10 @@ def from_scenario(scenario: dict[str, Any], rules: Rules, *, seed: int = 1,
     with tempfile.TemporaryDirectory(prefix="routeq-plan-") as tmp:
         events = Path(tmp) / "events.jsonl"
         with open(events, "wb") as ev, relaxed_gc():
-            Simulation(scenario, rules, seed=seed).run(ev, None)
-        fc = from_history(str(events), rules, interval_min, growth, origin_ms=t0,
-                          utc_offset_ms=offset)
+            sim = Simulation(scenario, rules, seed=seed)
+            sim.run(ev, None)
+        fc = from_history(str(events), rules, interval_min, origin_ms=t0,
+                          utc_offset_ms=offset, end_ms=sim.end, tenant=tenant)
     fc.source = f"scenario {scenario.get('name', '?')} (seed {seed})"
     return fc
 
@@ -281,7 +305,8 @@ def add_orders(fc: Forecast | None, path: str, contact: dict[str, float], *,
         if step not in INTERVALS_MIN:
             raise ForecastError(f"orders {path}: rows {step} min apart; without a forecast "
                                 "they must be 15 or 30 min apart")
-        intervals = [Interval(s, c, handle_s, patience_s or 0.0) for s, c in contacts]
+        intervals = _fill_gaps([Interval(s, c, handle_s, patience_s or 0.0)
+                                for s, c in contacts], step * MINUTE_MS)
         return Forecast(starts[0], step, offset, intervals, f"orders {path}",
                         [f"{sum(c for _, c in contacts):,.1f} contacts from the order backlog"])
     step = fc.interval_ms

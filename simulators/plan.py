@@ -230,11 +230,15 @@ def default_rules_data(fc: Forecast) -> dict[str, Any]:
 
 
 def simulation_runner(rules: Rules, tenant: str, seed: int, interval_min: int,
-                      hours: float | None = None) -> Runner:
+                      hours: float | None = None, bar: bool = False,
+                      within_s: float = 20.0) -> Runner:
+    """Each call simulates the horizon once (same seed: the same visitors and
+    luck for every staffing) and returns its per-interval counts."""
     def run(scenario: dict[str, Any]) -> dict[int, SlotCheck]:
-        sim = Simulation(scenario, rules, seed=seed, hours=hours, interval_s=interval_min * 60)
+        sim = Simulation(scenario, rules, seed=seed, hours=hours, interval_s=interval_min * 60,
+                         sl_s=within_s)
         with relaxed_gc():
-            stats = sim.run(None, None)
+            stats = sim.run(None, None, progress=bar)
         series = sim.summary(stats).get("intervals", {}).get(tenant, [])
         return {row[0]: SlotCheck(*row[1:]) for row in series}
     return run
@@ -280,6 +284,8 @@ def build(fc: Forecast, targets: Targets, profile: AgentProfile, *, scenario: di
     by_slot: dict[int, dict[str, Interval]] = {}
     for iv in fc.intervals:
         by_slot.setdefault(fc.slot(iv), {})[iv.skill or ""] = iv
+    if min_agents < 0:
+        raise PlanError("--min-agents must be 0 or more")
     slots: list[Slot] = []
     for i in range(n):
         ivs = by_slot.get(i, {})
@@ -316,6 +322,10 @@ def build(fc: Forecast, targets: Targets, profile: AgentProfile, *, scenario: di
         if done == 1:
             erlang_checks = checks
         missed = _judge(slots, checks, targets, final=False)
+        if done == 1 and not any(c.human for c in checks.values()):
+            raise PlanError(f"the simulation of tenant {tenant} saw no chat for a person "
+                            f"while the forecast has {fc.total_chats():,.0f}: the scenario "
+                            "routes them elsewhere (bots, another tenant)")
         if not missed or done == rounds:
             break
         for i in missed:
@@ -345,9 +355,13 @@ def build(fc: Forecast, targets: Targets, profile: AgentProfile, *, scenario: di
         for skill in skills:
             need = [targets.scheduled(s.agents[skill]) + extra[i]
                     for i, s in enumerate(slots)]
-            shifts[skill] = schedule(need, interval_min=fc.interval_min,
-                                     lengths_h=shift_lengths_h, start_every=start_every,
-                                     breaks=breaks, break_min=break_min)
+            try:
+                shifts[skill] = schedule(need, interval_min=fc.interval_min,
+                                         lengths_h=shift_lengths_h, start_every=start_every,
+                                         breaks=breaks, break_min=break_min,
+                                         labels=[s.label for s in slots])
+            except PlanError as exc:
+                raise PlanError((f"skill {skill}: " if skill else "") + str(exc)) from None
         plan_scenario = staffed(scenario, tenant, shift_groups(shifts, profile, fc, breaks,
                                                                break_min))
         final = run(plan_scenario)
@@ -373,7 +387,7 @@ def build(fc: Forecast, targets: Targets, profile: AgentProfile, *, scenario: di
                         break_min, plan_scenario, tenant, own_agent_hours)
     result.shift_rounds = shift_round
     result.final_overall = _sum([s.final for s in slots])
-    result.erlang_overall = _sum(list(erlang_checks.values()))
+    result.erlang_overall = _sum([erlang_checks.get(i, SlotCheck()) for i in range(n)])
     return result
 
 
@@ -385,6 +399,6 @@ def scenario_agent_hours(scenario: dict[str, Any], tenant: str) -> float | None:
             total = 0.0
             for g in t.get("agents", []):
                 on, off = g.get("shift", [0.0, hours])
-                total += int(g["count"]) * (min(float(off), hours) - max(float(on), 0.0))
+                total += int(g["count"]) * max(0.0, min(float(off), hours) - max(float(on), 0.0))
             return total
     return None

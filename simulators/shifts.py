@@ -11,7 +11,6 @@ as here). The objective is the agent-hours paid; HiGHS solves it exactly
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from collections.abc import Iterator
@@ -61,7 +60,7 @@ def _quiet_stdout() -> Iterator[None]:
 
 def schedule(required: list[int], *, interval_min: int, lengths_h: list[float],
              start_every: int = 1, breaks: int = 0, break_min: float = 15.0,
-             time_limit_s: float = 30.0) -> list[Shift]:
+             time_limit_s: float = 30.0, labels: list[str] | None = None) -> list[Shift]:
     """The shifts of least agent-hours covering ``required`` agents per interval."""
     import highspy
     import numpy as np
@@ -97,7 +96,8 @@ def schedule(required: list[int], *, interval_min: int, lengths_h: list[float],
             continue
         idx = [j for j, cov in enumerate(covers) if cov.get(i, 0.0) > 0]
         if not idx:
-            raise PlanError(f"interval {i} can be covered by no allowed shift")
+            raise PlanError(f"the interval at {labels[i] if labels else i} can be covered "
+                            "by no allowed shift")
         h.addRow(float(need), inf, len(idx), np.array(idx, dtype=np.int32),
                  np.array([covers[j][i] for j in idx]))
     h.run()
@@ -126,6 +126,3 @@ def coverage(shifts: list[Shift], n: int, *, interval_min: int, breaks: int,
 def agent_hours(shifts: list[Shift], interval_min: int) -> float:
     return sum(s.count * s.length for s in shifts) * interval_min / 60
 
-
-def ceil_cover(required: list[int]) -> list[int]:
-    return [max(0, math.ceil(r)) for r in required]

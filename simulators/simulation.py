@@ -40,7 +40,7 @@ import orjson
 
 from engine import Engine, Rules, views
 from schemas.outputs import encode_lines
-from simulators.metrics import Collector
+from simulators.metrics import SL_S, Collector
 from simulators.scenario import ScenarioError, get, need, start_ms
 from simulators.traffic import HOUR_MS, MINUTE_MS, Choice, lognormal_params, multipliers
 
@@ -136,7 +136,7 @@ class Simulation:
 
     def __init__(self, scenario: dict[str, Any], rules: Rules, *, seed: int = 1,
                  hours: float | None = None, track_queue: bool = False,
-                 interval_s: float = 0.0) -> None:
+                 interval_s: float = 0.0, sl_s: float = SL_S) -> None:
         self.scenario = scenario
         self.rules = rules
         self.seed = seed
@@ -200,10 +200,11 @@ class Simulation:
         series = (self.t0, int(interval_s * 1000)) if interval_s > 0 else None
         if self.kind == "queue":
             self.collector = Collector(since_ms=self.t0 + self.warmup_ms, until_ms=self.end,
-                                       wrap_up_ms=rules.wrap_up_ms, intervals=series)
+                                       wrap_up_ms=rules.wrap_up_ms, intervals=series,
+                                       sl_s=sl_s)
         else:
             self.collector = Collector(busy_until_ms=self.end, wrap_up_ms=rules.wrap_up_ms,
-                                       intervals=series)
+                                       intervals=series, sl_s=sl_s)
 
     # ------------------------------------------------------------ building
 

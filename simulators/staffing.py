@@ -65,7 +65,9 @@ def erlang(c: int, iv: Interval, within_s: float, rate_s: float) -> tuple[float,
                                                                           float]:
     """(service level, abandonment, occupancy, P(wait)) of ``c`` servers."""
     lam, mu = iv.chats / rate_s, 1.0 / iv.handle_s
-    if iv.patience_s > 0:
+    # patience a thousand handle times long changes nothing Erlang C would say
+    # (and the Erlang A series grows with it)
+    if 0 < iv.patience_s < 1000 * iv.handle_s:
         theta = 1.0 / iv.patience_s
         a = theory.erlang_a(c, lam, mu, theta)
         sl = theory.erlang_a_service_level(c, lam, mu, theta, within_s)
@@ -81,11 +83,14 @@ def size(iv: Interval, targets: Targets, *, capacity: int = 1, interval_s: float
     """The fewest agents on line (``capacity`` chats each) meeting every target."""
     if iv.chats <= 0:
         return Need(min_agents, 1.0, 0.0, 0.0, 0.0, "none", "no chats")
-    model = "erlang_a" if iv.patience_s > 0 else "erlang_c"
+    model = "erlang_a" if 0 < iv.patience_s < 1000 * iv.handle_s else "erlang_c"
     load = iv.chats / interval_s * iv.handle_s  # offered Erlangs
     n = max(min_agents, 1, math.floor(load / capacity))
-    # beyond this many servers every target that can be met is met: P(wait) is nil
+    # beyond this many servers every target that can be met is met: P(wait)
+    # is nil and the occupancy under its bound
     cap = math.ceil(load + 12 * math.sqrt(load) + 40)
+    if targets.max_occupancy is not None:
+        cap = max(cap, math.ceil(load / targets.max_occupancy) + capacity)
     bound = "minimum"
     while True:
         sl, ab, occ, pw = erlang(n * capacity, iv, targets.within_s, interval_s)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import sys
 import time
 from pathlib import Path
@@ -60,6 +61,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
         "whole horizon with those agents under the real rules and raise the intervals that "
         "miss the targets; then choose shifts of least agent-hours with an integer program "
         "(HiGHS) and simulate them as written. Bundled scenarios: " + ", ".join(bundled()),
+        epilog="Exit status: 0 every interval meets the targets in simulation; 1 some "
+        "interval cannot (named in the table, with why); 2 bad input (the message says "
+        "what).",
     )
     src = p.add_argument_group("forecast (one of --scenario, --history, --csv; --orders adds)")
     src.add_argument("--scenario", metavar="NAME",
@@ -79,8 +83,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
                      help="order backlog CSV: start, then one column of orders per state "
                      "(e.g. placed, unshipped); adds count x --contact probability chats")
     src.add_argument("--contact", action="append", default=[], metavar="STATE=P",
-                     help="chance an order in STATE contacts the shop in the interval "
-                     "(repeatable, one per column of --orders)")
+                     help="chance an order in STATE contacts the shop within the row's "
+                     "period, the step to the next row (repeatable, one per column of "
+                     "--orders)")
     src.add_argument("--handle-s", type=float, metavar="S",
                      help="handle time of the order backlog's chats when there is no other "
                      "forecast")
@@ -110,7 +115,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
                      help="the tenant's rules (default: the scenario's; for a CSV: first "
                      "come first served, people only)")
     run.add_argument("--tenant", metavar="NAME",
-                     help="the scenario's tenant to staff (default: its first)")
+                     help="the tenant to staff: a scenario's (default: its first), or the "
+                     "one tenant of a history whose chats are forecast (default: all)")
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                      help="override a scenario key (repeatable), as in routeq simulate")
     run.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
@@ -175,9 +181,47 @@ def _progress(quiet: bool) -> Any:
 def main(args: argparse.Namespace) -> int:
     try:
         return _main(args)
-    except (ScenarioError, RulesError, ForecastError, PlanError) as exc:
+    except (ScenarioError, RulesError, ForecastError, PlanError, ValueError) as exc:
+        # ValueError: the queueing maths refusing an input (an absurd load)
         print(f"routeq plan: {exc}", file=sys.stderr)
         return 2
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Each numeric flag finite and in its range; the message names the flag."""
+    checks = (
+        ("growth", args.growth, 0.0, False), ("handle_s", args.handle_s, 0.0, False),
+        ("patience_s", args.patience_s, 0.0, True), ("break_min", args.break_min, 0.0, False),
+        ("within_s", args.within_s, 0.0, True),
+    )
+    for name, v, low, inclusive in checks:
+        if v is None:
+            continue
+        if not math.isfinite(v) or v < low or (v == low and not inclusive):
+            flag = "--" + name.replace("_", "-")
+            raise PlanError(f"{flag} {v:g}: expected a number "
+                            f"{'>=' if inclusive else '>'} {low:g}")
+    for name, v, low in (("min_agents", args.min_agents, 0), ("breaks", args.breaks, 0),
+                         ("rounds", args.rounds, 1)):
+        if v < low:
+            raise PlanError(f"--{name.replace('_', '-')} {v}: expected {low} or more")
+    if args.capacity is not None and not 1 <= args.capacity <= 100:
+        raise PlanError("--capacity must be 1 to 100 chats at once")
+
+
+def _scaled(scenario: dict[str, Any], growth: float) -> dict[str, Any]:
+    """The scenario with every tenant's visitors (and the merchants') times ``growth``."""
+    sc = dict(scenario)
+    sc["tenants"] = [dict(t, visitors_per_hour=float(t.get("visitors_per_hour", 0.0)) * growth)
+                     for t in scenario.get("tenants", [])]
+    if "merchants" in sc:
+        m = dict(sc["merchants"])
+        m["visitors_per_hour"] = float(m.get("visitors_per_hour", 0.0)) * growth
+        sc["merchants"] = m
+    if sc.get("kind") == "queue":
+        raise PlanError("--growth with a queue scenario: scale queue.offered_erlangs with "
+                        "--param instead")
+    return sc
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -186,29 +230,35 @@ def _main(args: argparse.Namespace) -> int:
         raise PlanError("give one forecast: --scenario, --history or --csv (--orders adds)")
     if not sources and not args.orders:
         raise PlanError("no forecast: give --scenario, --history, --csv or --orders")
-    if args.growth <= 0:
-        raise PlanError(f"--growth {args.growth:g}: expected a factor > 0")
-    if args.rounds < 1:
-        raise PlanError("--rounds must be at least 1")
-    if args.capacity is not None and not 1 <= args.capacity <= 100:
-        raise PlanError("--capacity must be 1 to 100 chats at once")
-    if args.start_every_min <= 0 or args.start_every_min % args.interval_min:
-        raise PlanError("--start-every-min must be a multiple of the interval")
+    _check_numbers(args)
     lengths = _lengths(args.shifts)
     say = _progress(args.quiet)
     scenario = load_scenario(args.scenario, args.param) if args.scenario else None
     targets = _targets(args, scenario)
     targets.check()
+    tenant = "queue"
+    if scenario is not None and scenario.get("kind", "shop") == "shop":
+        names = [t.get("name") for t in scenario.get("tenants", [])]
+        tenant = args.tenant or (names[0] if names else "")
+        if tenant not in names:
+            raise PlanError(f"--tenant {tenant!r}: a plan re-staffs a tenant the scenario "
+                            f"lists ({', '.join(map(str, names)) or 'none'}); generated "
+                            "merchants share one agents table")
+    if scenario is not None and args.growth != 1.0:
+        scenario = _scaled(scenario, args.growth)
     fc: Forecast | None
     if scenario is not None:
         rules = parse_rules(resolve_rules_data(scenario, args.rules, None))
         say(f"forecast: simulating scenario {scenario['name']} with its own staffing")
         fc = from_scenario(scenario, rules, seed=args.seed, interval_min=args.interval_min,
-                           growth=args.growth)
+                           tenant=tenant if scenario.get("kind", "shop") == "shop" else None)
+        if args.growth != 1.0:
+            fc.notes.append(f"the scenario's visitors x {args.growth:g}")
     elif args.history:
         rules = parse_rules(resolve_rules_data({}, args.rules, None))
         say(f"forecast: reading the history {args.history}")
-        fc = from_history(args.history, rules, args.interval_min, args.growth)
+        fc = from_history(args.history, rules, args.interval_min, args.growth,
+                          tenant=args.tenant)
     else:
         fc = from_csv(args.csv) if args.csv else None
     if args.orders:
@@ -219,12 +269,10 @@ def _main(args: argparse.Namespace) -> int:
     assert fc is not None
     if fc.total_chats() <= 0:
         raise ForecastError(f"the forecast ({fc.source}) has no chats: nothing to staff")
+    if args.start_every_min <= 0 or args.start_every_min % fc.interval_min:
+        raise PlanError(f"--start-every-min {args.start_every_min}: expected a multiple of "
+                        f"the forecast's {fc.interval_min}-min intervals")
     if scenario is not None and scenario.get("kind", "shop") == "shop":
-        names = [t.get("name") for t in scenario.get("tenants", [])]
-        tenant = args.tenant or (names[0] if names else "")
-        if tenant not in names:
-            raise PlanError(f"--tenant {tenant!r}: the scenario's tenants are "
-                            f"{', '.join(map(str, names))}")
         groups = next(t for t in scenario["tenants"] if t["name"] == tenant).get("agents", [])
         largest: dict[str, Any] = max(groups, key=lambda g: g.get("count", 0), default={})
         profile = AgentProfile(args.capacity or int(largest.get("capacity", 1)),
@@ -237,7 +285,6 @@ def _main(args: argparse.Namespace) -> int:
         if scenario is None:
             rules = parse_rules(resolve_rules_data({}, args.rules, None)
                                 if args.rules else default_rules_data(fc))
-        tenant = "queue"
         profile = AgentProfile(args.capacity or 1)
         base = queue_scenario(fc, [], f"plan-{Path(args.out).name}")
         base_rules = rules
@@ -250,7 +297,9 @@ def _main(args: argparse.Namespace) -> int:
     say(f"forecast: {fc.slots} intervals of {fc.interval_min} min, "
         f"{fc.total_chats():,.0f} chats; sizing with Erlang")
     res = build(fc, targets, profile, scenario=base, tenant=tenant,
-                run=simulation_runner(base_rules, tenant, args.seed, fc.interval_min, hours),
+                run=simulation_runner(base_rules, tenant, args.seed, fc.interval_min, hours,
+                                      bar=not args.quiet and sys.stderr.isatty(),
+                                      within_s=targets.within_s),
                 shift_lengths_h=lengths, start_every=args.start_every_min // fc.interval_min,
                 breaks=args.breaks, break_min=args.break_min, rounds=args.rounds,
                 min_agents=args.min_agents, own_agent_hours=own_hours, progress=say)
