@@ -332,12 +332,45 @@ def presence_section(doc: dict[str, Any]) -> str:
     ])
 
 
+def plan_section(doc: dict[str, Any]) -> str:
+    """A staffing plan for double11 (``benchmarks.plan``)."""
+    r = doc["results"]
+    ah = r["agent_hours"]
+
+    def day(d: dict[str, Any]) -> str:
+        return f"{d['service_level']:.1%} in time, {d['abandonment_rate']:.1%} abandoned"
+
+    rows = [["Erlang A, on line", n(ah["erlang_on_line"], 1), day(r["day_erlang_agents"]), ""],
+            ["after the simulation's corrections, on line",
+             n(ah["on_line_after_simulation"], 1), "", ""],
+            ["the shifts, paid (breaks included)", n(ah["paid"], 1), day(r["day_shifts"]),
+             ", ".join(f"{v} {k}" for k, v in r["verdicts"].items())]]
+    rows += [[f"the shifts on seed {o['seed']} (out of sample)", "", day(o),
+              ", ".join(f"{v} {k}" for k, v in o["verdicts"].items())]
+             for o in r["out_of_sample"]]
+    if ah.get("scenario_own") is not None:
+        own = r.get("day_own_staffing")
+        rows.append(["the scenario's own staffing, paid", n(ah["scenario_own"], 1),
+                     day(own) if own else "",
+                     ", ".join(f"{v} {k}" for k, v in own["verdicts"].items()) if own else ""])
+    t = doc["targets"]
+    return "\n\n".join([
+        "## Staffing plan: double11 at its own targets",
+        f"```sh\n{PY} benchmarks.plan\n```",
+        meta(doc) + f"; `{doc['command']}` ({r['wall_s']:g} s), targets "
+        f"{t['service_level']:.0%} within {t['within_s']:g} s, abandonment at most "
+        f"{t['max_abandonment']:.0%}; {r['intervals']} half hours judged each against "
+        "the targets (noise: worse by less than 1.96 standard errors of its chats).",
+        table(["staffing", "agent-hours", "the day", "half hours"], rows),
+    ])
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "engine_apply": engine_section, "policies": policies_section, "replay": replay_section,
     "memory": memory_section, "run_embedded": run_embedded_section,
     "simulate": simulate_section, "whatif": whatif_section, "http_ingest": http_section,
     "faust_pipeline": faust_section, "failover": failover_section,
-    "presence": presence_section,
+    "presence": presence_section, "plan": plan_section,
 }
 
 

@@ -63,6 +63,8 @@ REGISTRY: tuple[Bench, ...] = (
           smoke=("--hours", "0.05", "--reps", "1", "--mmc-hours", "8", "--mmc-reps", "2")),
     Bench("presence", "mobile agents: offline grace and auto-away against neither, side by "
           "side (simulated)", smoke=("--quick", "--hours", "0.25", "--seeds", "1")),
+    Bench("plan", "a staffing plan for double11 at its own targets, its shifts simulated "
+          "on other seeds", smoke=("--quick",)),
     Bench("whatif", "priority vs baselines on a simulated 11.11 (routeq compare)",
           smoke=("--quick", "--hours", "0.25", "--demo-runs", "0", "--jobs", "1"),
           in_quick_set=False),

@@ -274,6 +274,7 @@ def _judge(slots: list[Slot], checks: dict[int, SlotCheck], targets: Targets,
 
 def build(fc: Forecast, targets: Targets, profile: AgentProfile, *, scenario: dict[str, Any],
           tenant: str, run: Runner, shift_lengths_h: list[float], start_every: int = 1,
+          starts: set[int] | None = None,
           breaks: int = 0, break_min: float = 15.0, rounds: int = 6, min_agents: int = 0,
           own_agent_hours: float | None = None,
           progress: Callable[[str], None] = lambda _: None) -> PlanResult:
@@ -358,6 +359,7 @@ def build(fc: Forecast, targets: Targets, profile: AgentProfile, *, scenario: di
             try:
                 shifts[skill] = schedule(need, interval_min=fc.interval_min,
                                          lengths_h=shift_lengths_h, start_every=start_every,
+                                         starts=starts,
                                          breaks=breaks, break_min=break_min,
                                          labels=[s.label for s in slots])
             except PlanError as exc:

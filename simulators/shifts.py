@@ -60,8 +60,10 @@ def _quiet_stdout() -> Iterator[None]:
 
 def schedule(required: list[int], *, interval_min: int, lengths_h: list[float],
              start_every: int = 1, breaks: int = 0, break_min: float = 15.0,
-             time_limit_s: float = 30.0, labels: list[str] | None = None) -> list[Shift]:
-    """The shifts of least agent-hours covering ``required`` agents per interval."""
+             time_limit_s: float = 30.0, labels: list[str] | None = None,
+             starts: set[int] | None = None) -> list[Shift]:
+    """The shifts of least agent-hours covering ``required`` agents per interval;
+    ``starts``: the intervals a shift may start in (default: any on the grid)."""
     import highspy
     import numpy as np
 
@@ -80,6 +82,8 @@ def schedule(required: list[int], *, interval_min: int, lengths_h: list[float],
     for L in usable:
         if (n - L) % start_every:
             candidates.append(Shift(n - L, L, 0))
+    if starts is not None:
+        candidates = [c for c in candidates if c.start in starts]
     covers = [c.covers(breaks, break_min, interval_min) for c in candidates]
     with _quiet_stdout():
         h = highspy.Highs()

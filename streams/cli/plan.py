@@ -106,6 +106,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
                     help="allowed shift lengths in hours (default 4,6,8)")
     ag.add_argument("--start-every-min", type=int, default=30, metavar="M",
                     help="shifts start on this grid of minutes (default 30)")
+    ag.add_argument("--start-window", metavar="HH:MM-HH:MM",
+                    help="local times a shift may start in, e.g. 07:00-22:00 (may wrap "
+                    "midnight: 22:00-02:00; default any)")
     ag.add_argument("--breaks", type=int, default=0, metavar="N",
                     help="breaks per shift, spread evenly through it (default 0)")
     ag.add_argument("--break-min", type=float, default=15.0, metavar="M",
@@ -166,6 +169,25 @@ def _lengths(text: str) -> list[float]:
         out = []
     if not out or any(not 0 < x <= 24 for x in out):
         raise PlanError(f"--shifts {text!r}: expected shift lengths in hours, e.g. 4,8")
+    return out
+
+
+def _start_slots(window: str | None, fc: Forecast) -> set[int] | None:
+    """The intervals whose local start time falls in ``window`` (HH:MM-HH:MM)."""
+    if window is None:
+        return None
+    try:
+        lo, hi = (dt.time.fromisoformat(x.strip()) for x in window.split("-"))
+    except ValueError:
+        raise PlanError(f"--start-window {window!r}: expected HH:MM-HH:MM, e.g. 07:00-22:00"
+                        ) from None
+    out = set()
+    for i in range(fc.slots):
+        t = dt.time.fromisoformat(fc.label(i)[-5:])
+        if (lo <= t <= hi) if lo <= hi else (t >= lo or t <= hi):
+            out.add(i)
+    if not out:
+        raise PlanError(f"--start-window {window}: no interval of the forecast starts in it")
     return out
 
 
@@ -301,6 +323,7 @@ def _main(args: argparse.Namespace) -> int:
                                       bar=not args.quiet and sys.stderr.isatty(),
                                       within_s=targets.within_s),
                 shift_lengths_h=lengths, start_every=args.start_every_min // fc.interval_min,
+                starts=_start_slots(args.start_window, fc),
                 breaks=args.breaks, break_min=args.break_min, rounds=args.rounds,
                 min_agents=args.min_agents, own_agent_hours=own_hours, progress=say)
     out = Path(args.out)

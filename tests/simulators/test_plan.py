@@ -433,3 +433,13 @@ def test_own_staffing_counts_only_hours_inside_the_horizon() -> None:
 
     three = scenario_agent_hours(load_scenario("double11", ["hours=3.0"]), "bigshop")
     assert three == 15 * 3 + 0  # the day agents alone are on in the first three hours
+
+
+def test_shifts_start_only_inside_the_start_window(tmp_path: Path) -> None:
+    assert main(["plan", "--csv", str(EXAMPLES / "forecast.csv"), "--shifts", "3,6",
+                 "--start-window", "20:00-21:00", "--out", str(tmp_path), "--quiet"]) == 0
+    groups = tomllib.loads((tmp_path / "shifts.toml").read_text())["queue"]["groups"]
+    assert groups and all(g["shift"][0] in (0.0, 0.5, 1.0) for g in groups)
+    # a window whose shifts cannot reach the end of the evening is named
+    assert main(["plan", "--csv", str(EXAMPLES / "forecast.csv"), "--shifts", "3",
+                 "--start-window", "20:00-20:30", "--out", str(tmp_path), "--quiet"]) == 2
