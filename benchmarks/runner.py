@@ -65,6 +65,9 @@ REGISTRY: tuple[Bench, ...] = (
           "side (simulated)", smoke=("--quick", "--hours", "0.25", "--seeds", "1")),
     Bench("plan", "a staffing plan for double11 at its own targets, its shifts simulated "
           "on other seeds", smoke=("--quick",)),
+    Bench("value", "policy value fitted on one day against priority and the baselines on "
+          "three others, three scenarios (routeq fit, routeq compare)",
+          smoke=("--quick",), in_quick_set=False),
     Bench("whatif", "priority vs baselines on a simulated 11.11 (routeq compare)",
           smoke=("--quick", "--hours", "0.25", "--demo-runs", "0", "--jobs", "1"),
           in_quick_set=False),

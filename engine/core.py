@@ -687,6 +687,10 @@ class Engine:
             out["skill"] = c.skill
         if rules.capacity_weights:
             out["units"] = c.units
+        if rules.value_classes:
+            cls = rules.value_class(v.page)
+            if cls is not None:
+                out["value"] = {"stake": cls[0], "handle_s": cls[1], "patience_s": cls[2]}
         self._out.append(out)
 
     def _fill(self, t: Tenant, a: Agent) -> None:

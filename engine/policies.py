@@ -136,6 +136,13 @@ class PriorityPolicy(Policy):
         return (-match_total(rules, a, c, v), a.seq)
 
 
+class ValuePolicy(PriorityPolicy):
+    """``priority``'s queue and placement with each chat's page part set to its
+    class's value index (``Rules`` computes it from ``[value]``)."""
+
+    name = "value"
+
+
 class RoundRobinPolicy(Policy):
     name = "fifo_round_robin"
 
@@ -161,7 +168,8 @@ class LongestIdlePolicy(Policy):
 
 POLICIES: dict[str, Policy] = {
     p.name: p
-    for p in (PriorityPolicy(), RoundRobinPolicy(), LeastLoadedPolicy(), LongestIdlePolicy())
+    for p in (PriorityPolicy(), ValuePolicy(), RoundRobinPolicy(), LeastLoadedPolicy(),
+              LongestIdlePolicy())
 }
 
 

@@ -18,7 +18,7 @@ import orjson
 
 from engine.hours import Hours, HoursError, check_hours, hours_of
 
-POLICIES = ("priority", "fifo_round_robin", "least_loaded", "longest_idle")
+POLICIES = ("priority", "value", "fifo_round_robin", "least_loaded", "longest_idle")
 MODES = ("human_only", "human_first", "robot_first", "robot_only")
 AWAY_REQUEUES = ("unaccepted", "all", "none")
 
@@ -103,7 +103,11 @@ DEFAULTS: dict[str, Any] = {
     "capacity": {"weights": {}},
     # business hours by tenant (engine/hours.py); a tenant not named is always open
     "hours": {"tenants": {}},
+    # policy "value": each page type's class (stake, handle_s, patience_s); a
+    # chat's page part is its value index, scale x stake x patience_s / handle_s
+    "value": {"loyalty": True, "scale": 1.0, "pages": {}},
 }
+VALUE_CLASS_KEYS = ("stake", "handle_s", "patience_s")
 
 
 def _show(v: object) -> str:
@@ -200,6 +204,19 @@ def _tenant_mode(key: str, v: object) -> dict[str, Any]:
     return out
 
 
+def _value_class(key: str, v: object) -> dict[str, float]:
+    """One page type's class under policy ``value``: what a chat there is worth
+    (``stake``: mean order value x order rate after a chat), its mean handle
+    time and its visitors' mean patience."""
+    if type(v) is not dict or set(v) != set(VALUE_CLASS_KEYS):
+        raise RulesError(f"rules: key '{key}' must be a table of stake, handle_s and "
+                         f"patience_s, got {_show(v)}")
+    out = {"stake": _number(0)(f"{key}.stake", v["stake"])}
+    for k in ("handle_s", "patience_s"):
+        out[k] = _number(0, lo_open=True)(f"{key}.{k}", v[k])
+    return out
+
+
 SPEC: dict[str, Any] = {
     "policy": _choice(POLICIES),
     "platform": _string,
@@ -245,6 +262,7 @@ SPEC: dict[str, Any] = {
     "dedup": {"window": _int(1), "window_s": _number(0, lo_open=True)},
     "capacity": {"weights": _map(_int(1))},
     "hours": {"tenants": _map(_hours)},
+    "value": {"loyalty": _bool, "scale": _number(0), "pages": _map(_value_class)},
 }
 
 # maps whose entries a rules file adds to the defaults; every other map given in
@@ -324,6 +342,8 @@ class Rules:
     dedup_window_ms: int
     capacity_weights: dict[str, int]  # skill -> units a chat of it holds (else 1)
     hours: dict[str, Hours]  # tenant -> business hours (not named: always open)
+    # policy "value": page -> (stake, handle_s, patience_s) ("default" for the rest)
+    value_classes: dict[str, tuple[float, float, float]]
 
     def __reduce__(self) -> tuple[Any, ...]:
         # pickled field by field into the constructor: compiled by mypyc, a
@@ -344,6 +364,11 @@ class Rules:
         elif page is not None and page in self.mode_pages:
             return self.mode_pages[page]
         return self.mode_default
+
+    def value_class(self, page: str | None) -> tuple[float, float, float] | None:
+        """Under policy ``value``, the class of a chat asked from ``page``."""
+        c = self.value_classes
+        return c.get(page, c.get("default")) if page is not None else c.get("default")
 
     def page_weight(self, page: str | None) -> float:
         if page is None:
@@ -372,7 +397,8 @@ class Rules:
 _LATER_KEYS: tuple[tuple[str, str], ...] = (
     ("assignment", "required_skills"), ("dedup", "window_s"),
     ("assignment", "max_missed_offers"), ("assignment", "wrap_up_s"),
-    ("assignment", "offline_grace_s"), ("capacity", "weights"), ("hours", "tenants"))
+    ("assignment", "offline_grace_s"), ("capacity", "weights"), ("hours", "tenants"),
+    ("value", "loyalty"), ("value", "scale"), ("value", "pages"))
 
 
 def rules_hash(tree: Mapping[str, Any]) -> str:
@@ -394,6 +420,18 @@ def parse_rules(data: Mapping[str, Any] | None = None) -> Rules:
     w = a["weights"]
     pages = dict(p["pages"])
     page_default = float(pages.pop("default", 0.0))
+    v = tree["value"]
+    classes = {page: (c["stake"], c["handle_s"], c["patience_s"])
+               for page, c in v["pages"].items()}
+    loyalty = (p["member"], p["per_order"], p["per_1000_ltv"])
+    if tree["policy"] == "value":
+        # the page part of a chat's priority is its class's value index (the
+        # c mu / theta of Atar, Giat & Shimkin 2010): the same queue, keyed anew
+        index = {page: v["scale"] * st * pat / h for page, (st, h, pat) in classes.items()}
+        page_default = index.pop("default", 0.0)
+        pages = index
+        if not v["loyalty"]:
+            loyalty = (0.0, 0.0, 0.0)
     return Rules(
         data=tree,
         hash=digest,
@@ -401,10 +439,10 @@ def parse_rules(data: Mapping[str, Any] | None = None) -> Rules:
         platform=tree["platform"],
         aging_per_ms=p["aging_per_s"] / 1000.0,
         returning=p["returning"],
-        member=p["member"],
-        per_order=p["per_order"],
+        member=loyalty[0],
+        per_order=loyalty[1],
         max_orders=p["max_orders"],
-        per_1000_ltv=p["per_1000_ltv"],
+        per_1000_ltv=loyalty[2],
         max_ltv_points=p["max_ltv_points"],
         levels=tuple(p["levels"]),
         page_weights=pages,
@@ -442,6 +480,7 @@ def parse_rules(data: Mapping[str, Any] | None = None) -> Rules:
         dedup_window_ms=round(tree["dedup"]["window_s"] * 1000),
         capacity_weights=dict(tree["capacity"]["weights"]),
         hours={name: hours_of(h) for name, h in tree["hours"]["tenants"].items()},
+        value_classes=classes if tree["policy"] == "value" else {},
     )
 
 

@@ -34,8 +34,10 @@ MAX_REJECTED_INPUT = 512
 PRIORITY_KEYS = ("page", "loyalty", "returning", "level", "aging")
 MATCH_KEYS = ("skill", "load", "sticky", "exclusive", "region", "channel")
 SCORE_KEYS = PRIORITY_KEYS + MATCH_KEYS
+#: ``chat.assigned``'s ``value`` (policy ``value``): the class of the chat's page
+VALUE_KEYS = ("stake", "handle_s", "patience_s")
 
-#: ``chat.assigned``'s ``reason`` under a policy that reserves (``priority``,
+#: ``chat.assigned``'s ``reason`` under a policy that reserves (``priority``, ``value``,
 #: ``policy``): why this agent
 PLACEMENT_REASONS = ("exclusive", "sticky", "skill", "best", "overflow")
 #: ``reason`` under a baseline policy: the policy's name (but ``overflow``)
@@ -136,6 +138,9 @@ OUTPUTS: Mapping[str, OutputType] = {o.name: o for o in (
         Field("skill", _ID, "the skill the chat needed", optional=True),
         Field("units", Value("integer", minimum=1), "units of the agent's capacity the "
               "chat holds (where the rules set [capacity.weights])", optional=True),
+        Field("value", Value("object", keys=VALUE_KEYS), "policy value: the class of the "
+              "chat's page (stake, handle_s, patience_s); the score's page part is its "
+              "index, [value] scale x stake x patience_s / handle_s", optional=True),
         PARTITION)),
     OutputType("chat.to_bot", "The chat goes to the bot (robot-first modes, or no agent "
                "online).", (*_HEAD_HOME, CHAT, VISITOR, PARTITION)),

@@ -146,6 +146,38 @@ def bar_chart(title: str, groups: list[str], series: list[tuple[str, str, list[f
     return "".join(parts) + _legend([n for n, _, _ in series], [c for _, c, _ in series])
 
 
+def scatter_chart(title: str, points: list[tuple[float, float, str]], front: list[int],
+                  current: tuple[float, float] | None, xlabel: str, ylabel: str,
+                  xfmt: Any = _fmt, yfmt: Any = _fmt) -> str:
+    """Every candidate a dot; the Pareto front joined by a line; the current rules a ring."""
+    pts = [p for p in points if p[0] is not None and p[1] is not None]
+    if not pts:
+        return f'<p class="empty">{_esc(title)}: no data</p>'
+    allx = [p[0] for p in pts] + ([current[0]] if current else [])
+    ally = [p[1] for p in pts] + ([current[1]] if current else [])
+    xs = _nice(min(allx), max(allx) if max(allx) > min(allx) else min(allx) + 1e-3)
+    ys = _nice(min(ally), max(ally) if max(ally) > min(ally) else min(ally) + 1)
+    parts, sx, sy = _frame(title, xlabel, ylabel, xs, ys, xfmt, yfmt)
+    for k, (x, y, label) in enumerate(pts):
+        cls = "front" if k in front else "tried"
+        parts.append(f'<circle class="{cls}" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="4" '
+                     f'fill="{"#d62728" if cls == "front" else "#7f7f7f"}"><title>'
+                     f'{_esc(label)}: {x:.4f}, {y:,.0f}</title></circle>')
+    line = [pts[i] for i in front if i < len(pts)]
+    if len(line) > 1:
+        d = " ".join(f"{'M' if k == 0 else 'L'}{sx(x):.1f},{sy(y):.1f}"
+                     for k, (x, y, _) in enumerate(line))
+        parts.append(f'<path class="series" data-name="Pareto front" d="{d}" fill="none" '
+                     'stroke="#d62728" stroke-width="1.5"/>')
+    if current is not None and current[0] is not None and current[1] is not None:
+        parts.append(f'<circle class="current" cx="{sx(current[0]):.1f}" '
+                     f'cy="{sy(current[1]):.1f}" r="7" fill="none" stroke="#1f77b4" '
+                     'stroke-width="2"><title>current rules</title></circle>')
+    parts.append("</svg>")
+    return "".join(parts) + _legend(["Pareto front", "other candidates", "current rules"],
+                                    ["#d62728", "#7f7f7f", "#1f77b4"])
+
+
 def _clock(t0: int, bin_ms: int) -> Any:
     def f(h: float) -> str:
         moment = dt.datetime.fromtimestamp((t0 + h * 3_600_000) / 1000, tz=dt.UTC)
@@ -248,7 +280,14 @@ code{background:#f4f4f4;padding:1px 4px;border-radius:3px}
 
 def render(doc: dict[str, Any], names: list[str], title: str = "routeq compare") -> str:
     summaries = [doc["recorded"], *(c["summary"] for c in doc["candidates"])]
-    figs = "".join(f'<div class="fig">{p}</div>' for p in plots(names, summaries))
+    figures = plots(names, summaries)
+    if "front" in doc:
+        f = doc["front"]
+        figures.insert(0, scatter_chart(
+            "Revenue after chat against abandonment, every candidate tried", f["points"],
+            f["front"], f["current"], "abandonment (share of chats for a human)",
+            "revenue after chat"))
+    figs = "".join(f'<div class="fig">{p}</div>' for p in figures)
     cands = "".join(
         f"<li><b>{_esc(c['name'])}</b>: policy <code>{_esc(c['policy'])}</code>, rules "
         f"<code>{_esc(c['rules'])}</code> ({_esc(c.get('source', ''))})</li>"

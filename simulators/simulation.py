@@ -38,7 +38,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from engine import Engine, Rules, views
+from engine import POLICIES, Engine, Rules, views
 from schemas.outputs import encode_lines
 from simulators.metrics import SL_S, Collector
 from simulators.scenario import ScenarioError, get, need, start_ms
@@ -232,7 +232,7 @@ class Simulation:
         self.wait_decay_s = get(chat, "wait_decay_s", 120.0, "chat.")
         rules = self.rules
         self.send_accept = rules.acceptance_required or self.accept_s > 0 or self.decline > 0
-        self.reserves = rules.policy == "priority"
+        self.reserves = POLICIES[rules.policy].reserves
 
     def _agent_group(self, tenant: TenantModel, g: dict[str, Any], where: str,
                      prefix: str) -> None:

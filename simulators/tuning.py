@@ -15,8 +15,10 @@ A search space is a TOML file::
     policy = ["priority", "least_loaded"]
 
 Objectives (``--objective``), each subject to the floors
-``--min-service-level`` and ``--max-abandonment`` (a candidate that misses a
-floor ranks after every one that meets them, by how far it misses):
+``--min-service-level``, ``--max-abandonment`` and
+``--max-abandonment-increase`` (points above the current rules' abandonment,
+re-simulated on the same trace; a candidate that misses a floor ranks after
+every one that meets them, by how far it misses):
 
 - ``revenue``: maximise revenue attributed to chats (orders placed within an
   hour of a chat that was not abandoned);
@@ -193,6 +195,8 @@ class Objective:
     name: str
     min_service_level: float | None
     max_abandonment: float | None
+    max_abandonment_increase: float | None = None  # points over the reference
+    reference_abandonment: float | None = None  # the current rules', once simulated
 
     def describe(self) -> str:
         path, sense = OBJECTIVES[self.name]
@@ -201,6 +205,11 @@ class Objective:
             floors.append(f"service level >= {self.min_service_level:.0%}")
         if self.max_abandonment is not None:
             floors.append(f"abandonment <= {self.max_abandonment:.0%}")
+        if self.max_abandonment_increase is not None:
+            ref = ("" if self.reference_abandonment is None
+                   else f" ({self.reference_abandonment:.2%})")
+            floors.append(f"abandonment <= the current rules'{ref} + "
+                          f"{self.max_abandonment_increase:g} points")
         text = f"{'maximise' if sense == 'max' else 'minimise'} {path}"
         return text + (" subject to " + " and ".join(floors) if floors else "")
 
@@ -209,9 +218,11 @@ class Objective:
         if self.min_service_level is not None:
             sl = value(s, "overall.service_level") or 0.0
             v += max(0.0, self.min_service_level - sl)
+        ab = value(s, "overall.abandonment_rate") or 0.0
         if self.max_abandonment is not None:
-            ab = value(s, "overall.abandonment_rate") or 0.0
             v += max(0.0, ab - self.max_abandonment)
+        if self.max_abandonment_increase is not None and self.reference_abandonment is not None:
+            v += max(0.0, ab - self.reference_abandonment - self.max_abandonment_increase / 100)
         return v
 
     def key(self, s: dict[str, Any]) -> tuple[float, float]:
@@ -224,3 +235,16 @@ class Objective:
     def score(self, s: dict[str, Any]) -> float | None:
         x = value(s, OBJECTIVES[self.name][0])
         return None if x is None else float(x)
+
+
+def pareto(summaries: list[dict[str, Any]], x: str = "overall.abandonment_rate",
+           y: str = "overall.chat_revenue") -> list[int]:
+    """Indexes of the candidates no other beats on both: lower ``x`` (abandonment)
+    and higher ``y`` (revenue after chat), sorted by ``x``."""
+    pts = [(value(s, x), value(s, y), i) for i, s in enumerate(summaries)]
+    known = [(float(a), float(b), i) for a, b, i in pts if a is not None and b is not None]
+    front = []
+    for a, b, i in known:
+        if not any((a2 <= a and b2 >= b) and (a2 < a or b2 > b) for a2, b2, _ in known):
+            front.append((a, i))
+    return [i for _, i in sorted(front)]

@@ -22,7 +22,8 @@ PAGES = ("home", "list", "search", "detail", "cart", "checkout", "order", "after
 def rules(draw: st.DrawFn) -> Rules:
     data: dict[str, Any] = {
         "policy": draw(st.sampled_from(
-            ["priority", "priority", "fifo_round_robin", "least_loaded", "longest_idle"])),
+            ["priority", "priority", "value", "fifo_round_robin", "least_loaded",
+             "longest_idle"])),
         "assignment": {
             "acceptance_required": draw(st.booleans()),
             "offer_timeout_s": draw(st.sampled_from([5, 30])),
@@ -44,6 +45,12 @@ def rules(draw: st.DrawFn) -> Rules:
         "dedup": {"window": draw(st.sampled_from([3, 1000, 2048])),
                   "window_s": draw(st.sampled_from([86_400.0, 30.0]))},
     }
+    if data["policy"] == "value":
+        data["value"] = {"loyalty": draw(st.booleans()), "pages": {
+            "checkout": {"stake": 200.0, "handle_s": 180.0, "patience_s": 60.0},
+            "after_sales": {"stake": draw(st.sampled_from([0.0, 40.0])), "handle_s": 240.0,
+                            "patience_s": 120.0},
+            "default": {"stake": 20.0, "handle_s": 200.0, "patience_s": 90.0}}}
     return parse_rules(data)
 
 

@@ -20,6 +20,7 @@ COMMANDS = (
     "streams.cli.rules",
     "streams.cli.compare",
     "streams.cli.tune",
+    "streams.cli.fit",
     "streams.cli.plan",
     "streams.cli.serve",
     "streams.cli.loadtest",

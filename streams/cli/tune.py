@@ -19,7 +19,15 @@ import orjson
 from engine import RulesError
 from simulators.candidates import run_all, trace_rules
 from simulators.rules_toml import rules_to_toml
-from simulators.tuning import OBJECTIVES, Objective, SpaceError, apply, load_space, settings
+from simulators.tuning import (
+    OBJECTIVES,
+    Objective,
+    SpaceError,
+    apply,
+    load_space,
+    pareto,
+    settings,
+)
 from simulators.whatif_metrics import comparison_table, value
 from streams.cli.traces import add_trace_args, load_trace
 
@@ -40,6 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
                    help="floor: share answered within 20 s, e.g. 0.8")
     p.add_argument("--max-abandonment", type=float, default=None, metavar="X",
                    help="ceiling: share of chats for a human abandoned, e.g. 0.1")
+    p.add_argument("--max-abandonment-increase", type=float, default=None, metavar="PTS",
+                   help="floor: abandonment at most the current rules' (re-simulated on "
+                   "the trace) plus PTS percentage points, e.g. 0.5")
     p.add_argument("--top", type=int, default=5, help="how many candidates to print (5)")
     p.add_argument("--out", default="best_rules.toml", metavar="FILE",
                    help="where to write the best rules (default best_rules.toml)")
@@ -57,7 +68,13 @@ def main(args: argparse.Namespace) -> int:
     except (SpaceError, RulesError) as exc:
         print(f"routeq tune: {exc}", file=sys.stderr)
         return 2
-    objective = Objective(args.objective, args.min_service_level, args.max_abandonment)
+    if args.max_abandonment_increase is not None and not (
+            0 <= args.max_abandonment_increase <= 100):
+        print("routeq tune: --max-abandonment-increase must be 0 to 100 points",
+              file=sys.stderr)
+        return 2
+    objective = Objective(args.objective, args.min_service_level, args.max_abandonment,
+                          args.max_abandonment_increase)
     trace = load_trace(args, "tune", base)
     if trace is None:
         return 2
@@ -69,6 +86,8 @@ def main(args: argparse.Namespace) -> int:
     finally:
         Path(trace.exo).unlink(missing_ok=True)
     current, found = summaries[0], summaries[1:]
+    objective.reference_abandonment = value(current, "overall.abandonment_rate")
+    front = pareto(found)
     order = sorted(range(len(found)), key=lambda i: (objective.key(found[i]), i))
     best = order[0]
     Path(args.out).write_text(rules_to_toml(
@@ -90,6 +109,9 @@ def main(args: argparse.Namespace) -> int:
                    "feasible": objective.violation(f) == 0}
                   for s, r, f in zip(tried, rules, found, strict=True)],
         "recorded": trace.recorded, "best_rules_file": args.out, "run_s": round(run_s, 3),
+        "pareto": [{"setting": tried[i], "rules": rules[i].hash,
+                    "abandonment_rate": value(found[i], "overall.abandonment_rate"),
+                    "chat_revenue": value(found[i], "overall.chat_revenue")} for i in front],
     }
     if args.json:
         Path(args.json).write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
@@ -99,6 +121,12 @@ def main(args: argparse.Namespace) -> int:
         doc_r["candidates"] = [{"name": "current", "rules": base.hash, "policy": base.policy,
                                 "source": "trace rules", "summary": current},
                                *({**c, "source": str(c["setting"])} for c in doc["candidates"])]
+        doc_r["front"] = {
+            "points": [(value(f, "overall.abandonment_rate"), value(f, "overall.chat_revenue"),
+                        str(t)) for f, t in zip(found, tried, strict=True)],
+            "front": front,
+            "current": (value(current, "overall.abandonment_rate"),
+                        value(current, "overall.chat_revenue"))}
         write_report(args.report, doc_r, ["trace", *names], table, title="routeq tune")
     if not args.quiet:
         print(f"routeq tune: {args.trace} ({trace.events:,} events, {len(trace.chats):,} chats), "
@@ -108,6 +136,11 @@ def main(args: argparse.Namespace) -> int:
             feasible = "" if objective.violation(found[i]) == 0 else "  (misses a floor)"
             print(f"  #{k + 1}: {objective.score(found[i])}  {tried[i]}{feasible}")
         print(f"  current rules ({base.hash}): {objective.score(current)}")
+        print("\nPareto front (no candidate has both less abandonment and more revenue "
+              "after chat):")
+        for i in front:
+            print(f"  abandonment {value(found[i], 'overall.abandonment_rate'):.2%}, revenue "
+                  f"{value(found[i], 'overall.chat_revenue'):,.0f}  {tried[i]}")
         print()
         print(table)
         print(f"\nbest rules ({rules[best].hash}) written to {args.out}; "

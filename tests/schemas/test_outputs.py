@@ -84,8 +84,8 @@ def problems(o: dict[str, Any], internal: bool = False) -> list[str]:
 
 
 def test_the_tables_hold_together() -> None:
-    assert [f.name for f in OUTPUTS["chat.assigned"].fields][-3:] == [
-        "skill", "units", "partition"]
+    assert [f.name for f in OUTPUTS["chat.assigned"].fields][-4:] == [
+        "skill", "units", "value", "partition"]
     for decl in (*OUTPUTS.values(), *INTERNAL_OUTPUTS.values()):
         names = [f.name for f in decl.fields]
         assert len(names) == len(set(names)), decl.name
