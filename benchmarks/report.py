@@ -365,12 +365,44 @@ def plan_section(doc: dict[str, Any]) -> str:
     ])
 
 
+def value_section(doc: dict[str, Any]) -> str:
+    """Policy value fitted on one seed, compared on others (``benchmarks.value``)."""
+    rows = []
+    for sc, r in doc["results"].items():
+        for name, m in r["medians"].items():
+            rows.append([sc, name, f"{m['checkout_wait_mean_s']:.2f} s",
+                         f"{m['abandonment']:.2%}", n(m["chat_revenue"], 0)])
+    goals = []
+    for sc, r in doc["results"].items():
+        for name in ("value", "priority"):
+            a = r[name]
+            goals.append([sc, name, f"{-a['checkout_wait_cut']:+.0%}",
+                          f"{a['abandonment_points_up']:+.2f}",
+                          f"{a['revenue_over_best_rival']:+.2%}",
+                          f"{sum(a['goals'].values())} of 3"])
+    seeds = next(iter(doc["results"].values()))["compared_on_seeds"]
+    return "\n\n".join([
+        "## Policy value against priority and the baselines",
+        f"```sh\n{PY} benchmarks.value\n```",
+        meta(doc) + f"; classes fitted (`routeq fit`) on seed 1 of each scenario, "
+        f"compared (`routeq compare`, equal staffing) on seeds {seeds[0]}-{seeds[-1]}; "
+        "medians.",
+        table(["scenario", "policy", "checkout mean wait", "abandonment",
+               "revenue after chat"], rows),
+        "Goals, against the best baseline: checkout wait at least 30 % lower, abandonment "
+        "at most 0.5 points higher; revenue at least that of every rival (for value: "
+        "priority and the baselines).",
+        table(["scenario", "policy", "checkout wait", "abandonment, points",
+               "revenue vs best rival", "goals met"], goals),
+    ])
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "engine_apply": engine_section, "policies": policies_section, "replay": replay_section,
     "memory": memory_section, "run_embedded": run_embedded_section,
     "simulate": simulate_section, "whatif": whatif_section, "http_ingest": http_section,
     "faust_pipeline": faust_section, "failover": failover_section,
-    "presence": presence_section, "plan": plan_section,
+    "presence": presence_section, "plan": plan_section, "value": value_section,
 }
 
 

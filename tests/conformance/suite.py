@@ -57,6 +57,10 @@ RULES: tuple[str, ...] = (
     'policy = "longest_idle"\n[assignment]\nacceptance_required = true\n'
     'offer_timeout_s = 30.0\n',
     '[overflow]\nenabled = true\nafter_s = 10.0\n[assignment]\nsticky_wait_s = 0.0\n',
+    # policy value: pages ordered by their class's index, the class in chat.assigned
+    'policy = "value"\n[assignment]\nsticky_wait_s = 20.0\n[value.pages.checkout]\n'
+    'stake = 200.0\nhandle_s = 180.0\npatience_s = 60.0\n[value.pages.default]\n'
+    'stake = 20.0\nhandle_s = 200.0\npatience_s = 90.0\n',
     '[assignment]\nrequired_skills = ["after_sales"]\nacceptance_required = true\n',
     '[assignment]\nacceptance_required = true\noffer_timeout_s = 5.0\nmax_missed_offers = 2\n'
     'wrap_up_s = 10.0\noffline_grace_s = 20.0\naway_requeues = "none"\n'
