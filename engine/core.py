@@ -224,7 +224,8 @@ class Engine:
                 if c.reserved_for is not None:
                     t.timers.push(c.reserve_until, RESERVE, c.seq, c.key)
                 if c.origin is None and rules.may_overflow(t.name):
-                    t.timers.push(c.t0 + rules.overflow_after_ms, OVERFLOW, c.seq, c.key)
+                    t.timers.push(c.t0 + rules.overflow_ms(t.visitors[c.visitor].page),
+                                  OVERFLOW, c.seq, c.key)
             elif c.status == ASSIGNED and not c.accepted and rules.acceptance_required:
                 t.timers.push(c.offer_until, OFFER, c.seq, c.key)
         for a in t.agents.values():
@@ -300,7 +301,9 @@ class Engine:
             if c.status == WAITING and c.reserved_for is not None and c.reserve_until == deadline:
                 self._unreserve(t, c)
         elif (kind == OVERFLOW and c.status == WAITING and c.origin is None
-              and self.rules.may_overflow(t.name)):
+              and self.rules.may_overflow(t.name)
+              # by value, the visitor's page may since have set a later one
+              and deadline >= c.t0 + self.rules.overflow_ms(t.visitors[c.visitor].page)):
             self._overflow(t, c)
 
     # ----------------------------------------------------------- handlers
@@ -599,7 +602,8 @@ class Engine:
         t.queue_of(c).push(entry)
         position = t.rank(entry)
         if c.origin is None and self.rules.may_overflow(t.name):
-            t.timers.push(c.t0 + self.rules.overflow_after_ms, OVERFLOW, c.seq, c.key)
+            t.timers.push(c.t0 + self.rules.overflow_ms(t.visitors[c.visitor].page),
+                          OVERFLOW, c.seq, c.key)
         if announce:
             out = self._head(t, "chat.queued", c)
             out["chat"], out["visitor"] = c.server_ids()
@@ -617,10 +621,21 @@ class Engine:
         """The visitor's priority changed: move their waiting chats in the queue."""
         base: float | None = None
         chats = t.chats
+        due: list[Chat] = []
+        by_value = bool(self.rules.overflow_ms_by_page) and self.rules.may_overflow(t.name)
         for key in v.chats:
             c = chats.get(key)
             if c is None or c.status != WAITING:
                 continue
+            if by_value and c.origin is None:
+                # the page's class sets the overflow wait: a timer at the new one
+                # (one set for the old page finds it not yet due, and does nothing);
+                # one already past overflows the chat with this event
+                at = c.t0 + self.rules.overflow_ms(v.page)
+                if at <= t.now:
+                    due.append(c)
+                else:
+                    t.timers.push(at, OVERFLOW, c.seq, c.key)
             if base is None:
                 base = priority_base(self.rules, v)
             if base == c.base:
@@ -630,6 +645,9 @@ class Engine:
             if old is not None and self.policy.prioritised:
                 new = c.qkey = self._entry(c)
                 t.queue_of(c).move(old, new)
+        for c in due:
+            if c.status == WAITING:
+                self._overflow(t, c)
 
     def _assign(self, t: Tenant, c: Chat, v: Visitor, a: Agent, reason: str | None) -> None:
         rules = self.rules

@@ -105,7 +105,7 @@ DEFAULTS: dict[str, Any] = {
     "hours": {"tenants": {}},
     # policy "value": each page type's class (stake, handle_s, patience_s); a
     # chat's page part is its value index, scale x stake x patience_s / handle_s
-    "value": {"loyalty": True, "scale": 1.0, "pages": {}},
+    "value": {"loyalty": True, "scale": 1.0, "overflow_by_value": False, "pages": {}},
 }
 VALUE_CLASS_KEYS = ("stake", "handle_s", "patience_s")
 
@@ -262,7 +262,8 @@ SPEC: dict[str, Any] = {
     "dedup": {"window": _int(1), "window_s": _number(0, lo_open=True)},
     "capacity": {"weights": _map(_int(1))},
     "hours": {"tenants": _map(_hours)},
-    "value": {"loyalty": _bool, "scale": _number(0), "pages": _map(_value_class)},
+    "value": {"loyalty": _bool, "scale": _number(0), "overflow_by_value": _bool,
+              "pages": _map(_value_class)},
 }
 
 # maps whose entries a rules file adds to the defaults; every other map given in
@@ -344,6 +345,8 @@ class Rules:
     hours: dict[str, Hours]  # tenant -> business hours (not named: always open)
     # policy "value": page -> (stake, handle_s, patience_s) ("default" for the rest)
     value_classes: dict[str, tuple[float, float, float]]
+    # policy "value" with overflow_by_value: page -> its overflow wait (else after_s)
+    overflow_ms_by_page: dict[str, int]
 
     def __reduce__(self) -> tuple[Any, ...]:
         # pickled field by field into the constructor: compiled by mypyc, a
@@ -364,6 +367,14 @@ class Rules:
         elif page is not None and page in self.mode_pages:
             return self.mode_pages[page]
         return self.mode_default
+
+    def overflow_ms(self, page: str | None) -> int:
+        """How long a chat asked from ``page`` waits before it overflows."""
+        by_page = self.overflow_ms_by_page
+        if not by_page:
+            return self.overflow_after_ms
+        return by_page.get(page, self.overflow_after_ms) if page is not None \
+            else self.overflow_after_ms
 
     def value_class(self, page: str | None) -> tuple[float, float, float] | None:
         """Under policy ``value``, the class of a chat asked from ``page``."""
@@ -398,7 +409,8 @@ _LATER_KEYS: tuple[tuple[str, str], ...] = (
     ("assignment", "required_skills"), ("dedup", "window_s"),
     ("assignment", "max_missed_offers"), ("assignment", "wrap_up_s"),
     ("assignment", "offline_grace_s"), ("capacity", "weights"), ("hours", "tenants"),
-    ("value", "loyalty"), ("value", "scale"), ("value", "pages"))
+    ("value", "loyalty"), ("value", "scale"), ("value", "pages"),
+    ("value", "overflow_by_value"))
 
 
 def rules_hash(tree: Mapping[str, Any]) -> str:
@@ -481,7 +493,27 @@ def parse_rules(data: Mapping[str, Any] | None = None) -> Rules:
         capacity_weights=dict(tree["capacity"]["weights"]),
         hours={name: hours_of(h) for name, h in tree["hours"]["tenants"].items()},
         value_classes=classes if tree["policy"] == "value" else {},
+        overflow_ms_by_page=(_overflow_by_value(classes, o["after_s"])
+                             if tree["policy"] == "value" and v["overflow_by_value"] else {}),
     )
+
+
+def _overflow_by_value(classes: dict[str, tuple[float, float, float]],
+                       after_s: float) -> dict[str, int]:
+    """Each class's overflow wait: a chat overflows once the value it has put at
+    risk by waiting (stake x wait / patience: the chance it has had to give
+    up, times what it is worth) reaches what a ``default`` chat's has at
+    ``after_s``; never later than ``after_s``."""
+    ref = classes.get("default")
+    if ref is None or ref[0] <= 0:
+        return {}
+    ref_rate = ref[0] / ref[2]
+    out = {}
+    for page, (stake, _, patience) in classes.items():
+        rate = stake / patience
+        out[page] = round(after_s * 1000 * min(1.0, ref_rate / rate)) if rate > 0 else \
+            round(after_s * 1000)
+    return out
 
 
 def rules_from_toml(text: str) -> Rules:

@@ -788,7 +788,7 @@ class Simulation:
         if (not c.overflow_clock and o["tenant"] == c.tenant
                 and self.rules.may_overflow(c.tenant)):
             c.overflow_clock = True
-            self._push(max(t, c.t_req + self.rules.overflow_after_ms), self._clock,
+            self._push(max(t, c.t_req + self.rules.overflow_ms(c.page)), self._clock,
                        (c.tenant, c, -1))
 
     def _on_assigned(self, o: dict[str, Any]) -> None:

@@ -92,12 +92,13 @@ def fit(trace: Trace) -> list[ValueClass]:
     return out
 
 
-def value_rules(base: Rules, classes: list[ValueClass]) -> Rules:
-    """The base rules with policy ``value`` and the fitted classes."""
+def value_rules(base: Rules, classes: list[ValueClass], overflow_by_value: bool = True) -> Rules:
+    """The base rules with policy ``value``, the fitted classes and (unless told
+    not to) overflow by value."""
     data: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v)
                             for k, v in base.data.items()}
     data["policy"] = "value"
-    data["value"] = {**data.get("value", {}), "pages": {
+    data["value"] = {**data.get("value", {}), "overflow_by_value": overflow_by_value, "pages": {
         c.page: {"stake": c.stake, "handle_s": c.handle_s, "patience_s": c.patience_s}
         for c in classes}}
     return parse_rules(data)
@@ -113,7 +114,10 @@ def rules_text(rules: Rules, classes: list[ValueClass], source: str) -> str:
     lines = [to_toml(data, head).rstrip("\n"), "", "[value]",
              f"loyalty = {'true' if value['loyalty'] else 'false'}  # add the priority's "
              "loyalty points (member, orders, ltv)",
-             f"scale = {value['scale']!r}  # points per unit of stake x patience / handle"]
+             f"scale = {value['scale']!r}  # points per unit of stake x patience / handle",
+             f"overflow_by_value = {'true' if value['overflow_by_value'] else 'false'}  # a "
+             "class overflows once its value at risk, stake x wait / patience, is a "
+             "default chat's at [overflow] after_s"]
     by_page = {c.page: c for c in classes}
     for page, cls in pages.items():
         c = by_page.get(page)

@@ -46,7 +46,8 @@ def rules(draw: st.DrawFn) -> Rules:
                   "window_s": draw(st.sampled_from([86_400.0, 30.0]))},
     }
     if data["policy"] == "value":
-        data["value"] = {"loyalty": draw(st.booleans()), "pages": {
+        data["value"] = {"loyalty": draw(st.booleans()),
+                         "overflow_by_value": draw(st.booleans()), "pages": {
             "checkout": {"stake": 200.0, "handle_s": 180.0, "patience_s": 60.0},
             "after_sales": {"stake": draw(st.sampled_from([0.0, 40.0])), "handle_s": 240.0,
                             "patience_s": 120.0},

@@ -38,6 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
                    "handle (default 1)")
     p.add_argument("--no-loyalty", action="store_true",
                    help="leave the priority's loyalty points (member, orders, ltv) out")
+    p.add_argument("--no-overflow-by-value", action="store_true",
+                   help="keep [overflow] after_s for every chat (default: a class overflows "
+                   "once its value at risk is a default chat's at after_s)")
     return p
 
 
@@ -63,7 +66,7 @@ def main(args: argparse.Namespace) -> int:
         classes = fit(trace)
     finally:
         Path(trace.exo).unlink(missing_ok=True)
-    rules = value_rules(base, classes)
+    rules = value_rules(base, classes, not args.no_overflow_by_value)
     text = rules_text(rules, classes, args.trace)
     if parse_rules(tomllib.loads(text)).hash != rules.hash:  # pragma: no cover - writer bug
         print("routeq fit: the written rules do not load back to the same rules",

@@ -78,3 +78,53 @@ def test_every_assignment_explains_its_page_part(r: Rules, events: list[dict[str
         cls = o["value"]
         assert o["score"]["page"] == pytest.approx(index(cls))
         assert o["reason"] in ("exclusive", "sticky", "skill", "best", "overflow")
+
+
+# ------------------------------------------------------------ overflow by value
+
+BY_VALUE = {"policy": "value", "modes": {"default": "human_only"},
+            "overflow": {"enabled": True, "after_s": 60.0},
+            "value": {"pages": CLASSES, "overflow_by_value": True}}
+
+
+def test_each_class_overflows_once_its_value_at_risk_is_a_default_chats() -> None:
+    r = parse_rules(BY_VALUE)
+    ref = CLASSES["default"]["stake"] / CLASSES["default"]["patience_s"]
+    checkout = CLASSES["checkout"]["stake"] / CLASSES["checkout"]["patience_s"]
+    assert r.overflow_ms("checkout") == round(60_000 * ref / checkout)  # 4 s
+    assert r.overflow_ms("after_sales") == round(60_000 * ref / (30.0 / 120.0))
+    assert r.overflow_ms("search") == r.overflow_ms(None) == 60_000  # the default's
+    # never later than after_s, and off unless asked for
+    assert max(r.overflow_ms_by_page.values()) <= 60_000
+    assert parse_rules({**BY_VALUE, "value": {"pages": CLASSES}}).overflow_ms("checkout") == 60_000
+
+
+def _shop(b: EventBuilder) -> list[dict[str, Any]]:
+    """m1's only agent busy; the platform has room."""
+    return [b.agent("p1", capacity=5, tenant="platform"), b.agent("a1", capacity=1),
+            b.request("x", "busy")]
+
+
+def test_a_checkout_chat_overflows_sooner_and_a_page_change_can_make_it_due() -> None:
+    b = EventBuilder("m1", step_ms=0)
+    d = Driver(BY_VALUE)
+    d.feed(*_shop(b))
+    t0 = b.now
+    d.feed(b.arrive("v1"), b.page("v1", "checkout"), b.request("v1", "c1"))
+    d.feed(b.arrive("v2"), b.request("v2", "c2"))  # no page: the default class
+    out = d.feed(b.clock(ts=t0 + 4_000))
+    assert [o["chat"] for o in of(out, "chat.overflowed")] == ["c1"]
+    # v2 reaches checkout after 10 s: its overflow wait (4 s) is past, so now
+    out = d.feed(b.page("v2", "checkout", ts=t0 + 10_000))
+    assert [o["chat"] for o in of(out, "chat.overflowed")] == ["c2"]
+
+
+def test_a_page_change_to_a_lower_class_waits_for_the_later_deadline() -> None:
+    b = EventBuilder("m1", step_ms=0)
+    d = Driver(BY_VALUE)
+    d.feed(*_shop(b))
+    t0 = b.now
+    d.feed(b.arrive("v1"), b.page("v1", "checkout"), b.request("v1", "c1"))
+    d.feed(b.page("v1", "search", ts=t0 + 1_000))
+    assert of(d.feed(b.clock(ts=t0 + 4_000)), "chat.overflowed") == []
+    assert [o["chat"] for o in of(d.feed(b.clock(ts=t0 + 60_000)), "chat.overflowed")] == ["c1"]

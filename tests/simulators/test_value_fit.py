@@ -38,6 +38,7 @@ def test_fit_writes_rules_of_policy_value_with_a_class_per_page(fitted: Path,
     # a prompt answer is worth more at checkout than after the sale
     assert r.value_classes["checkout"][0] > r.value_classes["order"][0]
     assert r.page_weight("checkout") > r.page_weight("order")
+    assert r.data["value"]["overflow_by_value"] is True  # unless --no-overflow-by-value
     # every class is commented with what it was fitted from
     assert len(re.findall(r"^# [\d,]+ chats for a person", text, re.M)) == len(r.value_classes)
     # the rest of the trace's rules is kept
