@@ -9,6 +9,7 @@ The engine receives a ``Rules`` object; shells read the TOML file and call
 from __future__ import annotations
 
 import hashlib
+import math
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -119,7 +120,8 @@ def _show(v: object) -> str:
 
 def _number(lo: float, lo_open: bool = False) -> Callable[[str, object], float]:
     def check(key: str, v: object) -> float:
-        ok = type(v) in (int, float) and (v > lo if lo_open else v >= lo)  # type: ignore[operator]
+        ok = (type(v) in (int, float) and (v > lo if lo_open else v >= lo)  # type: ignore[operator]
+              and math.isfinite(v))  # type: ignore[arg-type]
         if not ok:
             op = ">" if lo_open else ">="
             raise RulesError(f"rules: key '{key}' must be a number {op} {lo:g}, got {_show(v)}")
@@ -439,7 +441,8 @@ def parse_rules(data: Mapping[str, Any] | None = None) -> Rules:
     if tree["policy"] == "value":
         # the page part of a chat's priority is its class's value index (the
         # c mu / theta of Atar, Giat & Shimkin 2010): the same queue, keyed anew
-        index = {page: v["scale"] * st * pat / h for page, (st, h, pat) in classes.items()}
+        index = {page: round(v["scale"] * st * pat / h, 3)
+                 for page, (st, h, pat) in classes.items()}
         page_default = index.pop("default", 0.0)
         pages = index
         if not v["loyalty"]:

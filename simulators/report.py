@@ -150,7 +150,9 @@ def scatter_chart(title: str, points: list[tuple[float, float, str]], front: lis
                   current: tuple[float, float] | None, xlabel: str, ylabel: str,
                   xfmt: Any = _fmt, yfmt: Any = _fmt) -> str:
     """Every candidate a dot; the Pareto front joined by a line; the current rules a ring."""
-    pts = [p for p in points if p[0] is not None and p[1] is not None]
+    # the front's indexes are into ``points``: a point without figures is skipped
+    known = [(k, p) for k, p in enumerate(points) if p[0] is not None and p[1] is not None]
+    pts = [p for _, p in known]
     if not pts:
         return f'<p class="empty">{_esc(title)}: no data</p>'
     allx = [p[0] for p in pts] + ([current[0]] if current else [])
@@ -158,12 +160,13 @@ def scatter_chart(title: str, points: list[tuple[float, float, str]], front: lis
     xs = _nice(min(allx), max(allx) if max(allx) > min(allx) else min(allx) + 1e-3)
     ys = _nice(min(ally), max(ally) if max(ally) > min(ally) else min(ally) + 1)
     parts, sx, sy = _frame(title, xlabel, ylabel, xs, ys, xfmt, yfmt)
-    for k, (x, y, label) in enumerate(pts):
-        cls = "front" if k in front else "tried"
+    on_front = set(front)
+    for k, (x, y, label) in known:
+        cls = "front" if k in on_front else "tried"
         parts.append(f'<circle class="{cls}" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="4" '
                      f'fill="{"#d62728" if cls == "front" else "#7f7f7f"}"><title>'
                      f'{_esc(label)}: {x:.4f}, {y:,.0f}</title></circle>')
-    line = [pts[i] for i in front if i < len(pts)]
+    line = [points[i] for i in front if points[i][0] is not None and points[i][1] is not None]
     if len(line) > 1:
         d = " ".join(f"{'M' if k == 0 else 'L'}{sx(x):.1f},{sy(y):.1f}"
                      for k, (x, y, _) in enumerate(line))
@@ -285,8 +288,8 @@ def render(doc: dict[str, Any], names: list[str], title: str = "routeq compare")
         f = doc["front"]
         figures.insert(0, scatter_chart(
             "Revenue after chat against abandonment, every candidate tried", f["points"],
-            f["front"], f["current"], "abandonment (share of chats for a human)",
-            "revenue after chat"))
+            f["front"], f["current"], "abandonment, % of chats for a human",
+            "revenue after chat", xfmt=lambda x: f"{100 * x:.1f}"))
     figs = "".join(f'<div class="fig">{p}</div>' for p in figures)
     cands = "".join(
         f"<li><b>{_esc(c['name'])}</b>: policy <code>{_esc(c['policy'])}</code>, rules "

@@ -11,8 +11,9 @@ fits this reuses rather than repeats):
 - ``patience_s``: the visitors' mean patience, censored (time exposed to
   waiting / visitors who gave up), as the what-if fits it overall.
 
-A page with fewer than ``MIN_CHATS`` observations for a parameter takes the
-whole trace's value; ``default`` is the whole trace's class, for pages the
+A page with fewer than ``MIN_CHATS`` observations for a parameter (served
+chats for the order rate and the handle time, visitors who gave up for the
+patience) takes the whole trace's value; ``default`` is the whole trace's class, for pages the
 trace has no chats from. The index that orders the queue is
 ``stake x patience_s / handle_s``: Atar, Giat & Shimkin's c·mu/theta (2010).
 """
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import Rules, parse_rules
-from simulators.rules_toml import to_toml
+from simulators.rules_toml import _key, to_toml
 from simulators.whatif import Trace
 
 MIN_CHATS = 20
@@ -67,7 +68,8 @@ def fit(trace: Trace) -> list[ValueClass]:
     amounts = [a for pool in trace.amount_pool.values() for a in pool]
     amount_all = sum(amounts) / len(amounts) if amounts else 0.0
     served_all = max(1, int(total[1]))
-    rate_all = (sum(trace.order_p.get(p, 0.0) * r[1] for p, r in rows.items()) / served_all)
+    rate_all = (sum(trace.order_p.get("" if p == "default" else p, 0.0) * r[1]
+                    for p, r in rows.items()) / served_all)
 
     def one(page: str, r: list[float], rate: float, amount: float) -> ValueClass:
         handle = (r[2] / r[1] if r[1] >= MIN_CHATS else total[2] / served_all) / 1000
@@ -85,7 +87,8 @@ def fit(trace: Trace) -> list[ValueClass]:
     for page, r in sorted(rows.items()):
         pool = trace.amount_pool.get("" if page == "default" else page, [])
         amount = sum(pool) / len(pool) if len(pool) >= MIN_CHATS else amount_all
-        rate = trace.order_p.get("" if page == "default" else page, 0.0)
+        rate = (trace.order_p.get("" if page == "default" else page, 0.0)
+                if r[1] >= MIN_CHATS else rate_all)
         if page != "default":
             out.append(one(page, r, rate, amount))
     out.append(one("default", total, rate_all, amount_all))
@@ -121,7 +124,7 @@ def rules_text(rules: Rules, classes: list[ValueClass], source: str) -> str:
     by_page = {c.page: c for c in classes}
     for page, cls in pages.items():
         c = by_page.get(page)
-        lines += ["", f"[value.pages.{page}]"]
+        lines += ["", f"[value.pages.{_key(page)}]"]
         if c is not None:
             lines.append(f"# {c.chats:,} chats for a person, {c.served:,} served, "
                          f"{c.gave_up:,} gave up; order rate after a chat "

@@ -66,6 +66,14 @@ def main(args: argparse.Namespace) -> int:
         classes = fit(trace)
     finally:
         Path(trace.exo).unlink(missing_ok=True)
+    if classes[-1].chats == 0:
+        print(f"routeq fit: no chat in {args.trace} asked for a person: no class to fit",
+              file=sys.stderr)
+        return 2
+    if all(c.stake == 0 for c in classes):
+        print("routeq fit: warning: no order followed any served chat, so every stake is 0 "
+              "and policy value orders the queue by aging (and loyalty) alone",
+              file=sys.stderr)
     rules = value_rules(base, classes, not args.no_overflow_by_value)
     text = rules_text(rules, classes, args.trace)
     if parse_rules(tomllib.loads(text)).hash != rules.hash:  # pragma: no cover - writer bug

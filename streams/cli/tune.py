@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from engine import RulesError
-from simulators.candidates import run_all, trace_rules
+from simulators.candidates import read_rules, run_all, trace_rules
 from simulators.rules_toml import rules_to_toml
 from simulators.tuning import (
     OBJECTIVES,
@@ -48,6 +48,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
                    help="floor: share answered within 20 s, e.g. 0.8")
     p.add_argument("--max-abandonment", type=float, default=None, metavar="X",
                    help="ceiling: share of chats for a human abandoned, e.g. 0.1")
+    p.add_argument("--base", metavar="R.toml",
+                   help="the rules the search space's settings change (default: the rules "
+                   "the trace ran under); the candidates are still compared with those, "
+                   "e.g. --base value.toml from routeq fit")
     p.add_argument("--max-abandonment-increase", type=float, default=None, metavar="PTS",
                    help="floor: abandonment at most the current rules' (re-simulated on "
                    "the trace) plus PTS percentage points, e.g. 0.5")
@@ -64,7 +68,8 @@ def main(args: argparse.Namespace) -> int:
         space = load_space(args.space)
         base, base_src = trace_rules(args.trace, args.trace_rules)
         tried = settings(space)
-        rules = [apply(base, s) for s in tried]
+        edited = read_rules(args.base)[0] if args.base else base
+        rules = [apply(edited, s) for s in tried]
     except (SpaceError, RulesError) as exc:
         print(f"routeq tune: {exc}", file=sys.stderr)
         return 2

@@ -23,7 +23,8 @@ VALUE = {"policy": "value", "value": {"pages": CLASSES}}
 
 
 def index(cls: dict[str, float], scale: float = 1.0) -> float:
-    return scale * cls["stake"] * cls["patience_s"] / cls["handle_s"]
+    """As the rules compute it: to 3 decimals, like the other score parts."""
+    return round(scale * cls["stake"] * cls["patience_s"] / cls["handle_s"], 3)
 
 
 def test_the_page_part_is_the_class_index_and_the_class_comes_with_it() -> None:

@@ -100,7 +100,7 @@ def test_tune_reports_the_front_and_draws_it(fitted: Path, demo_trace: Path,
     space.write_text('method = "grid"\n[params]\npolicy = ["value", "priority", "least_loaded"]\n'
                      '"value.scale" = [0.5, 2.0]\n')
     report, doc_path = tmp_path / "tune.html", tmp_path / "tune.json"
-    assert main(["tune", str(demo_trace), "--trace-rules", str(fitted), "--space", str(space),
+    assert main(["tune", str(demo_trace), "--base", str(fitted), "--space", str(space),
                  "--objective", "revenue", "--max-abandonment-increase", "0.5",
                  "--report", str(report), "--json", str(doc_path),
                  "--out", str(tmp_path / "best.toml"), "--jobs", "2"]) == 0
@@ -117,3 +117,49 @@ def test_tune_reports_the_front_and_draws_it(fitted: Path, demo_trace: Path,
     dots = html.count('class="front"') + html.count('class="tried"')
     assert dots == 6 and html.count('class="front"') == len(doc["pareto"])
     assert 'class="current"' in html
+
+
+def test_fit_quotes_page_names_and_falls_back_on_few_chats(demo_trace: Path,
+                                                           tmp_path: Path) -> None:
+    """Chat servers send page names like /cart or pay.checkout; a page with few
+    served chats takes the whole history's order rate."""
+    text = (demo_trace / "events.jsonl").read_text()
+    text = text.replace('"page":"checkout"', '"page":"pay.checkout"')
+    text = text.replace('"page":"cart"', '"page":"/cart"')
+    trace = tmp_path / "t"
+    trace.mkdir()
+    (trace / "events.jsonl").write_text(text)
+    (trace / "rules.toml").write_text((demo_trace / "rules.toml").read_text())
+    out = tmp_path / "v.toml"
+    assert main(["fit", str(trace), "--out", str(out), "--quiet"]) == 0
+    r = parse_rules(tomllib.loads(out.read_text()))
+    assert {"pay.checkout", "/cart"} <= set(r.value_classes)
+    base, _ = trace_rules(str(trace), None)
+    t = read_trace(str(trace), base)
+    try:
+        classes = {c.page: c for c in fit(t)}
+    finally:
+        Path(t.exo).unlink()
+    for c in classes.values():
+        if c.page != "default" and c.served < 20:
+            assert c.order_rate == classes["default"].order_rate
+
+
+def test_a_non_finite_number_is_refused() -> None:
+    from engine import RulesError
+    with pytest.raises(RulesError, match="'value.scale'"):
+        parse_rules({"policy": "value", "value": {"scale": float("inf")}})
+
+
+def test_tune_compares_with_the_rules_the_trace_ran_under(fitted: Path, demo_trace: Path,
+                                                         tmp_path: Path) -> None:
+    space = tmp_path / "space.toml"
+    space.write_text('method = "grid"\n[params]\n"value.scale" = [1.0]\n')
+    doc_path = tmp_path / "tune.json"
+    assert main(["tune", str(demo_trace), "--base", str(fitted), "--space", str(space),
+                 "--json", str(doc_path), "--out", str(tmp_path / "b.toml"), "--quiet",
+                 "--jobs", "1"]) == 0
+    doc = orjson.loads(doc_path.read_bytes())
+    recorded, _ = trace_rules(str(demo_trace), None)
+    assert doc["current"]["rules"] == recorded.hash
+    assert doc["candidates"][0]["policy"] == "value"
