@@ -15,10 +15,20 @@ from hypothesis import strategies as st
 from engine import parse_rules
 from simulators.candidates import trace_rules
 from simulators.tuning import Objective, pareto
-from simulators.value_fit import fit
-from simulators.whatif import read_trace
+from simulators.value_fit import ValueClass, fit
+from simulators.whatif import Trace, read_trace
 from streams.cli import main
 from tests.simulators.test_report import chromium
+
+
+def fitted_classes(path: Path) -> tuple[Trace, dict[str, ValueClass]]:
+    """The trace read under the rules it ran under, and its classes by page."""
+    base, _ = trace_rules(str(path), None)
+    trace = read_trace(str(path), base)
+    try:
+        return trace, {c.page: c for c in fit(trace)}
+    finally:
+        Path(trace.exo).unlink()
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +57,7 @@ def test_fit_writes_rules_of_policy_value_with_a_class_per_page(fitted: Path,
 
 
 def test_fit_reads_the_what_ifs_own_estimates(demo_trace: Path) -> None:
-    base, _ = trace_rules(str(demo_trace), None)
-    trace = read_trace(str(demo_trace), base)
-    try:
-        classes = {c.page: c for c in fit(trace)}
-    finally:
-        Path(trace.exo).unlink()
+    trace, classes = fitted_classes(demo_trace)
     pool = trace.handle_pool["after_sales"]
     assert classes["after_sales"].handle_s == pytest.approx(sum(pool) / len(pool) / 1000, abs=0.06)
     assert classes["checkout"].order_rate == pytest.approx(trace.order_p["checkout"], abs=1e-4)
@@ -134,12 +139,7 @@ def test_fit_quotes_page_names_and_falls_back_on_few_chats(demo_trace: Path,
     assert main(["fit", str(trace), "--out", str(out), "--quiet"]) == 0
     r = parse_rules(tomllib.loads(out.read_text()))
     assert {"pay.checkout", "/cart"} <= set(r.value_classes)
-    base, _ = trace_rules(str(trace), None)
-    t = read_trace(str(trace), base)
-    try:
-        classes = {c.page: c for c in fit(t)}
-    finally:
-        Path(t.exo).unlink()
+    _, classes = fitted_classes(trace)
     for c in classes.values():
         if c.page != "default" and c.served < 20:
             assert c.order_rate == classes["default"].order_rate
