@@ -7,9 +7,11 @@ fits this reuses rather than repeats):
 - ``stake``: what serving such a chat promptly is worth: the order rate
   after a served chat on that page at no wait (the what-if's ``p(page)`` of
   ``p·exp(-wait/tau)``) times the mean order that followed;
-- ``handle_s``: the mean handle time of the page's served chats;
+- ``handle_s``: the mean handle time of the page's served chats (the
+  what-if's ``handle_pool``);
 - ``patience_s``: the visitors' mean patience, censored (time exposed to
-  waiting / visitors who gave up), as the what-if fits it overall.
+  waiting / visitors who gave up: the what-if's ``exposure_by_page``, the
+  page's share of its ``patience_mean_ms``).
 
 A page with fewer than ``MIN_CHATS`` observations for a parameter (served
 chats for the order rate and the handle time, visitors who gave up for the
@@ -50,48 +52,39 @@ class ValueClass:
 
 def fit(trace: Trace) -> list[ValueClass]:
     """One class per page type of the trace's chats for a person, then ``default``."""
-    rows: dict[str, list[float]] = {}  # page -> [chats, served, handle ms, exposure ms, gave up]
+    chats: dict[str, int] = {}
     for o in trace.chats.values():
-        if not o.human:
-            continue
-        r = rows.setdefault(o.page or "default", [0, 0, 0, 0, 0])
-        r[0] += 1
-        if o.handle_ms >= 0:
-            r[1] += 1
-            r[2] += o.handle_ms
-        if o.patience_ms >= 0:
-            r[3] += o.patience_ms
-            r[4] += 1
-        elif o.wait_ms >= 0:
-            r[3] += o.wait_ms
-    total = [sum(r[i] for r in rows.values()) for i in range(5)]
+        if o.human:
+            chats[o.page or ""] = chats.get(o.page or "", 0) + 1
+    handles = [h for pool in trace.handle_pool.values() for h in pool]
+    handle_all = sum(handles) / len(handles) / 1000 if handles else 1.0
+    patience_all = (trace.patience_mean_ms / 1000 if math.isfinite(trace.patience_mean_ms)
+                    else 3600.0)  # nobody gave up: patience outlasts any wait seen
     amounts = [a for pool in trace.amount_pool.values() for a in pool]
     amount_all = sum(amounts) / len(amounts) if amounts else 0.0
-    served_all = max(1, int(total[1]))
-    rate_all = (sum(trace.order_p.get("" if p == "default" else p, 0.0) * r[1]
-                    for p, r in rows.items()) / served_all)
+    served_all = max(1, len(handles))
+    rate_all = sum(trace.order_p.get(p, 0.0) * len(pool)
+                   for p, pool in trace.handle_pool.items()) / served_all
 
-    def one(page: str, r: list[float], rate: float, amount: float) -> ValueClass:
-        handle = (r[2] / r[1] if r[1] >= MIN_CHATS else total[2] / served_all) / 1000
-        if r[4] >= MIN_CHATS:
-            patience = r[3] / r[4] / 1000
-        elif total[4]:
-            patience = total[3] / total[4] / 1000
-        else:
-            patience = 3600.0  # nobody gave up: patience outlasts any wait seen
+    def one(page: str, n: int, key: str | None) -> ValueClass:
+        pool = trace.handle_pool.get(key, []) if key is not None else []
+        served = len(pool) if key is not None else len(handles)
+        handle = sum(pool) / len(pool) / 1000 if len(pool) >= MIN_CHATS else handle_all
+        exposed, gave_up = (trace.exposure_by_page.get(key, (0, 0)) if key is not None else
+                            (sum(e for e, _ in trace.exposure_by_page.values()),
+                             sum(g for _, g in trace.exposure_by_page.values())))
+        patience = exposed / gave_up / 1000 if gave_up >= MIN_CHATS else patience_all
+        orders = trace.amount_pool.get(key, []) if key is not None else []
+        amount = sum(orders) / len(orders) if len(orders) >= MIN_CHATS else amount_all
+        rate = trace.order_p.get(key, 0.0) if key is not None and served >= MIN_CHATS \
+            else rate_all
         return ValueClass(page, round(rate * amount, 2), round(max(handle, 1.0), 1),
-                          round(max(patience, 1.0), 1), int(r[0]), int(r[1]), int(r[4]),
+                          round(max(patience, 1.0), 1), n, served, gave_up,
                           round(rate, 4), round(amount, 2))
 
-    out = []
-    for page, r in sorted(rows.items()):
-        pool = trace.amount_pool.get("" if page == "default" else page, [])
-        amount = sum(pool) / len(pool) if len(pool) >= MIN_CHATS else amount_all
-        rate = (trace.order_p.get("" if page == "default" else page, 0.0)
-                if r[1] >= MIN_CHATS else rate_all)
-        if page != "default":
-            out.append(one(page, r, rate, amount))
-    out.append(one("default", total, rate_all, amount_all))
+    out = [one(page or "default", n, page) for page, n in sorted(chats.items()) if page]
+    # the whole trace's class (pageless chats are in it, as in every figure above)
+    out.append(one("default", sum(chats.values()), None))
     return out
 
 

@@ -137,6 +137,9 @@ class Trace:
     order_tau_ms: float
     amount_pool: dict[str, list[float]]
     delay_pool: list[int]
+    # page -> (ms its chats were exposed to waiting, visitors who gave up): the
+    # patience estimate by page, as patience_mean_ms is over all
+    exposure_by_page: dict[str, tuple[int, int]] = field(default_factory=dict)
     recorded: dict[str, Any] = field(default_factory=dict)  # metrics of the trace as recorded
     read_s: float = 0.0
 
@@ -408,12 +411,17 @@ def _fit(path: str, rules: Rules, exo_path: str, reader: _Reader, events: int, e
     bot_pool: list[tuple[str, int, bool]] = []
     amount_pool: dict[str, list[float]] = {}
     delay_pool: list[int] = []
+    exposure_by_page: dict[str, list[int]] = {}  # page -> [ms exposed to waiting, gave up]
     for o in chats.values():
         if o.patience_ms >= 0:
             gave_up += 1
             exposure += o.patience_ms
+            row = exposure_by_page.setdefault(o.page or "", [0, 0])
+            row[0] += o.patience_ms
+            row[1] += 1
         elif o.wait_ms >= 0:
             exposure += o.wait_ms
+            exposure_by_page.setdefault(o.page or "", [0, 0])[0] += o.wait_ms
         if o.handle_ms >= 0:
             handle_pool.setdefault(o.page or "", []).append(o.handle_ms)
         accept_pool.extend(d for kind, d in o.offers if kind == "accept")
@@ -429,7 +437,8 @@ def _fit(path: str, rules: Rules, exo_path: str, reader: _Reader, events: int, e
                  acceptance=reader.acceptance, patience_mean_ms=patience,
                  handle_pool=handle_pool, accept_pool=accept_pool, bot_pool=bot_pool,
                  order_p=order_p, order_tau_ms=tau * 1000, amount_pool=amount_pool,
-                 delay_pool=delay_pool)
+                 delay_pool=delay_pool,
+                 exposure_by_page={k: (v[0], v[1]) for k, v in exposure_by_page.items()})
 
 
 def _fit_orders(served: list[Obs]) -> tuple[dict[str, float], float]:
