@@ -372,11 +372,9 @@ class Rules:
 
     def overflow_ms(self, page: str | None) -> int:
         """How long a chat asked from ``page`` waits before it overflows."""
-        by_page = self.overflow_ms_by_page
-        if not by_page:
+        if page is None:
             return self.overflow_after_ms
-        return by_page.get(page, self.overflow_after_ms) if page is not None \
-            else self.overflow_after_ms
+        return self.overflow_ms_by_page.get(page, self.overflow_after_ms)
 
     def value_class(self, page: str | None) -> tuple[float, float, float] | None:
         """Under policy ``value``, the class of a chat asked from ``page``."""

@@ -73,8 +73,9 @@ class Forecast:
     def slot(self, iv: Interval) -> int:
         return (iv.start_ms - self.start_ms) // self.interval_ms
 
-    def skills(self) -> list[str | None]:
-        return sorted({i.skill for i in self.intervals}, key=lambda s: s or "")
+    def skills(self) -> list[str]:
+        """The forecast's skills, sorted; "" for chats without one."""
+        return sorted({i.skill or "" for i in self.intervals})
 
     def label(self, slot: int) -> str:
         t = self.start_ms + slot * self.interval_ms + self.utc_offset_ms

@@ -281,7 +281,7 @@ def build(fc: Forecast, targets: Targets, profile: AgentProfile, *, scenario: di
     targets.check()
     n = fc.slots
     h = fc.interval_min / 60
-    skills = sorted({iv.skill or "" for iv in fc.intervals})
+    skills = fc.skills()
     by_slot: dict[int, dict[str, Interval]] = {}
     for iv in fc.intervals:
         by_slot.setdefault(fc.slot(iv), {})[iv.skill or ""] = iv
