@@ -8,6 +8,8 @@ import io
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from simulators.plan import PlanResult, SlotCheck
 from simulators.report import CSS, _esc, line_chart
 from simulators.rules_toml import to_toml
@@ -193,10 +195,31 @@ chats.</p>
 """
 
 
+def _day(c: SlotCheck) -> dict[str, Any]:
+    return {"service_level": c.service_level, "abandonment_rate": c.abandonment,
+            "chats": c.human}
+
+
+def summary(res: PlanResult) -> dict[str, Any]:
+    """The plan's figures as data (``plan.json``): what the summary lines say."""
+    return {
+        "forecast": {"source": res.forecast.source, "intervals": res.forecast.slots,
+                     "interval_min": res.forecast.interval_min,
+                     "chats": res.forecast.total_chats()},
+        "rounds": {"requirement": res.rounds, "shifts": res.shift_rounds},
+        "agent_hours": {"paid": res.agent_hours, "scenario_own": res.own_agent_hours},
+        "day_erlang_agents": _day(res.erlang_overall),
+        "day_shifts": _day(res.final_overall),
+        "verdicts": {v: sum(s.final_verdict == v for s in res.slots)
+                     for v in ("meets", "noise", "misses")},
+    }
+
+
 def write_all(res: PlanResult, out: Path) -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
     write_csv(res, out / "plan.csv")
+    (out / "plan.json").write_bytes(orjson.dumps(summary(res), option=orjson.OPT_INDENT_2))
     (out / "plan.html").write_text(render(res), encoding="utf-8")
     (out / "shifts.toml").write_text(groups_toml(res), encoding="utf-8")
     (out / "plan-scenario.toml").write_text(scenario_toml(res), encoding="utf-8")
-    return ["plan.csv", "plan.html", "shifts.toml", "plan-scenario.toml"]
+    return ["plan.csv", "plan.json", "plan.html", "shifts.toml", "plan-scenario.toml"]

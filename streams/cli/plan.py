@@ -3,7 +3,7 @@
 See ``simulators/plan.py`` for the method. The forecast comes from a scenario,
 a recorded history or a CSV, plus an order backlog; the targets from the
 flags, else the scenario's ``[targets]`` table, else the defaults below.
-Writes ``DIR/plan.csv``, ``DIR/plan.html``, ``DIR/shifts.toml`` (the shifts
+Writes ``DIR/plan.csv``, ``DIR/plan.json``, ``DIR/plan.html``, ``DIR/shifts.toml`` (the shifts
 as ``[[tenants.agents]]`` groups) and ``DIR/plan-scenario.toml`` (the whole
 plan, for ``routeq simulate``), and prints the table.
 """
@@ -126,7 +126,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     run.add_argument("--rounds", type=int, default=6, metavar="N",
                      help="most simulation rounds correcting the Erlang numbers (default 6)")
     p.add_argument("--out", required=True, metavar="DIR",
-                   help="directory for plan.csv, plan.html, shifts.toml, plan-scenario.toml")
+                   help="directory for plan.csv, plan.json, plan.html, shifts.toml, "
+                   "plan-scenario.toml")
     p.add_argument("--quiet", action="store_true", help="print only where the files are")
     return p
 
