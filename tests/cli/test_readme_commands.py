@@ -97,6 +97,9 @@ LONG: dict[str, tuple[str | None, str]] = {
         "routeq plan --scenario double11 --param hours=1.0 --shifts 1,2 --breaks 1 "
         "--rounds 2 --out out/plan-d11",
         "~3.5 min: the day simulated 10 times or so; one hour of it takes the same path"),
+    ".venv/bin/python -m benchmarks.plan": (
+        None, "~5 min (the double11 plan, then its shifts on two seeds); the --quick line "
+        "beside it runs the same code"),
     ".venv/bin/python -m benchmarks.value": (
         None, "~15 min (three scenarios, four seeds each); the --quick line beside it runs "
         "the same code"),
