@@ -1,0 +1,109 @@
+"""The null test: a history re-simulated under the rules it was recorded with
+gives back its recorded figures, also where it holds what chat servers do and
+the closed-loop simulator never did (agents ending waiting chats, a visitor
+leaving mid-chat or with two chats open, chats still open at the end)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from engine import parse_rules
+from simulators.whatif import read_trace, run_candidate
+
+T0 = 1_800_000_000_000
+#: the figures the null test compares (dotted paths in a summary)
+FIGURES = ("overall.human", "overall.assigned", "overall.abandoned", "overall.service_level",
+           "overall.abandonment_rate", "overall.occupancy", "overall.wait_mean_s",
+           "overall.open", "overall.chat_orders", "whatif.high_value.abandonment_rate")
+
+
+class History:
+    """A hand-written history, as a chat server would send it."""
+
+    def __init__(self, tenant: str = "shop") -> None:
+        self.tenant = tenant
+        self.events: list[dict[str, Any]] = []
+
+    def __call__(self, typ: str, at_s: float, **fields: Any) -> None:
+        ev = {"type": typ, "id": f"e{len(self.events)}", "ts": T0 + int(at_s * 1000),
+              "tenant": self.tenant, **fields}
+        self.events.append(ev)
+
+    def write(self, path: Path) -> Path:
+        path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in self.events))
+        return path
+
+
+def get(summary: dict[str, Any], path: str) -> Any:
+    v: Any = summary
+    for part in path.split("."):
+        v = v.get(part) if isinstance(v, dict) else None
+    return v
+
+
+def chat_server_history() -> History:
+    h = History()
+    h("agent.state", 0, agent="a1", status="online", capacity=1)
+    h("agent.state", 0, agent="a2", status="online", capacity=1)
+    for i, page in enumerate(["checkout", "cart", "home", "detail", "home", "cart"], 1):
+        h("visitor.arrived", i, visitor=f"v{i}", channel="web",
+          customer={"member": True, "tier": 4} if i == 5 else {})
+        h("page.viewed", i + 0.5, visitor=f"v{i}", page=page)
+    h("chat.requested", 10, visitor="v1", chat="c1")
+    h("chat.requested", 11, visitor="v2", chat="c2")
+    h("chat.requested", 12, visitor="v3", chat="c3")
+    h("chat.ended", 40, chat="c3", resolved=False)      # an agent closes a waiting chat
+    h("chat.requested", 50, visitor="v4", chat="c4")
+    h("visitor.left", 100, visitor="v1")                  # leaves while served
+    h("chat.requested", 110, visitor="v5", chat="c5")
+    h("chat.requested", 111, visitor="v5", chat="c6")     # a second tab
+    h("visitor.left", 130, visitor="v5")                  # both chats end
+    h("chat.requested", 250, visitor="v6", chat="c7")     # still waiting at the end
+    h("page.viewed", 300, visitor="v6", page="cart")      # (c2, c4 still held)
+    return h
+
+
+def offers_history() -> History:
+    """Offers confirmed: a decline, a timeout, a visitor leaving during an offer."""
+    h = History()
+    h("agent.state", 0, agent="a1", status="online", capacity=2)
+    for i in range(1, 5):
+        h("visitor.arrived", i, visitor=f"v{i}", channel="app")
+        h("page.viewed", i, visitor=f"v{i}", page="cart")
+    h("chat.requested", 10, visitor="v1", chat="c1")      # offered to a1
+    h("chat.requested", 12, visitor="v2", chat="c2")      # offered to a1
+    h("chat.declined", 13, chat="c1", agent="a1")
+    h("chat.accepted", 15, chat="c2", agent="a1")
+    h("agent.state", 20, agent="a2", status="online", capacity=1)  # c1 offered, no answer
+    h("clock", 31)                                        # the offer times out
+    h("visitor.left", 50, visitor="v2")                   # leaves while served
+    h("visitor.left", 60, visitor="v1")                   # answered once, then gave up
+    h("chat.requested", 70, visitor="v3", chat="c3")      # offered to a1 ...
+    h("visitor.left", 72, visitor="v3")                   # ... who never saw it
+    h("chat.requested", 80, visitor="v4", chat="c4")
+    h("chat.accepted", 82, chat="c4", agent="a1")
+    h("page.viewed", 200, visitor="v4", page="order")     # c4 still held at the end
+    return h
+
+
+HISTORIES = {
+    "chat_server": (chat_server_history, {}),
+    "offers": (offers_history, {"assignment": {"acceptance_required": True,
+                                                "offer_timeout_s": 10.0}}),
+}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("name", sorted(HISTORIES))
+def test_a_chat_server_history_reproduces_under_its_own_rules(tmp_path: Path, name: str,
+                                                              seed: int) -> None:
+    history, data = HISTORIES[name]
+    rules = parse_rules(data)
+    trace = read_trace(str(history().write(tmp_path / "h.jsonl")), rules)
+    got = run_candidate(trace, rules, seed)
+    for path in FIGURES:
+        assert get(got, path) == get(trace.recorded, path), path
