@@ -58,6 +58,13 @@ PUBLIC_TYPES = tuple(t for t in FIELDS if t not in INTERNAL_TYPES)
 INTEGERS = ("integers are written without a fraction or exponent (1, not 1.0 or 1e0); "
             f"a line (one event) is at most {MAX_LINE_BYTES} bytes")
 
+#: serve's live figures (``/v1/overview``), each chat counted once
+SERVICE_LEVEL_DOC = ("chats answered within 20 s (by their first chat.assigned's wait_ms) / "
+                     "(chats answered + chats abandoned before any answer); each chat "
+                     "counts once")
+ABANDONMENT_DOC = ("chats abandoned before any answer / (chats answered + those abandoned); "
+                   "each chat counts once")
+
 FIELD_DOCS: Mapping[str, str] = {
     "type": "the event type",
     "id": "unique within its tenant; an event whose id was already applied for that "
@@ -287,8 +294,16 @@ def _view_schemas() -> dict[str, Schema]:
                   "chats": {"type": "array", "items": s}})
     minute = _obj({"t": {"type": "integer", "description": "the minute's start (event time, "
                           "ms; before 0 where the tenant's time is within an hour of 0)"},
-                   "service_level": _n(num), "abandonment": _n(num),
-                   "assigned": cnt, "abandoned": cnt})
+                   "service_level": {**_n(num), "description": SERVICE_LEVEL_DOC + "; null: no "
+                                     "such chat"},
+                   "abandonment": {**_n(num), "description": ABANDONMENT_DOC + "; null: no "
+                                   "such chat"},
+                   "assigned": {**cnt, "description": "chats answered: their first "
+                                "chat.assigned fell in this minute (a reassignment after a "
+                                "requeue does not count again)"},
+                   "abandoned": {**cnt, "description": "chats abandoned before any "
+                                 "chat.assigned (a chat answered, requeued, then left does "
+                                 "not count)"}})
     return {
         "error": _obj({"error": {"type": "string", "description": "what is wrong"}},
                       description="every error answer"),
@@ -333,7 +348,11 @@ def _view_schemas() -> dict[str, Schema]:
             "bots": cnt,
             "agents": {"type": "array", "items": _obj({
                 "agent": s, "status": _STATUS, "load": cnt, "capacity": cnt})},
-            "occupancy": _n(num), "service_level": _n(num), "abandonment": _n(num),
+            "occupancy": _n(num),
+            "service_level": {**_n(num), "description": SERVICE_LEVEL_DOC + ", over the "
+                              "last hour of event time; null: no such chat"},
+            "abandonment": {**_n(num), "description": ABANDONMENT_DOC + ", over the last "
+                            "hour of event time; null: no such chat"},
             "series": {"type": "array", "items": minute,
                        "description": "per minute, the last hour of event time"}}),
         "overview": _obj({

@@ -3,7 +3,9 @@
 Counters and the wait histogram are updated from the outputs as they are
 decided; queue length, agents and occupancy are read from the engine's state
 when scraped; service level and abandonment are over the last hour of event
-time (the same figures as the dashboard).
+time (the same figures as the dashboard), each chat counted once: at its first
+``chat.assigned``, or at its ``chat.abandoned`` if that came before any (see
+``streams.http.service.Minute``).
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ class ServeMetrics:
         self.decisions = Counter("routeq_decisions", "Outputs decided, by tenant and type",
                                  ["tenant", "type"], registry=self.registry)
         self.waits = Histogram("routeq_wait_seconds", "Wait from entering the queue to "
-                               "assignment (chat.assigned wait_ms)", ["tenant"],
+                               "assignment (chat.assigned wait_ms; every assignment, a "
+                               "reassignment after a requeue too)", ["tenant"],
                                buckets=WAIT_BUCKETS, registry=self.registry)
         self.requests = Counter("routeq_http_requests", "HTTP requests by route and status",
                                 ["route", "status"], registry=self.registry)
@@ -100,9 +103,14 @@ class _StateCollector(Collector):
         occ = GaugeMetricFamily("routeq_agent_occupancy", "Chats held / capacity of online "
                                 "agents", labels=["tenant"])
         sl = GaugeMetricFamily("routeq_service_level", "Share of chats for a human answered "
-                               "within 20 s, last hour of event time", labels=["tenant"])
+                               "within 20 s, each chat counted once: at its first assignment "
+                               "(a reassignment after a requeue does not count again), or "
+                               "abandoned before any; last hour of event time",
+                               labels=["tenant"])
         ab = GaugeMetricFamily("routeq_abandonment", "Share of chats for a human abandoned "
-                               "while waiting, last hour of event time", labels=["tenant"])
+                               "before any assignment, each chat counted once (one answered, "
+                               "requeued, then left counts as answered); last hour of event "
+                               "time", labels=["tenant"])
         log = GaugeMetricFamily("routeq_log_offset", "Next offset of the state's input log")
         # tenants past the label cap are summed under OTHER
         sums: dict[str, list[int]] = {}

@@ -15,7 +15,9 @@
   ones are re-derived by replaying the log, which gives the same bytes).
 - answers the read views (a chat's state and queue position, a tenant's
   queue and agents) from the engine's state, and keeps the per-minute
-  service-level figures that ``/metrics`` and the dashboard show.
+  service-level figures that ``/metrics`` and the dashboard show, where a chat
+  counts once (``Minute``): at its first ``chat.assigned``, or at a
+  ``chat.abandoned`` that came before any.
 
 With a state dir the service keeps two things of its own there, beside the
 runtime's key spaces (``streams/embedded/state.py``); ``routeq run``, ``replay`` and
@@ -63,6 +65,10 @@ MINUTE_MS = 60_000
 WINDOW_MINUTES = 60
 #: chats that ended (or were abandoned) that ``chat_view`` still answers for
 CLOSED_KEPT = 100_000
+#: answered chats still open that the figures remember, so that a reassignment
+#: or an abandonment of theirs does not count again; past this many the oldest
+#: are forgotten (a reassignment of one of those would count as an answer)
+ANSWERED_KEPT = 200_000
 
 Cursor = tuple[int, int]  # (offset, index among that offset's outputs)
 
@@ -232,7 +238,17 @@ class Subscriber:
 
 @dataclass
 class Minute:
-    """Per tenant and per minute of event time."""
+    """Per tenant (a chat's merchant: ``origin``, else ``tenant``) and per
+    minute of event time, each chat counted once, in the minute of the output
+    that counts it:
+
+    - ``assigned``: chats answered, at their FIRST ``chat.assigned`` (a
+      reassignment after a ``chat.requeued`` does not count again);
+    - ``answered_in_sl``: of them, those whose first assignment's ``wait_ms``
+      was at most 20 s;
+    - ``abandoned``: chats whose ``chat.abandoned`` came before any
+      ``chat.assigned`` (a chat answered, requeued, then left is answered).
+    """
 
     assigned: int = 0
     answered_in_sl: int = 0
@@ -273,11 +289,15 @@ class TenantStats:
 
 
 def service_level(m: Minute) -> float | None:
+    """Chats answered within 20 s (at their first assignment) / (answered +
+    abandoned before any answer); None: no such chat."""
     n = m.assigned + m.abandoned
     return m.answered_in_sl / n if n else None
 
 
 def abandonment(m: Minute) -> float | None:
+    """Chats abandoned before any answer / (answered + those abandoned);
+    None: no such chat."""
     n = m.assigned + m.abandoned
     return m.abandoned / n if n else None
 
@@ -322,6 +342,9 @@ class Service:
         self.stats: dict[str, TenantStats] = {}
         #: recent final states: (tenant, chat) -> (ended | abandoned, event time)
         self.closed_chats: dict[tuple[str, str], tuple[str, int]] = {}
+        #: chats answered (or requeued) and still open, oldest first: (origin
+        #: or tenant, chat) -> None; forgotten when the chat ends (``_closed``)
+        self.answered: dict[tuple[str, str], None] = {}
         self.on_output = on_output
         #: while a post with chat.ended / visitor.left applies: the chats its
         #: outputs name, (tenant, chat) -> visitor (see ``_ended``)
@@ -472,8 +495,8 @@ class Service:
                 self.runtime.feed(Chunk(lines, linenos, "-", 0, 0, nbytes, None, 0),
                                   (decoded, bad))
             finally:
-                seen, self._batch_chats = self._batch_chats, None
-            self._ended(ending, seen or {})
+                named, self._batch_chats = self._batch_chats, None
+            self._ended(ending, named or {})
             self._write_outputs()
         return results
 
@@ -495,6 +518,10 @@ class Service:
                 continue
             live: set[str] = set()
             if typ == "chat.ended":
+                # one sent to the platform for a chat that overflowed to it
+                # (``origin``) ends the chat its merchant holds, as its outputs
+                # are keyed (the merchant's copy goes with the platform's)
+                tenant = ev.get("origin") or tenant
                 if views.is_open(self.engine, tenant, ev["chat"]):
                     live.add(ev["chat"])
                 found.append((tenant, ev["chat"], None, ev["ts"], live))
@@ -567,7 +594,10 @@ class Service:
             self.on_output(items, outs)
 
     def _observe(self, outs: list[dict[str, Any]]) -> None:
+        """Count the outputs in the figures (``Minute``: a chat once, by the
+        first ``chat.assigned`` or a ``chat.abandoned`` before any)."""
         batch = self._batch_chats
+        answered = self.answered
         for o in outs:
             typ = o["type"]
             tenant = o.get("origin") or o.get("tenant", "")
@@ -575,14 +605,33 @@ class Service:
                 batch[(tenant, o["chat"])] = o.get("visitor")
             if typ == "chat.assigned":
                 m = self._stats(tenant).minute(o["ts"])
-                m.assigned += 1
-                if o.get("wait_ms", 0) <= SERVICE_LEVEL_MS:
-                    m.answered_in_sl += 1
+                key = (tenant, o["chat"])
+                if key not in answered:  # its first answer (else a reassignment)
+                    self._answered(key)
+                    m.assigned += 1
+                    if o.get("wait_ms", 0) <= SERVICE_LEVEL_MS:
+                        m.answered_in_sl += 1
             elif typ == "chat.abandoned":
-                self._stats(tenant).minute(o["ts"]).abandoned += 1
+                m = self._stats(tenant).minute(o["ts"])
+                if (tenant, o["chat"]) not in answered:  # else it was answered
+                    m.abandoned += 1
                 self._closed(tenant, o["chat"], "abandoned", o["ts"])
-            elif typ in ("chat.queued", "chat.to_bot", "chat.requeued"):
+            elif typ == "chat.requeued":
                 self._stats(tenant).minute(o["ts"])
+                # a requeued chat was answered: known so even where its first
+                # chat.assigned came before the checkpoint a restart resumed from
+                self._answered((tenant, o["chat"]))
+            elif typ in ("chat.queued", "chat.to_bot"):
+                self._stats(tenant).minute(o["ts"])
+
+    def _answered(self, key: tuple[str, str]) -> None:
+        """Remember that chat ``key`` was answered (until it ends)."""
+        if key in self.answered:
+            return
+        self.answered[key] = None
+        if len(self.answered) > ANSWERED_KEPT:  # the oldest go, a tenth at a time
+            for old in list(itertools.islice(self.answered, ANSWERED_KEPT // 10)):
+                del self.answered[old]
 
     def _stats(self, tenant: str) -> TenantStats:
         s = self.stats.get(tenant)
@@ -591,6 +640,9 @@ class Service:
         return s
 
     def _closed(self, tenant: str, chat: str, state: str, ts: int) -> None:
+        """The chat ended (``ended`` or ``abandoned``): ``chat_view`` answers
+        for it a while; the figures forget it."""
+        self.answered.pop((tenant, chat), None)
         self.closed_chats.pop((tenant, chat), None)  # (the newest last)
         self.closed_chats[(tenant, chat)] = (state, ts)
         if len(self.closed_chats) > CLOSED_KEPT:  # the oldest go, a tenth at a time

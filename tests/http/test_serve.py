@@ -197,6 +197,74 @@ def test_metrics(server: Server) -> None:
         assert line in text.splitlines(), line
 
 
+RULES_ACCEPT = """
+[assignment]
+acceptance_required = true
+offer_timeout_s = 5.0
+"""
+
+
+def test_service_level_and_abandonment_count_each_chat_once(tmp_path: Path) -> None:
+    """A chat counts once in ``/metrics`` and the dashboard: its first
+    ``chat.assigned`` answers it (within 20 s by that one's wait); a
+    reassignment after a requeue does not count again, and a chat abandoned
+    after it was answered is not abandoned. Only a chat abandoned before any
+    answer is."""
+    t = "once"
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES_ACCEPT)
+    steps = [
+        [agent("on-1", t, "ann", ts=1_000)],
+        [request("on-2", t, "c1", ts=2_000)],  # offered to ann: answered at once
+        [ev("chat.declined", "on-3", 3_000, t, chat="c1", agent="ann")],  # requeued
+        # bob takes it 28 s after it was requested: a second answer, not counted
+        [agent("on-4", t, "bob", ts=30_000)],
+        [ev("chat.accepted", "on-5", 30_500, t, chat="c1", agent="bob")],
+        [request("on-6", t, "c2", ts=31_000)],  # offered to ann: answered at once
+        # ann's offer times out (36 s): c2 waits again (bob is full), the visitor leaves
+        [ev("clock", "on-7", 37_000, t)],
+        [ev("visitor.left", "on-8", 38_000, t, visitor="v-c2")],
+        # a chat no one answered: the one abandonment
+        [ev("agent.state", "on-9", 39_000, t, agent="ann", status="away")],
+        [request("on-10", t, "c3", ts=40_000)],
+        [ev("visitor.left", "on-11", 41_000, t, visitor="v-c3")],
+        [ev("chat.ended", "on-12", 42_000, t, chat="c1")],
+    ]
+    with Server(tmp_path, "--rules", str(rules)) as server:
+        stream = server.stream(ADMIN, query=f"?tenant={t}&from=0")
+        for events in steps:
+            status, ans = server.post(ADMIN, events)
+            assert status == 200 and ans["accepted"] == len(events), ans
+        seen = []
+        try:
+            while len(seen) < 10:
+                _, typ, data = stream.next()
+                seen.append((typ, data.get("chat"), data.get("agent"), data.get("wait_ms")))
+        finally:
+            stream.close()
+        # the story the figures count: c1 and c2 twice assigned or requeued
+        assert [s[:2] for s in seen] == [
+            ("chat.assigned", "c1"), ("chat.requeued", "c1"), ("chat.queued", "c1"),
+            ("chat.assigned", "c1"), ("chat.assigned", "c2"), ("chat.requeued", "c2"),
+            ("chat.queued", "c2"), ("chat.abandoned", "c2"), ("chat.queued", "c3"),
+            ("chat.abandoned", "c3")], seen
+        assert seen[3][3] == 28_000  # c1's second answer was late; its first was not
+        status, text = server.get("/metrics", ADMIN)
+        assert status == 200 and isinstance(text, str)
+        gauges = {line.split(" ")[0]: float(line.split(" ")[1])
+                  for line in text.splitlines() if f'tenant="{t}"' in line}
+        # 2 chats answered (both first answers within 20 s), 1 abandoned
+        assert gauges[f'routeq_service_level{{tenant="{t}"}}'] == pytest.approx(2 / 3)
+        assert gauges[f'routeq_abandonment{{tenant="{t}"}}'] == pytest.approx(1 / 3)
+        status, ov = server.get(f"/v1/overview?tenant={t}", ADMIN)
+        assert status == 200, ov
+        (summary,) = ov["tenants"]
+        assert summary["service_level"] == pytest.approx(2 / 3)
+        assert summary["abandonment"] == pytest.approx(1 / 3)
+        (minute,) = [m for m in summary["series"] if m["assigned"] or m["abandoned"]]
+        assert (minute["t"], minute["assigned"], minute["abandoned"]) == (0, 2, 1)
+
+
 def test_static_dashboard_files(server: Server) -> None:
     status, page = server.get("/", None)
     assert status == 200 and "routeq" in page and "http" not in page.replace(

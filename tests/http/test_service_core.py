@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 
 from engine import default_rules
 from streams.embedded.state import StateLayout
 from streams.embedded.store import MemoryStore
 from streams.http.service import Service, parse_cursor
+from tests.helpers import make_rules
 from tests.http.server import ev
 
 
@@ -166,3 +168,87 @@ def test_each_posted_line_is_parsed_once(monkeypatch: Any) -> None:
         assert len(parsed) == parses
     assert [it.type for it in svc.history][:3] == ["chat.assigned", "chat.assigned",
                                                    "event.rejected"]
+
+
+OVERFLOW_RULES = {"overflow": {"enabled": True, "after_s": 10.0},
+                  "modes": {"default": "human_only"}}
+
+
+def figures(svc: Service, tenant: str) -> tuple[int, int, int]:
+    """(chats answered, of them within 20 s, abandoned) in the tenant's last hour."""
+    tot = svc.stats[tenant].totals()
+    return tot.assigned, tot.answered_in_sl, tot.abandoned
+
+
+@pytest.mark.parametrize("where", ["m1", "platform"])
+def test_an_overflowed_chat_counts_once_for_its_merchant_and_is_forgotten_when_it_ends(
+        where: str) -> None:
+    svc = Service(make_rules(OVERFLOW_RULES), None)
+    svc.start()
+    svc.submit([lines(ev("agent.state", "p1", 0, "platform", agent="pat", status="online",
+                         capacity=1),
+                      ev("chat.requested", "r0", 0, "m1", visitor="v0", chat="c0"))])
+    # it waits 10 s at m1, overflows, and the platform answers it at once
+    svc.submit([lines(ev("clock", "k1", 10_000, None))])
+    assert figures(svc, "m1") == (1, 1, 0) and "platform" not in svc.stats
+    assert set(svc.answered) == {("m1", "c0")}
+    # declined there, answered again 30 s later: not counted again
+    svc.submit([lines(ev("chat.declined", "d1", 11_000, "platform", chat="c0",
+                         agent="pat", origin="m1"))])
+    svc.submit([lines(ev("agent.state", "p2", 40_000, "platform", agent="pia",
+                         status="online", capacity=1))])
+    assigned = [it for it in svc.history if it.type == "chat.assigned"]
+    assert [(it.tenant, it.origin) for it in assigned] == [("platform", "m1")] * 2
+    assert figures(svc, "m1") == (1, 1, 0)
+    # it ends (said to its merchant, or to the platform with its origin): forgotten
+    origin = {"origin": "m1"} if where == "platform" else {}
+    svc.submit([lines(ev("chat.ended", "e1", 50_000, where, chat="c0", **origin))])
+    assert svc.answered == {}
+    assert svc.chat_view("m1", "c0") == {"tenant": "m1", "chat": "c0", "state": "ended",
+                                         "ended_ms": 50_000}
+
+
+def story(svc: Service, part: int) -> None:
+    """c1 answered, declined, answered again; c2 answered, declined, left
+    waiting (not abandoned: it was answered); c3 abandoned unanswered."""
+    if part == 0:
+        svc.submit([lines(ev("agent.state", "a1", 1_000, "s", agent="ann", status="online",
+                             capacity=1),
+                          ev("chat.requested", "r1", 2_000, "s", visitor="v1", chat="c1"))])
+    else:
+        for e in [ev("chat.declined", "d1", 3_000, "s", chat="c1", agent="ann"),
+                  ev("agent.state", "b1", 30_000, "s", agent="bob", status="online",
+                     capacity=1),
+                  ev("chat.requested", "r2", 31_000, "s", visitor="v2", chat="c2"),
+                  ev("chat.declined", "d2", 32_000, "s", chat="c2", agent="ann"),
+                  ev("visitor.left", "l2", 33_000, "s", visitor="v2"),
+                  ev("agent.state", "a2", 34_000, "s", agent="ann", status="away"),
+                  ev("chat.requested", "r3", 35_000, "s", visitor="v3", chat="c3"),
+                  ev("visitor.left", "l3", 36_000, "s", visitor="v3")]:
+            svc.submit([lines(e)])
+
+
+def test_the_figures_after_a_restart() -> None:
+    """Rebuilt from the log (no checkpoint since), they are the same; resumed
+    from a checkpoint taken after a chat's first answer, its reassignment and
+    its abandonment after a requeue still do not count."""
+    svc, store = started()
+    story(svc, 0)
+    story(svc, 1)
+    live = figures(svc, "s")
+    assert live == (2, 2, 1)  # c1 and c2, both answered at once; c3
+    again = Service(default_rules(), StateLayout(store))
+    again.start()  # re-derives every output from offset 0
+    assert figures(again, "s") == live
+    assert again.tenant_summary("s") == svc.tenant_summary("s")
+    assert svc.answered == again.answered == {("s", "c1"): None}
+    # a checkpoint after c1's first answer: the rest comes after the restart
+    svc, store = started()
+    story(svc, 0)
+    svc.close()
+    svc = Service(default_rules(), StateLayout(store))
+    svc.start()
+    assert "s" not in svc.stats  # nothing re-derived
+    story(svc, 1)
+    # c2 answered, c3 abandoned; c1's reassignment is not a first answer
+    assert figures(svc, "s") == (1, 1, 1)
