@@ -89,7 +89,8 @@ class Obs:
 
     __slots__ = ("tenant", "chat", "visitor", "page", "t_req", "entered", "status", "human",
                  "wait_ms", "handle_ms", "start_t", "offers", "offer_t", "patience_ms",
-                 "abandon", "end", "bot", "bot_t", "order", "end_t")
+                 "abandon", "end", "bot", "bot_t", "order", "end_t", "open_ms",
+                 "survived_ms")
 
     def __init__(self, tenant: str, chat: str, visitor: str, page: str | None, t: int) -> None:
         self.tenant = tenant
@@ -112,6 +113,12 @@ class Obs:
         self.bot_t = -1
         self.order: tuple[int, float] | None = None  # (delay after the end, amount)
         self.end_t = -1
+        # still open at the end of the trace: how long it had been in its state
+        # (waiting, held or with the bot) then; what it would do next is later
+        self.open_ms = -1
+        # the longest it was seen waiting without giving up (from entering the
+        # queue to its last assignment): its patience is longer than that
+        self.survived_ms = -1
 
 
 @dataclass
@@ -127,7 +134,8 @@ class Trace:
     exo_events: int
     rejected: int
     t0: int
-    t1: int
+    t1: int  # the end of the report's time axis (at least a minute after t0)
+    t_end: int  # the last event's time: the re-simulation stops there, as the trace did
     acceptance: bool  # offers were confirmed (chat.accepted) in the trace
     patience_mean_ms: float  # inf: nobody gave up
     handle_pool: dict[str, list[int]]
@@ -223,7 +231,7 @@ class _Reader:
         self.engine = Engine(rules, track_changes=False)
         self.chats: dict[tuple[str, str], Obs] = {}
         self.pages: dict[tuple[str, str], str] = {}
-        self.open: dict[tuple[str, str], Obs] = {}  # (tenant, visitor) -> latest open chat
+        self.open: dict[tuple[str, str], list[Obs]] = {}  # (tenant, visitor) -> open chats
         self.last: dict[tuple[str, str], Obs] = {}  # (tenant, visitor) -> latest chat
         self.acceptance = False
         self.react: dict[str, Callable[[Obs, dict[str, Any]], None]] = {
@@ -247,7 +255,7 @@ class _Reader:
                 vkey = (tenant, ev["visitor"])
                 o = self.chats[key] = Obs(tenant, ev["chat"], ev["visitor"],
                                           self.pages.get(vkey), ts)
-                self.open[vkey] = o
+                self.open.setdefault(vkey, []).append(o)
                 self.last[vkey] = o
             return True
         if typ == "clock":
@@ -275,11 +283,13 @@ class _Reader:
                 self._end(o, ts, ("chat.ended", bool(ev.get("resolved", False))))
             return False
         if typ == "visitor.left":
-            o = self.open.get((tenant, ev["visitor"]))
-            if o is None or o.status in (CLOSED, NEW):
-                return True
-            self._end(o, ts, ("visitor.left", False))
-            return False
+            # the engine ends every open chat of the visitor; the leaving is
+            # the visitor's patience or the end of a chat where one was open
+            ended = [o for o in self.open.get((tenant, ev["visitor"]), ())
+                     if o.status not in (CLOSED, NEW)]
+            for o in ended:
+                self._end(o, ts, ("visitor.left", False))
+            return not ended
         if typ == "order.placed":
             o = self.last.get((tenant, ev["visitor"]))
             if (o is not None and o.status == CLOSED and o.handle_ms >= 0 and o.order is None
@@ -291,6 +301,9 @@ class _Reader:
 
     def _end(self, o: Obs, ts: int, how: tuple[str, bool]) -> None:
         if o.status == ASSIGNED:
+            if o.offer_t >= 0:  # it ended while offered, before any answer
+                o.offers.append(("end", ts - o.offer_t))
+                o.offer_t = -1
             o.handle_ms = ts - (o.start_t if o.start_t >= 0 else ts)
             o.end = how
             o.end_t = ts
@@ -301,8 +314,26 @@ class _Reader:
             o.bot = ("end" if how[0] == "chat.ended" else "left", ts - o.bot_t, how[1])
         o.status = CLOSED
         vkey = (o.tenant, o.visitor)
-        if self.open.get(vkey) is o:
-            del self.open[vkey]
+        opened = self.open.get(vkey)
+        if opened is not None and o in opened:
+            opened.remove(o)
+            if not opened:
+                del self.open[vkey]
+
+    def censor(self, t_end: int) -> None:
+        """The chats still open when the trace ends: their patience, handle time
+        or time with the bot is only known to be longer than what they had had."""
+        for opened in self.open.values():
+            for o in opened:
+                if o.status == WAITING:
+                    o.open_ms = t_end - o.entered
+                elif o.status == ASSIGNED:
+                    if o.offer_t >= 0:
+                        o.offers.append(("none", 0))  # unanswered when the trace ends
+                        o.offer_t = -1
+                    o.open_ms = t_end - o.start_t
+                elif o.status == BOT:
+                    o.open_ms = t_end - o.bot_t
 
     def output(self, out: dict[str, Any]) -> None:
         f = self.react.get(out["type"])
@@ -326,6 +357,7 @@ class _Reader:
         o.start_t = ts
         if o.wait_ms < 0:
             o.wait_ms = ts - o.entered
+        o.survived_ms = max(o.survived_ms, ts - o.entered)
 
     def _requeued(self, o: Obs, out: dict[str, Any]) -> None:
         if o.offer_t >= 0 and out.get("why") == "offer_timeout":
@@ -359,6 +391,7 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None) -> Trace:
                           wrap_up_ms=rules.wrap_up_ms)
     fd, exo_path = tempfile.mkstemp(prefix="routeq-whatif-", suffix=".jsonl", dir=workdir)
     events = exo_n = rejected = 0
+    t_end = span[0]
     bufs: list[bytes] = []
     try:
         with os.fdopen(fd, "wb") as exo:
@@ -370,6 +403,8 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None) -> Trace:
                     continue
                 offset = events
                 events += 1
+                if ev["ts"] > t_end:
+                    t_end = ev["ts"]
                 keep = reader.classify(ev)
                 outs = engine.apply(ev, offset)
                 col.event(ev)
@@ -395,14 +430,16 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None) -> Trace:
         os.unlink(exo_path)
         raise TraceError(f"trace {path} has no chats (no chat.requested event): "
                          "nothing to re-simulate")
-    trace = _fit(path, rules, exo_path, reader, events, exo_n, rejected, span[0], span[1])
+    reader.censor(t_end)
+    trace = _fit(path, rules, exo_path, reader, events, exo_n, rejected, span[0], span[1], t_end)
+    col.end_at(t_end)
     trace.recorded = col.summary()
     trace.read_s = time.perf_counter() - started
     return trace
 
 
 def _fit(path: str, rules: Rules, exo_path: str, reader: _Reader, events: int, exo_n: int,
-         rejected: int, t0: int, t1: int) -> Trace:
+         rejected: int, t0: int, t1: int, t_end: int) -> Trace:
     chats = reader.chats
     exposure = 0
     gave_up = 0
@@ -419,10 +456,13 @@ def _fit(path: str, rules: Rules, exo_path: str, reader: _Reader, events: int, e
             row = exposure_by_page.setdefault(o.page or "", [0, 0])
             row[0] += o.patience_ms
             row[1] += 1
-        elif o.wait_ms >= 0:
-            exposure += o.wait_ms
-            exposure_by_page.setdefault(o.page or "", [0, 0])[0] += o.wait_ms
-        if o.handle_ms >= 0:
+        elif o.survived_ms >= 0 or (o.status == WAITING and o.open_ms >= 0):
+            seen = max(o.survived_ms, o.open_ms if o.status == WAITING else -1)
+            exposure += seen
+            exposure_by_page.setdefault(o.page or "", [0, 0])[0] += seen
+        # a chat ended while offered, before an answer, was not handled
+        if o.handle_ms >= 0 and not (reader.acceptance and o.offers
+                                     and o.offers[-1][0] == "end"):
             handle_pool.setdefault(o.page or "", []).append(o.handle_ms)
         accept_pool.extend(d for kind, d in o.offers if kind == "accept")
         if o.bot is not None:
@@ -433,7 +473,7 @@ def _fit(path: str, rules: Rules, exo_path: str, reader: _Reader, events: int, e
     patience = exposure / gave_up if gave_up else math.inf
     order_p, tau = _fit_orders([o for o in chats.values() if o.handle_ms >= 0])
     return Trace(path=path, rules=rules, exo=exo_path, chats=chats, events=events,
-                 exo_events=exo_n, rejected=rejected, t0=t0, t1=t1,
+                 exo_events=exo_n, rejected=rejected, t0=t0, t1=t1, t_end=t_end,
                  acceptance=reader.acceptance, patience_mean_ms=patience,
                  handle_pool=handle_pool, accept_pool=accept_pool, bot_pool=bot_pool,
                  order_p=order_p, order_tau_ms=tau * 1000, amount_pool=amount_pool,
@@ -485,16 +525,25 @@ class _Draws:
         page = (o.page or "") if o is not None else ""
         # patience: observed, or censored at the observed wait, or unknown
         extra = rng.expovariate(1.0 / pm) if not math.isinf(pm) else math.inf
+        # patience is only known to be longer than a wait that ended in an
+        # answer, or than the wait of a chat still waiting at the end
+        waited = -1 if o is None else max(o.survived_ms,
+                                          o.open_ms + 1 if o.status == WAITING else -1)
         if o is not None and o.patience_ms >= 0:
             self.patience_ms = float(o.patience_ms)
-        elif o is not None and o.wait_ms >= 0:
-            self.patience_ms = o.wait_ms + extra
+        elif waited >= 0:
+            self.patience_ms = waited + extra
         else:
             self.patience_ms = extra
         pool = trace.handle_pool.get(page) or [h for hs in trace.handle_pool.values()
                                                 for h in hs] or [180_000]
         pick = pool[int(rng.random() * len(pool))]
-        self.handle_ms = o.handle_ms if o is not None and o.handle_ms >= 0 else pick
+        if o is not None and o.handle_ms >= 0:
+            self.handle_ms = o.handle_ms
+        elif o is not None and o.status == ASSIGNED and o.open_ms >= 0:
+            self.handle_ms = o.open_ms + 1 + pick  # held at the end: longer than that
+        else:
+            self.handle_ms = pick
         # the order: a uniform coupled to what was observed at the observed wait
         u = rng.random()
         if o is not None and o.handle_ms >= 0:
@@ -512,7 +561,12 @@ class _Draws:
             self.delay, self.amount = d_pick, a_pick
         bots = trace.bot_pool or [("end", 40_000, True)]
         b_pick = bots[int(rng.random() * len(bots))]
-        self.bot = o.bot if o is not None and o.bot is not None else b_pick
+        if o is not None and o.bot is not None:
+            self.bot = o.bot
+        elif o is not None and o.status == BOT and o.open_ms >= 0:
+            self.bot = (b_pick[0], o.open_ms + 1 + b_pick[1], b_pick[2])
+        else:
+            self.bot = b_pick
         acc = trace.accept_pool or [0]
         a_delay = acc[int(rng.random() * len(acc))]
         if o is not None:
@@ -592,11 +646,15 @@ class Replay:
                 t, _, action, arg = pop(heap)
                 action(t, arg)
             self.emit(ev)
-        while heap:
+        # the trace ends at its last event: what it had not seen happen by
+        # then (a chat still waiting or held) does not happen here either
+        end = self.trace.t_end
+        while heap and heap[0][0] <= end:
             t, _, action, arg = pop(heap)
             action(t, arg)
         if tick is not None and n:
             tick(n)
+        self.collector.end_at(end)
         return self.collector.summary()
 
     def emit(self, ev: dict[str, Any]) -> None:
@@ -656,6 +714,8 @@ class Replay:
             self._push(t + delay, self._accept, (c, c.gen))
         elif kind == "decline":
             self._push(t + delay, self._decline, (c, c.gen))
+        elif kind == "end":  # the chat ended (the visitor left) before an answer
+            self._push(t + delay, self._end, (c, c.gen))
         # "none": the offer times out (the engine's timer)
 
     def _on_to_bot(self, c: _Chat, o: dict[str, Any]) -> None:

@@ -139,6 +139,12 @@ class WhatIfCollector(Collector):
 
     # ------------------------------------------------------------ report
 
+    def end_at(self, ts: int) -> None:
+        """The history ends at ``ts`` (its last event), whatever came last here:
+        time integrals (occupancy, queue) run to it."""
+        if self.last_ts is None or ts > self.last_ts:
+            self.last_ts = ts
+
     def summary(self) -> dict[str, Any]:
         doc = super().summary()
         end = self.last_ts if self.last_ts is not None else self.t0

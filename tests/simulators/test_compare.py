@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import statistics
 from pathlib import Path
 
 import orjson
@@ -11,19 +10,8 @@ import pytest
 
 from simulators.candidates import build, run_all, trace_rules
 from simulators.whatif import read_trace, run_candidate
-from simulators.whatif_metrics import value
 from streams.cli import main
 from tests.simulators.conftest import simulate
-
-#: metric, absolute tolerance of the mean difference over seeds
-TOLERANCE = (
-    ("overall.service_level", 0.03),
-    ("overall.abandonment_rate", 0.02),
-    ("overall.wait_mean_s", 1.5),
-    ("overall.occupancy", 0.02),
-    ("overall.sticky_hit_rate", 0.05),
-    ("whatif.cart_checkout.abandonment_rate", 0.04),
-)
 
 
 @pytest.mark.parametrize("scenario,hours,extra", [
@@ -33,9 +21,7 @@ TOLERANCE = (
 def test_own_rules_reproduce_the_trace(tmp_path: Path, scenario: str, hours: float,
                                        extra: list[str]) -> None:
     """Re-simulated under the rules it was recorded with, a trace gives back its own
-    metrics (patience of served visitors is sampled, so: on average over seeds)."""
-    diffs: dict[str, list[float]] = {k: [] for k, _ in TOLERANCE}
-    revenue: list[float] = []
+    figures exactly, whatever the seed of the parts the trace does not show."""
     for trace_seed in (1, 2):
         d = simulate(tmp_path / f"t{trace_seed}", scenario, hours, trace_seed, *extra)
         rules, _ = trace_rules(str(d), None)
@@ -47,18 +33,7 @@ def test_own_rules_reproduce_the_trace(tmp_path: Path, scenario: str, hours: flo
         assert recorded["overall"]["chat_revenue"] == summary["overall"]["chat_revenue"]
         for seed in (1, 2):
             again = run_candidate(trace, rules, seed)
-            assert again["overall"]["chats"] == recorded["overall"]["chats"]
-            assert again["overall"]["open"] == 0
-            for key, _ in TOLERANCE:
-                a, b = value(again, key), value(recorded, key)
-                if a is not None and b is not None:
-                    diffs[key].append(a - b)
-            r0 = value(recorded, "overall.chat_revenue")
-            if r0:
-                revenue.append(value(again, "overall.chat_revenue") / r0 - 1)
-    for key, tol in TOLERANCE:
-        assert abs(statistics.mean(diffs[key])) <= tol, (key, diffs[key])
-    assert abs(statistics.mean(revenue)) <= 0.05, revenue
+            assert again == recorded
 
 
 def test_priority_beats_fifo_where_checkout_chats_are_scarce_and_valuable(
@@ -93,8 +68,10 @@ def test_same_trace_candidates_and_seed_give_the_same_numbers(demo_trace: Path,
     one = run_all(trace, rules, seed=3, jobs=1)
     two = run_all(trace, rules, seed=3, jobs=2)
     assert orjson.dumps(one) == orjson.dumps(two)
-    other = run_all(trace, rules[:1], seed=4, jobs=1)
-    assert orjson.dumps(other[0]) != orjson.dumps(one[0])
+    # another policy than the trace's: its sampled parts (patience of served
+    # visitors, handle times of chats nobody served) depend on the seed
+    other = run_all(trace, rules[1:], seed=4, jobs=1)
+    assert orjson.dumps(other[0]) != orjson.dumps(one[1])
 
 
 def test_compare_writes_json_naming_trace_rules_and_seed(demo_trace: Path, tmp_path: Path,
