@@ -11,7 +11,10 @@ its merchant's) and overall:
 - ``chats`` requested; ``to_bot`` (sent to the bot first), ``escalated``,
   ``bot_ended`` (ended with the bot, resolved or not); ``human`` (chats that
   waited for a person: requested without the bot, or escalated); ``assigned``
-  (got an agent at least once), ``abandoned``, ``overflowed``, ``requeued``;
+  (got an agent at least once), ``abandoned`` (ended while waiting, before
+  any agent was assigned), ``left_after_answer`` (assigned, requeued, then
+  ended while waiting again: each chat counts once, and such a chat was
+  answered, so it is not abandoned), ``overflowed``, ``requeued``;
 - ``waited`` (chats that were queued rather than assigned at once) and
   ``p_wait`` = waited / human;
 - waits, in seconds, from entering the human queue (the request, or the
@@ -100,7 +103,8 @@ _TALLY_FIELDS = (
     "overflowed", "requeued", "waited", "waits", "abandoned_wait_ms",
     "within_sl", "sticky_seen", "sticky_hits", "skill_seen", "skill_hits",
     "pages", "orders", "revenue", "chat_orders", "chat_revenue", "visitors",
-    "busy", "cap", "held", "online_cap", "last_t", "served", "bot_resolved")
+    "busy", "cap", "held", "online_cap", "last_t", "served", "bot_resolved",
+    "left_after_answer")
 
 
 class _Tally:
@@ -111,7 +115,7 @@ class _Tally:
     def __init__(self) -> None:
         self.chats = self.to_bot = self.escalated = self.bot_ended = self.human = 0
         self.assigned = self.abandoned = self.overflowed = self.requeued = self.waited = 0
-        self.served = self.bot_resolved = 0
+        self.served = self.bot_resolved = self.left_after_answer = 0
         self.waits: list[int] = []
         self.abandoned_wait_ms = 0
         self.within_sl = 0
@@ -480,6 +484,12 @@ class Collector:
         key, c = found
         if not c.human:
             self._human(c)
+        if c.assigned_ts >= 0:
+            # answered once, requeued, then given up: it counts once, answered
+            if c.counted:
+                self._tally(c.tenant).left_after_answer += 1
+            self._finish(key, c, "served", o["ts"])
+            return
         if c.counted:
             t = self._tally(c.tenant)
             t.abandoned += 1
@@ -575,6 +585,7 @@ def _report(t: _Tally, sl_s: float) -> dict[str, Any]:
         "assigned": t.assigned,
         "served": t.served,
         "abandoned": t.abandoned,
+        "left_after_answer": t.left_after_answer,
         "overflowed": t.overflowed,
         "requeued": t.requeued,
         "waited": t.waited,

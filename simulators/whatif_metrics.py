@@ -134,7 +134,7 @@ class WhatIfCollector(Collector):
         elif typ == "chat.abandoned":
             self._queue_to(ts)
             self.waiting.discard(key)
-            if counted and (c.tenant, c.visitor) in self.high_value:
+            if first and counted and (c.tenant, c.visitor) in self.high_value:
                 self.hv_abandoned += 1
 
     # ------------------------------------------------------------ report
