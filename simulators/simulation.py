@@ -148,6 +148,9 @@ class Simulation:
             raise ScenarioError("scenario key 'hours' (or --hours) must be a number > 0")
         self.hours = float(h)
         self.end = self.t0 + int(self.hours * HOUR_MS)
+        # drain = false: the history stops at the end of the horizon, as an
+        # export of a live server does, with chats still open
+        self.drain = bool(scenario.get("drain", True))
         self.engine = Engine(rules, track_changes=False)
         self.heap: list[tuple[int, int, Callable[[int, Any], None], Any]] = []
         self._seq = itertools.count()
@@ -230,6 +233,12 @@ class Simulation:
         self.bot_resolves: dict[str, float] = dict(chat.get("bot_resolves", {"default": 0.5}))
         self.order_after_chat: dict[str, float] = dict(chat.get("order_after_chat", {}))
         self.wait_decay_s = get(chat, "wait_decay_s", 120.0, "chat.")
+        # what chat servers do beside the visitors' patience: an agent closes a
+        # waiting chat (spam, a duplicate) after closed_after_s on average;
+        # a visitor closes the window in the middle of a chat with an agent
+        self.agent_closes = get(chat, "agent_closes_waiting", 0.0, "chat.")
+        self.closed_after_s = get(chat, "closed_after_s", 30.0, "chat.")
+        self.left_mid_chat = get(chat, "left_mid_chat", 0.0, "chat.")
         rules = self.rules
         self.send_accept = rules.acceptance_required or self.accept_s > 0 or self.decline > 0
         self.reserves = POLICIES[rules.policy].reserves
@@ -507,7 +516,8 @@ class Simulation:
         ticked = 0
         started = time.perf_counter()
         heap, pop = self.heap, heapq.heappop
-        while heap:
+        stop = 2**62 if self.drain else self.end
+        while heap and heap[0][0] < stop:
             t, _, action, arg = pop(heap)
             self.now = t
             if t >= tick and bar is not None:
@@ -778,6 +788,9 @@ class Simulation:
             if patience_s > 0:
                 wait = self.rng.expovariate(1.0 / (patience_s * 1000.0))
                 self._push(t + int(wait), self._give_up, (c, c.gen))
+            if self.agent_closes > 0 and self.rng.random() < self.agent_closes:
+                after = self.rng.expovariate(1.0 / (self.closed_after_s * 1000.0))
+                self._push(t + int(after), self._agent_close, (c, c.gen))
             if self.reserves and o["tenant"] == c.tenant:
                 p = c.profile
                 rules = self.rules
@@ -900,11 +913,28 @@ class Simulation:
         c.gen += 1
         self.active[(c.agent_tenant, c.agent)] -= 1
         del self.chats[c.id]
+        if self.left_mid_chat > 0 and self.rng.random() < self.left_mid_chat:
+            # the visitor closes the window: the engine ends the chat (and
+            # any other of theirs), and they are gone from the site
+            self.emit({"type": "visitor.left", "id": self._eid(), "ts": t,
+                       "tenant": c.tenant, "visitor": c.profile.id})
+            if self.rules.wrap_up_ms:
+                self._push(t + self.rules.wrap_up_ms, self._tick, c.agent_tenant)
+            if self.kind == "shop":
+                self._leave_site(self.tenants[c.tenant], c.profile)
+            return
         self.emit({"type": "chat.ended", "id": self._eid(), "ts": t, "tenant": c.tenant,
                    "chat": c.id, "resolved": True})
         if self.rules.wrap_up_ms:  # the unit comes back when the wrap-up's timer fires
             self._push(t + self.rules.wrap_up_ms, self._tick, c.agent_tenant)
         self._after_chat(t, c, c.wait_ms)
+
+    def _agent_close(self, t: int, arg: tuple[SimChat, int]) -> None:
+        c, gen = arg
+        if c.gen != gen or c.status != WAITING:
+            return
+        self.emit({"type": "chat.ended", "id": self._eid(), "ts": t, "tenant": c.tenant,
+                   "chat": c.id, "resolved": False})
 
     def _give_up(self, t: int, arg: tuple[SimChat, int]) -> None:
         c, gen = arg

@@ -12,7 +12,10 @@ import orjson
 import pytest
 
 from engine import parse_rules
+from simulators.candidates import trace_rules
+from simulators.scenario import bundled
 from simulators.whatif import read_trace, run_candidate
+from tests.simulators.conftest import simulate
 
 T0 = 1_800_000_000_000
 #: the figures the null test compares (dotted paths in a summary)
@@ -107,3 +110,24 @@ def test_a_chat_server_history_reproduces_under_its_own_rules(tmp_path: Path, na
     got = run_candidate(trace, rules, seed)
     for path in FIGURES:
         assert get(got, path) == get(trace.recorded, path), path
+
+
+#: what chat servers do, as the simulator can do it (see the README's simulate)
+CHAT_SERVER = ("--param", "chat.agent_closes_waiting=0.15", "--param", "chat.left_mid_chat=0.1",
+               "--param", "drain=false")
+
+
+@pytest.mark.parametrize("scenario,hours,extra", [
+    *((name, 0.5 if name in ("double11", "marketplace") else 1.0, ()) for name in bundled()),
+    ("demo", 1.0, CHAT_SERVER),
+    ("marketplace", 0.5, CHAT_SERVER),
+])
+def test_every_bundled_scenario_reproduces_exactly(tmp_path: Path, scenario: str, hours: float,
+                                                    extra: tuple[str, ...]) -> None:
+    d = simulate(tmp_path / "t", scenario, hours, 3, *extra)
+    rules, _ = trace_rules(str(d), None)
+    trace = read_trace(str(d), rules, str(tmp_path))
+    if extra:
+        assert trace.recorded["overall"]["open"] > 0  # the export stopped mid-day
+    for seed in (1, 2):
+        assert run_candidate(trace, rules, seed) == trace.recorded
