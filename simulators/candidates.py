@@ -71,7 +71,7 @@ def build(base: Rules, rules_files: list[str], policies: list[str],
     wanted = list(policies)
     if baselines:
         wanted += [b for b in BASELINES if b not in wanted]
-    if not out and not wanted:
+    if not out and not policies:  # the baselines beside routeq's own policy
         wanted = ["priority", *BASELINES]
     for policy in wanted:
         if policy not in POLICIES:
@@ -86,6 +86,15 @@ def build(base: Rules, rules_files: list[str], policies: list[str],
     return out
 
 
+#: one re-simulation: rules, seed, and whether the trace's own deployments apply
+#: (the recorded rules candidate)
+Run = tuple[Rules, int, bool]
+
+
+def runs_of(rules: list[Rules], seed: int) -> list[Run]:
+    return [(r, seed, False) for r in rules]
+
+
 _TRACE: Trace | None = None  # set in the parent before forking the workers
 _DONE: Any = None  # a shared counter of exogenous events re-simulated (progress bar)
 
@@ -95,20 +104,31 @@ def _tick(n: int) -> None:
         _DONE.value += n
 
 
-def _work(index: int, rules: Rules, seed: int) -> tuple[int, dict[str, Any]]:
+def _work(index: int, run: Run) -> tuple[int, dict[str, Any]]:
     assert _TRACE is not None
-    return index, run_candidate(_TRACE, rules, seed, _tick if _DONE is not None else None)
+    rules, seed, recorded = run
+    return index, run_candidate(_TRACE, rules, seed, _tick if _DONE is not None else None,
+                                recorded)
 
 
-def run_all(trace: Trace, rules: list[Rules], seed: int, jobs: int | None = None,
+def run_all(trace: Trace, runs: list[Run], jobs: int | None = None,
             progress: bool = False, desc: str = "candidates") -> list[dict[str, Any]]:
-    """Re-simulate every rules set on the trace; summaries in the order given.
+    """Re-simulate every run on the trace; summaries in the order given. Runs
+    that are the same (rules, seed, recorded) are simulated once.
 
     With ``progress``, a tqdm bar on stderr counts the trace's exogenous events
     re-simulated over all candidates.
     """
     global _TRACE, _DONE
-    n = len(rules)
+
+    def key(run: Run) -> tuple[str, int, bool]:  # the recorded rules without deployments
+        return run[0].hash, run[1], run[2] and bool(trace.deployments)  # are just rules
+
+    first: dict[tuple[str, int, bool], Run] = {}
+    for run in runs:
+        first.setdefault(key(run), run)
+    todo = list(first.values())
+    n = len(todo)
     workers = max(1, min(jobs or os.cpu_count() or 1, n))
     results: list[dict[str, Any] | None] = [None] * n
     bar = None
@@ -120,13 +140,13 @@ def run_all(trace: Trace, rules: list[Rules], seed: int, jobs: int | None = None
     try:
         if workers == 1:
             step = bar.update if bar is not None else None
-            for i, r in enumerate(rules):
-                results[i] = run_candidate(trace, r, seed, step)
+            for i, (r, s, rec) in enumerate(todo):
+                results[i] = run_candidate(trace, r, s, step, rec)
         else:
             _TRACE = trace
             _DONE = ctx.Value("q", 0) if bar is not None else None
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                pending = {pool.submit(_work, i, r, seed) for i, r in enumerate(rules)}
+                pending = {pool.submit(_work, i, run) for i, run in enumerate(todo)}
                 while pending:
                     finished, pending = wait(pending, timeout=0.5,
                                              return_when=FIRST_COMPLETED)
@@ -142,4 +162,5 @@ def run_all(trace: Trace, rules: list[Rules], seed: int, jobs: int | None = None
         _DONE = None
         if bar is not None:
             bar.close()
-    return [r for r in results if r is not None]
+    index = {k: i for i, k in enumerate(first)}
+    return [results[index[key(run)]] for run in runs]  # type: ignore[misc]

@@ -139,7 +139,8 @@ class Collector:
     def __init__(self, *, since_ms: int | None = None, until_ms: int | None = None,
                  busy_until_ms: int | None = None, sl_s: float = SL_S,
                  attribution_s: float = ATTRIBUTION_S, wrap_up_ms: int = 0,
-                 intervals: tuple[int, int] | None = None) -> None:
+                 intervals: tuple[int, int] | None = None,
+                 tenants: frozenset[str] | None = None) -> None:
         self.since = since_ms if since_ms is not None else -(2**62)
         self.until = until_ms if until_ms is not None else 2**62
         self.busy_until = busy_until_ms if busy_until_ms is not None else self.until
@@ -147,6 +148,9 @@ class Collector:
         self.sl_s = sl_s
         self.attribution_ms = attribution_s * 1000.0
         self.tenants: dict[str, _Tally] = {}
+        # with tenants: the report covers these tenants' chats, visitors,
+        # orders and agents only (the others still route as recorded)
+        self.only = tenants
         self.chats: dict[tuple[str, str], _Chat] = {}
         self.pages: dict[tuple[str, str], str] = {}  # (tenant, visitor) -> current page
         self.last_agent: dict[tuple[str, str], str] = {}  # (tenant, visitor) -> last agent
@@ -205,6 +209,9 @@ class Collector:
         f = self._on_output.get(o["type"])
         if f is not None:
             f(o)
+
+    def _in(self, tenant: str) -> bool:
+        return self.only is None or tenant in self.only
 
     def _tally(self, tenant: str) -> _Tally:
         t = self.tenants.get(tenant)
@@ -273,7 +280,7 @@ class Collector:
             self.agent_wrap[key] = round(wrap * 1000)
 
     def _arrived(self, ev: dict[str, Any]) -> None:
-        if self.since <= ev["ts"] < self.until:
+        if self.since <= ev["ts"] < self.until and self._in(ev["tenant"]):
             self._tally(ev["tenant"]).visitors += 1
 
     def _page(self, ev: dict[str, Any]) -> None:
@@ -285,7 +292,7 @@ class Collector:
         if key in self.chats:
             return
         vkey = (tenant, vid)
-        counted = self.since <= ts < self.until
+        counted = self.since <= ts < self.until and self._in(tenant)
         c = self.chats[key] = _Chat(ev["chat"], tenant, vid, self.pages.get(vkey), ts, counted)
         self.last_chat[vkey] = c
         self.open_by_visitor.setdefault(vkey, []).append(c)
@@ -349,9 +356,9 @@ class Collector:
 
     def _order(self, ev: dict[str, Any]) -> None:
         ts = ev["ts"]
-        if not self.since <= ts < self.until:
-            return
         tenant = ev["tenant"]
+        if not self.since <= ts < self.until or not self._in(tenant):
+            return
         t = self._tally(tenant)
         amount = float(ev["amount"])
         t.orders += 1
@@ -512,9 +519,10 @@ class Collector:
             self._unwrap(end)
         for t in self.tenants.values():
             self._integrate(t, end)
-        tenants = {name: _report(t, self.sl_s) for name, t in sorted(self.tenants.items())}
+        tallies = {name: t for name, t in sorted(self.tenants.items()) if self._in(name)}
+        tenants = {name: _report(t, self.sl_s) for name, t in tallies.items()}
         total = _Tally()
-        for t in self.tenants.values():
+        for t in tallies.values():
             _add(total, t)
         overall = _report(total, self.sl_s)
         overall["outcomes"] = dict(self.outcomes)
@@ -523,6 +531,8 @@ class Collector:
         if self.interval_ms:
             series: dict[str, list[list[int]]] = {}
             for (tenant, i), row in sorted(self.series.items()):
+                if not self._in(tenant):
+                    continue
                 series.setdefault(tenant, []).append([i, *row])
             doc["intervals"] = series
         return doc

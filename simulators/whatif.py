@@ -69,7 +69,7 @@ import orjson
 
 from engine import Engine, Rules
 from schemas.events import EventError, decode
-from simulators.whatif_metrics import WhatIfCollector
+from simulators.whatif_metrics import Figures
 
 ATTRIBUTION_MS = 3_600_000
 TICK = 16_384  # exogenous events between progress reports
@@ -150,6 +150,13 @@ class Trace:
     exposure_by_page: dict[str, tuple[int, int]] = field(default_factory=dict)
     recorded: dict[str, Any] = field(default_factory=dict)  # metrics of the trace as recorded
     read_s: float = 0.0
+    # rules deployed during the history: (exogenous events before it, rules);
+    # the recorded rules candidate switches there, as the history did
+    deployments: list[tuple[int, Rules]] = field(default_factory=list)
+    tenants: tuple[str, ...] = ()  # the figures cover these tenants (none named: all)
+    # what the history holds that the closed-loop simulator does not do by
+    # itself (counts; the null test names them as likely causes)
+    seen: dict[str, int] = field(default_factory=dict)
 
     def model(self) -> dict[str, Any]:
         """The fitted models, for the report."""
@@ -234,6 +241,7 @@ class _Reader:
         self.open: dict[tuple[str, str], list[Obs]] = {}  # (tenant, visitor) -> open chats
         self.last: dict[tuple[str, str], Obs] = {}  # (tenant, visitor) -> latest chat
         self.acceptance = False
+        self.seen: dict[str, int] = {}
         self.react: dict[str, Callable[[Obs, dict[str, Any]], None]] = {
             "chat.queued": self._queued, "chat.assigned": self._assigned,
             "chat.requeued": self._requeued, "chat.to_bot": self._to_bot,
@@ -259,6 +267,9 @@ class _Reader:
                 self.last[vkey] = o
             return True
         if typ == "clock":
+            due = self.engine.next_deadline(ev.get("tenant"))
+            if due is not None and ts > due:
+                self._count("timer ticks after the deadline")
             return False
         if typ in ("chat.accepted", "chat.declined"):
             o = self.chats.get((tenant, ev["chat"]))
@@ -269,6 +280,7 @@ class _Reader:
                     o.start_t = ts
                 else:
                     o.offers.append(("decline", ts - o.offer_t))
+                    self._count("declined offers")
                 o.offer_t = -1
             return False
         if typ == "bot.escalated":
@@ -287,6 +299,8 @@ class _Reader:
             # the visitor's patience or the end of a chat where one was open
             ended = [o for o in self.open.get((tenant, ev["visitor"]), ())
                      if o.status not in (CLOSED, NEW)]
+            if len(ended) > 1:
+                self._count("visitors leaving with several chats open")
             for o in ended:
                 self._end(o, ts, ("visitor.left", False))
             return not ended
@@ -299,9 +313,15 @@ class _Reader:
             return True
         return True
 
+    def _count(self, what: str) -> None:
+        self.seen[what] = self.seen.get(what, 0) + 1
+
     def _end(self, o: Obs, ts: int, how: tuple[str, bool]) -> None:
         if o.status == ASSIGNED:
+            if how[0] == "visitor.left":
+                self._count("visitors leaving in the middle of a chat")
             if o.offer_t >= 0:  # it ended while offered, before any answer
+                self._count("chats ended while offered")
                 o.offers.append(("end", ts - o.offer_t))
                 o.offer_t = -1
             o.handle_ms = ts - (o.start_t if o.start_t >= 0 else ts)
@@ -310,6 +330,8 @@ class _Reader:
         elif o.status == WAITING:
             o.patience_ms = ts - o.entered
             o.abandon = how[0]
+            if how[0] == "chat.ended":
+                self._count("waiting chats ended by an agent")
         elif o.status == BOT:
             o.bot = ("end" if how[0] == "chat.ended" else "left", ts - o.bot_t, how[1])
         o.status = CLOSED
@@ -325,6 +347,8 @@ class _Reader:
         or time with the bot is only known to be longer than what they had had."""
         for opened in self.open.values():
             for o in opened:
+                if o.status in (WAITING, ASSIGNED, BOT):
+                    self._count("chats open at the end")
                 if o.status == WAITING:
                     o.open_ms = t_end - o.entered
                 elif o.status == ASSIGNED:
@@ -360,7 +384,10 @@ class _Reader:
         o.survived_ms = max(o.survived_ms, ts - o.entered)
 
     def _requeued(self, o: Obs, out: dict[str, Any]) -> None:
+        if out.get("why") in ("agent_away", "agent_offline"):
+            self._count("chats requeued by an agent going away or offline")
         if o.offer_t >= 0 and out.get("why") == "offer_timeout":
+            self._count("offers timed out")
             o.offers.append(("none", 0))
         o.offer_t = -1
         o.start_t = -1
@@ -377,9 +404,15 @@ class _Reader:
         o.status = CLOSED
 
 
-def read_trace(path: str, rules: Rules, workdir: str | None = None) -> Trace:
+def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
+               deployments: list[tuple[int, Rules]] | None = None,
+               tenants: tuple[str, ...] = ()) -> Trace:
     """Read a trace (see the module doc); raises :class:`TraceError` for one that
-    cannot be re-simulated (empty, no chats)."""
+    cannot be re-simulated (empty, no chats).
+
+    ``rules`` are those in force at its first line; ``deployments`` (line
+    index, rules) those deployed later, in order (a state dir's history);
+    ``tenants`` restricts the figures to those tenants."""
     started = time.perf_counter()
     events_path, _ = trace_files(path)
     reader = _Reader(rules)
@@ -387,8 +420,10 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None) -> Trace:
     span = _span(events_path)
     if span is None:
         raise TraceError(f"trace {path} is empty: no valid events")
-    col = WhatIfCollector(t0=span[0], t1=span[1], busy_until_ms=span[1],
-                          wrap_up_ms=rules.wrap_up_ms)
+    col = Figures(t0=span[0], t1=span[1], wrap_up_ms=rules.wrap_up_ms, tenants=tenants)
+    switches = list(deployments or [])
+    switched: list[tuple[int, Rules]] = []
+    line_no = -1
     fd, exo_path = tempfile.mkstemp(prefix="routeq-whatif-", suffix=".jsonl", dir=workdir)
     events = exo_n = rejected = 0
     t_end = span[0]
@@ -396,6 +431,12 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None) -> Trace:
     try:
         with os.fdopen(fd, "wb") as exo:
             for line in _lines(events_path):
+                line_no += 1
+                while switches and switches[0][0] <= line_no:
+                    new = switches.pop(0)[1]
+                    engine = reader.engine = Engine.restore(new, engine.snapshot(),
+                                                            track_changes=False)
+                    switched.append((exo_n, new))
                 try:
                     ev = decode(line)
                 except EventError:
@@ -432,6 +473,13 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None) -> Trace:
                          "nothing to re-simulate")
     reader.censor(t_end)
     trace = _fit(path, rules, exo_path, reader, events, exo_n, rejected, span[0], span[1], t_end)
+    trace.deployments = switched
+    trace.tenants = tuple(tenants)
+    trace.seen = dict(sorted(reader.seen.items()))
+    if rejected:
+        trace.seen["malformed lines (left out)"] = rejected
+    if switched:
+        trace.seen["rules deployments"] = len(switched)
     col.end_at(t_end)
     trace.recorded = col.summary()
     trace.read_s = time.perf_counter() - started
@@ -601,15 +649,18 @@ class _Chat:
 
 
 class Replay:
-    """One candidate re-simulated over a trace."""
+    """One candidate re-simulated over a trace: ``rules`` throughout, or, with
+    ``recorded``, the trace's own rules and their deployments as they came."""
 
-    def __init__(self, trace: Trace, rules: Rules, seed: int = 1) -> None:
+    def __init__(self, trace: Trace, rules: Rules, seed: int = 1,
+                 recorded: bool = False) -> None:
         self.trace = trace
         self.rules = rules
         self.seed = seed
+        self.switches = list(trace.deployments) if recorded else []
         self.engine = Engine(rules, track_changes=False)
-        self.collector = WhatIfCollector(t0=trace.t0, t1=trace.t1, busy_until_ms=trace.t1,
-                                         wrap_up_ms=rules.wrap_up_ms)
+        self.collector = Figures(t0=trace.t0, t1=trace.t1, wrap_up_ms=rules.wrap_up_ms,
+                                 tenants=trace.tenants)
         self.heap: list[tuple[int, int, Callable[[int, Any], None], Any]] = []
         self._seq = itertools.count()
         self.offset = 0
@@ -634,7 +685,11 @@ class Replay:
         """Re-simulate; ``tick(n)`` is called after every ``TICK`` exogenous events."""
         heap, pop = self.heap, heapq.heappop
         n = 0
-        for line in _lines(Path(self.trace.exo)):
+        switches = self.switches
+        for index, line in enumerate(_lines(Path(self.trace.exo))):
+            while switches and switches[0][0] <= index:
+                self.engine = Engine.restore(switches.pop(0)[1], self.engine.snapshot(),
+                                             track_changes=False)
             n += 1
             if n == TICK:
                 if tick is not None:
@@ -818,9 +873,11 @@ class Replay:
 
 
 def run_candidate(trace: Trace, rules: Rules, seed: int = 1,
-                  tick: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Re-simulate ``trace`` under ``rules``; the metrics summary (with ``whatif`` extras)."""
-    return Replay(trace, rules, seed).run(tick)
+                  tick: Callable[[int], None] | None = None,
+                  recorded: bool = False) -> dict[str, Any]:
+    """Re-simulate ``trace`` under ``rules`` (with ``recorded``: the trace's own
+    rules and deployments); the metrics summary (with ``whatif`` extras)."""
+    return Replay(trace, rules, seed, recorded).run(tick)
 
 
 def dumps(summary: dict[str, Any]) -> bytes:

@@ -33,8 +33,9 @@ CART_CHECKOUT = ("cart", "checkout")
 
 class WhatIfCollector(Collector):
     def __init__(self, *, t0: int, t1: int, bins: int = 96,
-                 busy_until_ms: int | None = None, wrap_up_ms: int = 0) -> None:
-        super().__init__(busy_until_ms=busy_until_ms, wrap_up_ms=wrap_up_ms)
+                 busy_until_ms: int | None = None, wrap_up_ms: int = 0,
+                 tenants: frozenset[str] | None = None) -> None:
+        super().__init__(busy_until_ms=busy_until_ms, wrap_up_ms=wrap_up_ms, tenants=tenants)
         self.t0 = t0
         self.bin_ms = max(60_000, -(-(t1 - t0) // bins))
         self.nbins = max(1, -(-(t1 - t0) // self.bin_ms))
@@ -88,11 +89,15 @@ class WhatIfCollector(Collector):
     # ------------------------------------------------------------ hooks
 
     def _hold(self, tenant: str, agent: str, delta: int, now: int) -> None:
-        self._agent_to((tenant, agent), now)[0] += delta
+        if self._in(tenant):
+            self._agent_to((tenant, agent), now)[0] += delta
         super()._hold(tenant, agent, delta, now)
 
     def _agent_state(self, ev: dict[str, Any]) -> None:
         key = (ev["tenant"], ev["agent"])
+        if not self._in(key[0]):
+            super()._agent_state(ev)
+            return
         a = self._agent_to(key, ev["ts"])
         super()._agent_state(ev)  # keeps the capacity an update leaves out
         a[1] = self.agents[key][1] if ev["status"] == "online" else 0
@@ -120,13 +125,15 @@ class WhatIfCollector(Collector):
             if (c.tenant, c.visitor) in self.high_value:
                 self.hv_human += 1
             self.bin_human[self._bin(c.entered)] += 1
+        if not counted:
+            return
         if typ == "chat.queued" or typ == "chat.requeued":
             self._queue_to(ts)
             self.waiting.add(key)
         elif typ == "chat.assigned":
             self._queue_to(ts)
             self.waiting.discard(key)
-            if first and counted:
+            if first:
                 w = ts - c.entered
                 self.page_waits.setdefault(page, []).append(w)
                 if w <= self.sl_ms:
@@ -134,7 +141,7 @@ class WhatIfCollector(Collector):
         elif typ == "chat.abandoned":
             self._queue_to(ts)
             self.waiting.discard(key)
-            if first and counted and (c.tenant, c.visitor) in self.high_value:
+            if first and (c.tenant, c.visitor) in self.high_value:
                 self.hv_abandoned += 1
 
     # ------------------------------------------------------------ report
@@ -200,6 +207,47 @@ class WhatIfCollector(Collector):
                                   for w, h in zip(self.bin_within, self.bin_human, strict=True)],
             },
         }
+
+
+class Figures:
+    """A run's what-if figures: over the tenants named (every tenant where none
+    are), and each of them on its own where several are (``by_tenant``)."""
+
+    def __init__(self, *, t0: int, t1: int, wrap_up_ms: int = 0,
+                 tenants: tuple[str, ...] = ()) -> None:
+        only = frozenset(tenants) or None
+
+        def one(names: frozenset[str] | None) -> WhatIfCollector:
+            return WhatIfCollector(t0=t0, t1=t1, busy_until_ms=t1, wrap_up_ms=wrap_up_ms,
+                                   tenants=names)
+
+        self.all = one(only)
+        self.each = {n: one(frozenset((n,))) for n in sorted(only)} if only and len(only) > 1 \
+            else {}
+        parts = [self.all, *self.each.values()]
+        if len(parts) == 1:
+            self.event, self.output = self.all.event, self.all.output
+        else:
+            def event(ev: dict[str, Any]) -> None:
+                for c in parts:
+                    c.event(ev)
+
+            def output(o: dict[str, Any]) -> None:
+                for c in parts:
+                    c.output(o)
+
+            self.event, self.output = event, output
+        self.parts = parts
+
+    def end_at(self, ts: int) -> None:
+        for c in self.parts:
+            c.end_at(ts)
+
+    def summary(self) -> dict[str, Any]:
+        doc = self.all.summary()
+        if self.each:
+            doc["by_tenant"] = {n: c.summary() for n, c in self.each.items()}
+        return doc
 
 
 # ---------------------------------------------------------------- the table

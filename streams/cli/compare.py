@@ -1,11 +1,14 @@
 """``routeq compare``: a recorded history re-simulated under each candidate, side by side.
 
 See ``simulators/whatif.py`` for the method. Candidates are rules files
-(``--rules``, repeatable) and policies applied to the trace's own rules
-(``--policy``, repeatable; ``--baselines`` adds fifo_round_robin,
-least_loaded and longest_idle). With none given: priority and the three
-baselines. They run in parallel processes; the table comes from the metrics
-module, with ``*`` on the best candidate of each row.
+(``--rules``, repeatable) and policies applied to the rules in force at the
+history's end (``--policy``, repeatable; ``--baselines`` adds
+fifo_round_robin, least_loaded and longest_idle). With no rules file and no
+policy: priority and the three baselines. The rules the history ran under
+(with their deployments) are always re-simulated too: the null test
+(``simulators/null_test.py``). They run in parallel processes; the table
+comes from the metrics module, with ``*`` on the best candidate of each row.
+Exit codes: 0, 1 (``--strict`` and the null test failed), 2 (bad input).
 """
 
 from __future__ import annotations
@@ -19,10 +22,14 @@ from typing import Any
 import orjson
 
 from engine import POLICIES, RulesError
-from simulators.candidates import build, run_all, trace_rules
+from simulators import null_test
+from simulators.candidates import build, run_all, runs_of
 from simulators.whatif import TraceError
 from simulators.whatif_metrics import comparison_table
-from streams.cli.traces import add_trace_args, load_trace
+from streams.cli.traces import Source, add_trace_args, load_trace, open_source
+
+#: the column of the rules the history ran under, re-simulated (the null test)
+RECORDED = "recorded rules"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -43,36 +50,74 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
                    "longest_idle")
     p.add_argument("--report", metavar="FILE.html", help="write a self-contained HTML report")
     p.add_argument("--json", metavar="FILE", help="write every candidate's metrics as JSON")
+    p.add_argument("--null-seeds", type=int, default=3, metavar="N",
+                   help="re-simulate the recorded rules under N seeds for the null test "
+                   "(default 3): the spread over them is the noise a difference from the "
+                   "recorded figures must exceed")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when the null test fails (the recorded rules, re-simulated, "
+                   "do not give back the recorded figures)")
     return p
 
 
 def main(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    if args.null_seeds < 1:
+        print("routeq compare: --null-seeds must be at least 1", file=sys.stderr)
+        return 2
     try:
-        base, base_src = trace_rules(args.trace, args.trace_rules)
-        cands = build(base, args.rules, args.policy, args.baselines)
+        source = open_source(args.trace, args.trace_rules)
     except (TraceError, RulesError) as exc:
         print(f"routeq compare: {exc}", file=sys.stderr)
         return 2
-    trace = load_trace(args, "compare", base)
+    try:
+        return _compare(args, source, started)
+    finally:
+        source.close()
+
+
+def _compare(args: argparse.Namespace, source: Source, started: float) -> int:
+    try:
+        cands = build(source.last, args.rules, args.policy, args.baselines)
+    except (TraceError, RulesError) as exc:
+        print(f"routeq compare: {exc}", file=sys.stderr)
+        return 2
+    trace = load_trace(args, "compare", source)
     if trace is None:
         return 2
     progress = not args.quiet and sys.stderr.isatty()
+    seeds = [args.seed + k for k in range(args.null_seeds)]
+    runs = [*runs_of([c.rules for c in cands], args.seed),
+            *((trace.rules, s, True) for s in seeds)]
     try:
         t = time.perf_counter()
-        summaries = run_all(trace, [c.rules for c in cands], args.seed, args.jobs, progress)
+        done = run_all(trace, runs, args.jobs, progress)
         run_s = time.perf_counter() - t
     finally:
         Path(trace.exo).unlink(missing_ok=True)
-    names = ["trace", *(c.name for c in cands)]
-    table = comparison_table(names, [trace.recorded, *summaries], marked=1)
+    summaries, null_runs = done[:len(cands)], done[len(cands):]
+    null = null_test.check(trace, null_runs, seeds)
+    names = ["trace", RECORDED, *(c.name for c in cands)]
+    table = comparison_table(names, [trace.recorded, null_runs[0], *summaries], marked=1)
+    per_tenant = {
+        name: comparison_table(names, [s["by_tenant"][name]
+                                       for s in (trace.recorded, null_runs[0], *summaries)],
+                               marked=1)
+        for name in trace.tenants} if len(trace.tenants) > 1 else {}
     doc: dict[str, Any] = {
-        "trace": str(args.trace), "trace_rules": base_src, "trace_rules_hash": trace.rules.hash,
+        "trace": str(args.trace), "trace_rules": source.rules_src,
+        "trace_rules_hash": source.last.hash,
+        "deployments": [{"exogenous_before": i, "rules": r.hash} for i, r in trace.deployments],
+        "tenants": list(trace.tenants),
         "seed": args.seed, "events": trace.events, "exogenous": trace.exo_events,
         "model": trace.model(),
-        "candidates": [{"name": c.name, "source": c.source, "rules": c.rules.hash,
-                        "policy": c.rules.policy, "summary": s}
-                       for c, s in zip(cands, summaries, strict=True)],
+        "null_test": null,
+        "candidates": [{"name": RECORDED, "source": source.rules_src,
+                        "rules": source.last.hash, "policy": source.last.policy,
+                        "summary": null_runs[0]},
+                       *({"name": c.name, "source": c.source, "rules": c.rules.hash,
+                          "policy": c.rules.policy, "summary": s}
+                         for c, s in zip(cands, summaries, strict=True))],
         "recorded": trace.recorded,
         "read_s": round(trace.read_s, 3), "run_s": round(run_s, 3),
     }
@@ -82,17 +127,24 @@ def main(args: argparse.Namespace) -> int:
         from simulators.report import write_report
         write_report(args.report, doc, names, table)
     if not args.quiet:
+        scope = f"; tenants {', '.join(trace.tenants)}" if trace.tenants else ""
         print(f"routeq compare: {args.trace} ({trace.events:,} events, "
-              f"{len(trace.chats):,} chats; recorded under rules {trace.rules.hash} "
-              f"from {base_src}), seed {args.seed}")
+              f"{len(trace.chats):,} chats; recorded under {source.rules_src}, rules "
+              f"{source.last.hash}{scope}), seed {args.seed}")
         for c in cands:
             print(f"  {c.name}: policy {c.rules.policy}, rules {c.rules.hash} ({c.source})")
         print()
         print(table)
-        print("\n* best of the candidates ('trace' is the history as recorded, not ranked)")
+        print(f"\n'trace' is the history as recorded, not ranked; '{RECORDED}' is the rules "
+              "it ran under, re-simulated; * best of the candidates")
+        for name, text in per_tenant.items():
+            print(f"\ntenant {name}:\n{text}")
+        print()
+        print(null_test.describe(null))
         wall = time.perf_counter() - started
-        print(f"{len(cands)} candidates in {run_s:.1f} s after reading the trace in "
-              f"{trace.read_s:.1f} s ({len(cands) / wall * 60:.1f} candidates/min overall)")
+        print(f"\n{len(cands)} candidates and the recorded rules under {len(seeds)} seed"
+              f"{'s' if len(seeds) != 1 else ''} re-simulated in {run_s:.1f} s, after "
+              f"reading the history in {trace.read_s:.1f} s ({wall:.1f} s in all)")
         if args.report:
             print(f"report: {args.report}")
-    return 0
+    return 1 if args.strict and not null["passed"] else 0

@@ -13,10 +13,9 @@ import tomllib
 from pathlib import Path
 
 from engine import RulesError, parse_rules
-from simulators.candidates import trace_rules
 from simulators.value_fit import describe, fit, rules_text, value_rules
 from simulators.whatif import TraceError
-from streams.cli.traces import add_trace_args, load_trace
+from streams.cli.traces import Source, add_trace_args, load_trace, open_source
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -46,7 +45,19 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
 
 def main(args: argparse.Namespace) -> int:
     try:
-        base, _ = trace_rules(args.trace, args.trace_rules)
+        source = open_source(args.trace, args.trace_rules)
+    except (TraceError, RulesError) as exc:
+        print(f"routeq fit: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _fit(args, source)
+    finally:
+        source.close()
+
+
+def _fit(args: argparse.Namespace, source: Source) -> int:
+    try:
+        base = source.last  # the rules the fitted classes are written into
         if args.scale is not None or args.no_loyalty:
             data = dict(base.data)
             value = dict(data["value"])
@@ -59,7 +70,7 @@ def main(args: argparse.Namespace) -> int:
     except (TraceError, RulesError) as exc:
         print(f"routeq fit: {exc}", file=sys.stderr)
         return 2
-    trace = load_trace(args, "fit", base)
+    trace = load_trace(args, "fit", source)
     if trace is None:
         return 2
     try:

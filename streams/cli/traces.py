@@ -1,32 +1,139 @@
-"""A recorded history as ``compare`` and ``tune`` take it: the options and
-the reading (apart from common.py, so that run, replay and export do not
-load the what-if simulator)."""
+"""A recorded history as ``compare``, ``tune`` and ``fit`` take it: the
+options, where the history comes from, and the reading (apart from
+common.py, so that run, replay and export do not load the what-if simulator).
+
+A history is one of:
+
+- a ``routeq simulate`` directory (``events.jsonl``, and the rules it ran
+  under in ``rules.toml``);
+- a state dir of ``routeq run --state`` or ``routeq serve --state``: its
+  input log, and its history of deployed rules (each part of the history is
+  read, and re-simulated by the recorded rules candidate, under the rules in
+  force then);
+- an events file (``routeq export``, or a chat server's own log), with
+  ``--trace-rules`` naming the rules it ran under (default: the defaults).
+
+``--trace-rules`` always wins: its rules apply to the whole history.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from engine import Rules, RulesError
+from engine import Rules, RulesError, parse_rules
+from simulators.candidates import read_rules, trace_rules
 from simulators.whatif import Trace, TraceError, read_trace
 from streams.cli.options import fail
+from streams.embedded.runtime import parse_recorded
+from streams.embedded.store import StoreError
 
 
 def add_trace_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("trace", metavar="TRACE",
-                   help="events.jsonl (routeq simulate, routeq export or a chat server's "
-                   "history), or a routeq simulate output directory")
+                   help="the history: a routeq simulate directory, a state dir of routeq "
+                   "run/serve --state, or an events file (routeq export, a chat server's log)")
     p.add_argument("--trace-rules", metavar="R.toml",
-                   help="the rules the trace was recorded with (default: TRACE/rules.toml "
-                   "for a directory, else the defaults)")
+                   help="the rules the history ran under, for all of it (default: "
+                   "TRACE/rules.toml of a simulate directory, the deployed rules of a state "
+                   "dir, else the defaults)")
+    p.add_argument("--tenant", action="append", default=[], metavar="NAME",
+                   help="report on this tenant's chats, visitors, orders and agents only "
+                   "(repeatable; the others still route as recorded); with several, also "
+                   "one table per tenant")
     p.add_argument("--seed", type=int, default=1, help="seed of the sampled parts (default 1)")
     p.add_argument("--jobs", type=int, help="parallel processes (default: CPU count)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
 
 
-def load_trace(args: argparse.Namespace, command: str, base: Rules) -> Trace | None:
-    """Read the trace, or print why not (``None``)."""
+@dataclass
+class Source:
+    """Where a history's events are, and the rules it ran under."""
+
+    events: str  # an events file (a state dir's log is written to a temporary one)
+    rules: Rules  # in force at its first line
+    rules_src: str  # where those came from, in words
+    deployments: list[tuple[int, Rules]] = field(default_factory=list)  # (line, rules)
+    temporary: bool = False
+
+    @property
+    def last(self) -> Rules:
+        """The rules in force at the end (what other candidates are made from)."""
+        return self.deployments[-1][1] if self.deployments else self.rules
+
+    def close(self) -> None:
+        if self.temporary:
+            Path(self.events).unlink(missing_ok=True)
+
+
+def open_source(trace: str, rules_path: str | None, workdir: str | None = None) -> Source:
+    """The history at ``trace``; :class:`TraceError` or :class:`RulesError` saying
+    why it cannot be read."""
+    p = Path(trace)
+    if p.is_dir() and not (p / "events.jsonl").is_file():
+        return _state_dir(trace, rules_path, workdir)
+    rules, src = trace_rules(trace, rules_path)
+    ev = p / "events.jsonl" if p.is_dir() else p
+    return Source(str(ev), rules, src)
+
+
+def _state_dir(path: str, rules_path: str | None, workdir: str | None) -> Source:
+    from streams.cli.common import open_state
     try:
-        return read_trace(args.trace, base)
+        store, layout = open_state(path)
+    except StoreError as exc:
+        raise TraceError(f"{path} is neither a routeq simulate directory (no events.jsonl) "
+                         f"nor a state dir ({exc})") from None
+    fd, name = tempfile.mkstemp(prefix="routeq-history-", suffix=".jsonl", dir=workdir)
+    try:
+        history = layout.rules_history()
+        at: list[tuple[int, int]] = []  # (log offset, lines written before it)
+        written = 0
+        wanted = [o for o, _ in history]
+        with os.fdopen(fd, "wb") as f:
+            for first, lines in layout.segments(0):
+                for k, line in enumerate(lines):
+                    while wanted and wanted[0] <= first + k:
+                        at.append((wanted.pop(0), written))
+                    if line.strip():
+                        written += 1
+                f.write(b"\n".join(lines) + b"\n")
+        at += [(o, written) for o in wanted]
+    except StoreError as exc:
+        Path(name).unlink(missing_ok=True)
+        raise TraceError(f"state dir {path}: {exc}") from None
+    finally:
+        store.close()
+    if written == 0:
+        Path(name).unlink(missing_ok=True)
+        raise TraceError(f"state dir {path} has an empty log: no history to re-simulate")
+    if rules_path is not None:
+        return Source(name, read_rules(rules_path)[0], rules_path, temporary=True)
+    line_of = dict(at)
+    deployed = [(line_of[o], parse_recorded(text)) for o, text in history]
+    if not deployed or deployed[0][0] > 0:
+        deployed.insert(0, (0, parse_rules({})))
+    src = (f"{path}: rules deployed {len(deployed)} times" if len(deployed) > 1
+           else f"{path}: rules deployed there")
+    return Source(name, deployed[0][1], src, deployed[1:], temporary=True)
+
+
+def load_trace(args: argparse.Namespace, command: str, source: Source) -> Trace | None:
+    """Read the history, or print why not (``None``)."""
+    try:
+        trace = read_trace(source.events, source.rules, deployments=source.deployments,
+                           tenants=tuple(args.tenant))
     except (TraceError, RulesError, OSError) as exc:
-        fail(str(exc), command)
+        fail(str(exc).replace(source.events, args.trace), command)
         return None
+    trace.path = args.trace
+    missing = [t for t in args.tenant if t not in trace.recorded.get("tenants", {})]
+    if missing:
+        Path(trace.exo).unlink(missing_ok=True)
+        fail(f"--tenant {missing[0]}: no chats, visitors or agents of that tenant in "
+             f"{args.trace}", command)
+        return None
+    return trace

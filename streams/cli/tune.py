@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from engine import RulesError
-from simulators.candidates import read_rules, run_all, trace_rules
+from simulators.candidates import read_rules, run_all, runs_of
 from simulators.rules_toml import rules_to_toml
 from simulators.tuning import (
     OBJECTIVES,
@@ -28,8 +28,9 @@ from simulators.tuning import (
     pareto,
     settings,
 )
+from simulators.whatif import TraceError
 from simulators.whatif_metrics import comparison_table, value
-from streams.cli.traces import add_trace_args, load_trace
+from streams.cli.traces import Source, add_trace_args, load_trace, open_source
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -65,8 +66,20 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
 
 def main(args: argparse.Namespace) -> int:
     try:
+        source = open_source(args.trace, args.trace_rules)
+    except (TraceError, RulesError) as exc:
+        print(f"routeq tune: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _tune(args, source)
+    finally:
+        source.close()
+
+
+def _tune(args: argparse.Namespace, source: Source) -> int:
+    base, base_src = source.last, source.rules_src
+    try:
         space = load_space(args.space)
-        base, base_src = trace_rules(args.trace, args.trace_rules)
         tried = settings(space)
         edited = read_rules(args.base)[0] if args.base else base
         rules = [apply(edited, s) for s in tried]
@@ -80,13 +93,16 @@ def main(args: argparse.Namespace) -> int:
         return 2
     objective = Objective(args.objective, args.min_service_level, args.max_abandonment,
                           args.max_abandonment_increase)
-    trace = load_trace(args, "tune", base)
+    trace = load_trace(args, "tune", source)
     if trace is None:
         return 2
     progress = not args.quiet and sys.stderr.isatty()
     try:
         t = time.perf_counter()
-        summaries = run_all(trace, [base, *rules], args.seed, args.jobs, progress, desc="tuning")
+        # the current rules: as the history ran, deployments included
+        summaries = run_all(trace, [(trace.rules, args.seed, True),
+                                    *runs_of(rules, args.seed)], args.jobs, progress,
+                            desc="tuning")
         run_s = time.perf_counter() - t
     finally:
         Path(trace.exo).unlink(missing_ok=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from simulators.candidates import build, run_all, trace_rules
+from simulators.candidates import build, run_all, runs_of, trace_rules
 from simulators.whatif import read_trace, run_candidate
 from streams.cli import main
 from tests.simulators.conftest import simulate
@@ -43,20 +43,23 @@ def test_priority_beats_fifo_where_checkout_chats_are_scarce_and_valuable(
     assert rc == 0
     out = capsys.readouterr().out
     header = next(line for line in out.splitlines() if line.split()[:1] == ["trace"])
-    assert header.split() == ["trace", "priority", "fifo_round_robin"]
+    assert re.split(r"\s{2,}", header.strip()) == ["trace", "recorded rules", "priority",
+                                                    "fifo_round_robin"]
     rows = {parts[0]: parts[1:] for parts in
             (re.split(r"\s{2,}", line.strip()) for line in out.splitlines())}
     for row in ("checkout wait mean s", "cart+checkout abandonment", "revenue after chat"):
-        trace_v, prio, fifo = rows[row]
+        trace_v, recorded, prio, fifo = rows[row]
         assert prio.endswith("*") and not fifo.endswith("*"), (row, rows[row])
-    prio_wait = float(rows["checkout wait mean s"][1].rstrip("*"))
-    fifo_wait = float(rows["checkout wait mean s"][2].rstrip("*"))
+    prio_wait = float(rows["checkout wait mean s"][2].rstrip("*"))
+    fifo_wait = float(rows["checkout wait mean s"][3].rstrip("*"))
     assert prio_wait < 0.8 * fifo_wait
-    prio_rev = float(rows["revenue after chat"][1].rstrip("*").replace(",", ""))
-    fifo_rev = float(rows["revenue after chat"][2].rstrip("*").replace(",", ""))
+    prio_rev = float(rows["revenue after chat"][2].rstrip("*").replace(",", ""))
+    fifo_rev = float(rows["revenue after chat"][3].rstrip("*").replace(",", ""))
     assert prio_rev > 1.2 * fifo_rev
+    assert "null test passed" in out
     # the trace was recorded under fifo_round_robin: re-simulating it gives it back
-    assert rows["revenue after chat"][0] == rows["revenue after chat"][2]
+    assert rows["revenue after chat"][0] == rows["revenue after chat"][1] \
+        == rows["revenue after chat"][3].rstrip("*")
 
 
 def test_same_trace_candidates_and_seed_give_the_same_numbers(demo_trace: Path,
@@ -65,12 +68,12 @@ def test_same_trace_candidates_and_seed_give_the_same_numbers(demo_trace: Path,
     cands = build(base, [], ["priority", "least_loaded"], baselines=False)
     trace = read_trace(str(demo_trace), base, str(tmp_path))
     rules = [c.rules for c in cands]
-    one = run_all(trace, rules, seed=3, jobs=1)
-    two = run_all(trace, rules, seed=3, jobs=2)
+    one = run_all(trace, runs_of(rules, 3), jobs=1)
+    two = run_all(trace, runs_of(rules, 3), jobs=2)
     assert orjson.dumps(one) == orjson.dumps(two)
     # another policy than the trace's: its sampled parts (patience of served
     # visitors, handle times of chats nobody served) depend on the seed
-    other = run_all(trace, rules[1:], seed=4, jobs=1)
+    other = run_all(trace, runs_of(rules[1:], 4), jobs=1)
     assert orjson.dumps(other[0]) != orjson.dumps(one[1])
 
 
@@ -82,10 +85,13 @@ def test_compare_writes_json_naming_trace_rules_and_seed(demo_trace: Path, tmp_p
                  "--quiet", "--seed", "9"]) == 0
     doc = orjson.loads(out.read_bytes())
     assert doc["seed"] == 9
+    # --baselines alone: the baselines beside routeq's own policy, after the
+    # recorded rules (the null test)
     assert [c["name"] for c in doc["candidates"]] == [
-        "fifo_round_robin", "least_loaded", "longest_idle"]
+        "recorded rules", "priority", "fifo_round_robin", "least_loaded", "longest_idle"]
     assert {c["policy"] for c in doc["candidates"]} == {
-        "fifo_round_robin", "least_loaded", "longest_idle"}
+        "priority", "fifo_round_robin", "least_loaded", "longest_idle"}
+    assert doc["null_test"]["passed"] and doc["null_test"]["seeds"] == [9, 10, 11]
     assert all(len(c["rules"]) == 12 for c in doc["candidates"])
     assert doc["trace_rules_hash"] == trace_rules(str(demo_trace), None)[0].hash
     assert capsys.readouterr().out == ""
