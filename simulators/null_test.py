@@ -80,8 +80,13 @@ def check(trace: Trace, runs: list[dict[str, Any]], seeds: list[int]) -> dict[st
                      "tolerance": round(tol, 6),
                      "differs": abs(mean - float(rec)) > tol + 1e-9})
     differs = [r["figure"] for r in rows if r["differs"]]
+    unexplained = trace.unexplained
+    if unexplained is not None and unexplained[0]:
+        differs.append("recorded outputs")
     return {"passed": not differs, "differs": differs, "seeds": seeds, "rows": rows,
-            "holds": dict(trace.seen), "causes": likely_causes(trace) if differs else []}
+            "holds": dict(trace.seen), "causes": likely_causes(trace) if differs else [],
+            "outputs_checked": unexplained[1] if unexplained is not None else None,
+            "outputs_differ": unexplained[0] if unexplained is not None else None}
 
 
 def likely_causes(trace: Trace) -> list[str]:
@@ -89,6 +94,11 @@ def likely_causes(trace: Trace) -> list[str]:
     likely first."""
     seen = trace.seen
     out = []
+    if trace.unexplained is not None and trace.unexplained[0]:
+        differ, checked, first = trace.unexplained
+        out.append(f"the history's own outputs are not what these rules decide ({differ:,} "
+                   f"of {checked:,} events; first {first}): it ran under other rules than "
+                   "the ones given (--trace-rules, or the rules recorded with it)")
     late = seen.get("timer ticks after the deadline", 0)
     if late:
         out.append(f"{late:,} clock events fired timers after their deadline (a server's "
@@ -122,6 +132,9 @@ def describe(result: dict[str, Any]) -> str:
         if r["differs"]:
             lines.append(f"  {r['figure']}: recorded {_fmt(r['recorded'])}, re-simulated "
                          f"{_fmt(r['resimulated'])} (noise +/- {_fmt(r['tolerance'])})")
+    if result.get("outputs_differ"):
+        lines.append(f"  the recorded outputs of {result['outputs_differ']:,} of "
+                     f"{result['outputs_checked']:,} events")
     lines.append("likely causes:")
     lines += [f"  - {c}" for c in result["causes"]]
     lines.append("Differences between candidates smaller than these gaps mean little.")

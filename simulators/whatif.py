@@ -157,6 +157,9 @@ class Trace:
     # what the history holds that the closed-loop simulator does not do by
     # itself (counts; the null test names them as likely causes)
     seen: dict[str, int] = field(default_factory=dict)
+    # where the history came with its outputs: the events whose recorded outputs
+    # the rules do not decide, and the first of them in words (None: not checked)
+    unexplained: tuple[int, int, str] | None = None  # (events differing, checked, first)
 
     def model(self) -> dict[str, Any]:
         """The fitted models, for the report."""
@@ -321,7 +324,8 @@ class _Reader:
             if how[0] == "visitor.left":
                 self._count("visitors leaving in the middle of a chat")
             if o.offer_t >= 0:  # it ended while offered, before any answer
-                self._count("chats ended while offered")
+                if self.engine.rules.acceptance_required or self.acceptance:
+                    self._count("chats ended while offered")
                 o.offers.append(("end", ts - o.offer_t))
                 o.offer_t = -1
             o.handle_ms = ts - (o.start_t if o.start_t >= 0 else ts)
@@ -406,13 +410,15 @@ class _Reader:
 
 def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
                deployments: list[tuple[int, Rules]] | None = None,
-               tenants: tuple[str, ...] = ()) -> Trace:
+               tenants: tuple[str, ...] = (), outputs: str | None = None) -> Trace:
     """Read a trace (see the module doc); raises :class:`TraceError` for one that
     cannot be re-simulated (empty, no chats).
 
     ``rules`` are those in force at its first line; ``deployments`` (line
     index, rules) those deployed later, in order (a state dir's history);
-    ``tenants`` restricts the figures to those tenants."""
+    ``tenants`` restricts the figures to those tenants; ``outputs`` is a file
+    of the outputs the history recorded (JSON Lines with their ``offset``), checked
+    against those the rules decide (``Trace.unexplained``)."""
     started = time.perf_counter()
     events_path, _ = trace_files(path)
     reader = _Reader(rules)
@@ -422,6 +428,7 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
         raise TraceError(f"trace {path} is empty: no valid events")
     col = Figures(t0=span[0], t1=span[1], wrap_up_ms=rules.wrap_up_ms, tenants=tenants)
     switches = list(deployments or [])
+    recorded_outs = _RecordedOutputs(outputs) if outputs is not None else None
     switched: list[tuple[int, Rules]] = []
     line_no = -1
     fd, exo_path = tempfile.mkstemp(prefix="routeq-whatif-", suffix=".jsonl", dir=workdir)
@@ -442,12 +449,14 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
                 except EventError:
                     rejected += 1
                     continue
-                offset = events
+                offset = line_no
                 events += 1
                 if ev["ts"] > t_end:
                     t_end = ev["ts"]
                 keep = reader.classify(ev)
                 outs = engine.apply(ev, offset)
+                if recorded_outs is not None:
+                    recorded_outs.check(offset, outs)
                 col.event(ev)
                 for o in outs:
                     col.output(o)
@@ -474,6 +483,8 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
     reader.censor(t_end)
     trace = _fit(path, rules, exo_path, reader, events, exo_n, rejected, span[0], span[1], t_end)
     trace.deployments = switched
+    if recorded_outs is not None:
+        trace.unexplained = recorded_outs.verdict()
     trace.tenants = tuple(tenants)
     trace.seen = dict(sorted(reader.seen.items()))
     if rejected:
@@ -484,6 +495,46 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
     trace.recorded = col.summary()
     trace.read_s = time.perf_counter() - started
     return trace
+
+
+def _brief(outs: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [(o["type"], o.get("tenant"), o.get("chat"), o.get("agent")) for o in outs]
+
+
+class _RecordedOutputs:
+    """The outputs a history recorded, read along the history and compared,
+    event by event, with those the rules decide (what was decided, not how it
+    is worded: type, tenant, chat, agent)."""
+
+    def __init__(self, path: str) -> None:
+        self.lines = _lines(Path(path))
+        self.next: dict[str, Any] | None = self._read()
+        self.differ = self.checked = 0
+        self.first = ""
+
+    def _read(self) -> dict[str, Any] | None:
+        for line in self.lines:
+            return dict(orjson.loads(line))
+        return None
+
+    def check(self, offset: int, outs: list[dict[str, Any]]) -> None:
+        got: list[dict[str, Any]] = []
+        while self.next is not None and self.next.get("offset", -1) <= offset:
+            if self.next.get("offset") == offset:
+                got.append(self.next)
+            self.next = self._read()
+        self.checked += 1
+        if _brief(got) != _brief(outs):
+            self.differ += 1
+            if not self.first:
+                def say(xs: list[dict[str, Any]]) -> str:
+                    return "; ".join(" ".join(str(v) for v in b if v is not None)
+                                     for b in _brief(xs)) or "nothing"
+                self.first = (f"at log offset {offset}: recorded {say(got)}; these rules "
+                              f"decide {say(outs)}")
+
+    def verdict(self) -> tuple[int, int, str]:
+        return self.differ, self.checked, self.first
 
 
 def _fit(path: str, rules: Rules, exo_path: str, reader: _Reader, events: int, exo_n: int,

@@ -23,6 +23,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from engine import Rules, RulesError, parse_rules
 from simulators.candidates import read_rules, trace_rules
@@ -30,6 +31,7 @@ from simulators.whatif import Trace, TraceError, read_trace
 from streams.cli.options import fail
 from streams.embedded.runtime import parse_recorded
 from streams.embedded.store import StoreError
+from streams.http.service import OUTPUTS, S_OUT_FROM
 
 
 def add_trace_args(p: argparse.ArgumentParser) -> None:
@@ -57,6 +59,9 @@ class Source:
     rules: Rules  # in force at its first line
     rules_src: str  # where those came from, in words
     deployments: list[tuple[int, Rules]] = field(default_factory=list)  # (line, rules)
+    # the outputs it recorded, where it has them (a simulate directory's, or
+    # those routeq serve kept in its state dir): the null test checks them
+    outputs: str | None = None
     temporary: bool = False
 
     @property
@@ -67,6 +72,8 @@ class Source:
     def close(self) -> None:
         if self.temporary:
             Path(self.events).unlink(missing_ok=True)
+            if self.outputs is not None:
+                Path(self.outputs).unlink(missing_ok=True)
 
 
 def open_source(trace: str, rules_path: str | None, workdir: str | None = None) -> Source:
@@ -76,8 +83,11 @@ def open_source(trace: str, rules_path: str | None, workdir: str | None = None) 
     if p.is_dir() and not (p / "events.jsonl").is_file():
         return _state_dir(trace, rules_path, workdir)
     rules, src = trace_rules(trace, rules_path)
-    ev = p / "events.jsonl" if p.is_dir() else p
-    return Source(str(ev), rules, src)
+    if p.is_dir():
+        outs = p / "outputs.jsonl"
+        return Source(str(p / "events.jsonl"), rules, src,
+                      outputs=str(outs) if outs.is_file() else None)
+    return Source(str(p), rules, src)
 
 
 def _state_dir(path: str, rules_path: str | None, workdir: str | None) -> Source:
@@ -102,6 +112,7 @@ def _state_dir(path: str, rules_path: str | None, workdir: str | None) -> Source
                         written += 1
                 f.write(b"\n".join(lines) + b"\n")
         at += [(o, written) for o in wanted]
+        outputs = _stored_outputs(store, workdir)
     except StoreError as exc:
         Path(name).unlink(missing_ok=True)
         raise TraceError(f"state dir {path}: {exc}") from None
@@ -111,21 +122,34 @@ def _state_dir(path: str, rules_path: str | None, workdir: str | None) -> Source
         Path(name).unlink(missing_ok=True)
         raise TraceError(f"state dir {path} has an empty log: no history to re-simulate")
     if rules_path is not None:
-        return Source(name, read_rules(rules_path)[0], rules_path, temporary=True)
+        return Source(name, read_rules(rules_path)[0], rules_path, outputs=outputs,
+                      temporary=True)
     line_of = dict(at)
     deployed = [(line_of[o], parse_recorded(text)) for o, text in history]
     if not deployed or deployed[0][0] > 0:
         deployed.insert(0, (0, parse_rules({})))
     src = (f"{path}: rules deployed {len(deployed)} times" if len(deployed) > 1
            else f"{path}: rules deployed there")
-    return Source(name, deployed[0][1], src, deployed[1:], temporary=True)
+    return Source(name, deployed[0][1], src, deployed[1:], outputs=outputs, temporary=True)
+
+
+def _stored_outputs(store: Any, workdir: str | None) -> str | None:
+    """The outputs routeq serve kept in the state dir, in a temporary file, where
+    they cover the log from its start (None otherwise: ``routeq run`` keeps none)."""
+    if store.get(S_OUT_FROM) != b"0":
+        return None
+    fd, name = tempfile.mkstemp(prefix="routeq-outputs-", suffix=".jsonl", dir=workdir)
+    with os.fdopen(fd, "wb") as f:
+        for _, data in store.items(OUTPUTS):
+            f.write(data if data.endswith(b"\n") else data + b"\n")
+    return name
 
 
 def load_trace(args: argparse.Namespace, command: str, source: Source) -> Trace | None:
     """Read the history, or print why not (``None``)."""
     try:
         trace = read_trace(source.events, source.rules, deployments=source.deployments,
-                           tenants=tuple(args.tenant))
+                           tenants=tuple(args.tenant), outputs=source.outputs)
     except (TraceError, RulesError, OSError) as exc:
         fail(str(exc).replace(source.events, args.trace), command)
         return None

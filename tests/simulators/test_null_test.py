@@ -15,6 +15,8 @@ from engine import parse_rules
 from simulators.candidates import trace_rules
 from simulators.scenario import bundled
 from simulators.whatif import read_trace, run_candidate
+from streams.cli import main
+from tests.http.server import ADMIN, Server
 from tests.simulators.conftest import simulate
 
 T0 = 1_800_000_000_000
@@ -131,3 +133,80 @@ def test_every_bundled_scenario_reproduces_exactly(tmp_path: Path, scenario: str
         assert trace.recorded["overall"]["open"] > 0  # the export stopped mid-day
     for seed in (1, 2):
         assert run_candidate(trace, rules, seed) == trace.recorded
+
+
+def _post_all(server: Server, events: Path, chunk: int = 400) -> int:
+    lines = [orjson.loads(x) for x in events.read_bytes().splitlines() if x.strip()]
+    for i in range(0, len(lines), chunk):
+        status, ans = server.post(ADMIN, lines[i:i + chunk])
+        assert status == 200 and ans["accepted"] == len(lines[i:i + chunk]), ans
+    return len(lines)
+
+
+def test_a_history_recorded_by_serve_passes_from_its_state_dir(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A chat server's history through ``routeq serve``, compared straight from
+    the state dir: the null test passes, the recorded figures are those the
+    simulation that sent it counted, and serve's own live figures agree with
+    them (each chat once: CONTRACT.md section 8)."""
+    d = simulate(tmp_path / "sent", "demo", 0.75, 5, *CHAT_SERVER)
+    with Server(tmp_path, "--rules", str(d / "rules.toml")) as server:
+        _post_all(server, d / "events.jsonl")
+        status, overview = server.get("/v1/overview", ADMIN)
+        assert status == 200
+    live = next(t for t in overview["tenants"] if t["tenant"] == "shop")
+    out = tmp_path / "cmp.json"
+    rc = main(["compare", str(tmp_path / "state"), "--strict", "--policy", "least_loaded",
+               "--json", str(out), "--jobs", "1"])
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    assert "null test passed" in printed
+    doc = orjson.loads(out.read_bytes())
+    assert doc["null_test"]["passed"]
+    assert doc["null_test"]["holds"]["chats open at the end"] > 0
+    sent = orjson.loads((d / "summary.json").read_bytes())["overall"]
+    rec = doc["recorded"]["overall"]
+    for key in ("human", "assigned", "abandoned", "left_after_answer", "service_level",
+                "abandonment_rate", "open", "chat_revenue"):
+        assert rec[key] == sent[key], key
+    # serve counts answered and abandoned chats as they end: the same chats
+    answered_or_not = rec["assigned"] + rec["abandoned"]
+    assert live["service_level"] == pytest.approx(
+        rec["service_level"] * rec["human"] / answered_or_not)
+    assert live["abandonment"] == pytest.approx(rec["abandoned"] / answered_or_not)
+
+
+def test_each_part_of_a_history_re_simulates_under_the_rules_deployed_then(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``routeq serve`` restarted with other rules (a deployment in the middle):
+    compare reads each part under the rules in force then, and the null test
+    passes; one --trace-rules for the whole history does not explain the
+    outputs serve recorded, and the null test says so. (The second part's chat
+    ends were decided under the first rules; read under the second, some end
+    chats that still wait, which the re-simulation reproduces as such.)"""
+    d = simulate(tmp_path / "day", "flash_sale", 1.0, 7)  # queues; no offers to confirm
+    lines = [orjson.loads(x) for x in (d / "events.jsonl").read_bytes().splitlines()]
+    half = len(lines) // 2
+    fifo = tmp_path / "fifo.toml"
+    fifo.write_text((d / "rules.toml").read_text().replace(
+        'policy = "priority"', 'policy = "fifo_round_robin"'))
+    assert 'policy = "fifo_round_robin"' in fifo.read_text()
+    for part, rules in ((lines[:half], d / "rules.toml"), (lines[half:], fifo)):
+        (tmp_path / "part.jsonl").write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in part))
+        with Server(tmp_path, "--rules", str(rules)) as server:
+            _post_all(server, tmp_path / "part.jsonl")
+    state = str(tmp_path / "state")
+    out = tmp_path / "cmp.json"
+    assert main(["compare", state, "--strict", "--json", str(out), "--quiet",
+                 "--policy", "least_loaded", "--jobs", "1"]) == 0
+    doc = orjson.loads(out.read_bytes())
+    null = doc["null_test"]
+    assert null["passed"] and len(doc["deployments"]) == 1
+    assert null["holds"]["rules deployments"] == 1
+    assert null["outputs_checked"] == len(lines) and null["outputs_differ"] == 0
+    # the whole history under the first rules: not what serve decided
+    rc = main(["compare", state, "--strict", "--trace-rules", str(d / "rules.toml"),
+               "--policy", "least_loaded", "--jobs", "1", "--null-seeds", "2"])
+    printed = capsys.readouterr().out
+    assert rc == 1 and "null test FAILED" in printed, printed
+    assert "ran under other rules than the ones given" in printed
