@@ -99,11 +99,12 @@ def likely_causes(trace: Trace) -> list[str]:
         out.append(f"the history's own outputs are not what these rules decide ({differ:,} "
                    f"of {checked:,} events; first {first}): it ran under other rules than "
                    "the ones given (--trace-rules, or the rules recorded with it)")
-    late = seen.get("timer ticks after the deadline", 0)
+    late = seen.get("timer ticks from the server's clock", 0)
     if late:
-        out.append(f"{late:,} clock events fired timers after their deadline (a server's "
-                   "clock ticks, e.g. routeq serve --clock-ms): the re-simulation fires "
-                   "every timer on time, so offers time out and bounds run out sooner")
+        out.append(f"{late:,} clock events from the server's clock fired timers up to "
+                   f"{trace.timer_lag_ms / 1000:.1f} s after their deadline: they are kept, "
+                   "and the re-simulation's own timers fire that much late, which is the "
+                   "worst case of the server's ticks")
     open_end = seen.get("chats open at the end", 0)
     if open_end:
         out.append(f"{open_end:,} chats were still open when the history ends: what they "

@@ -72,6 +72,8 @@ from schemas.events import EventError, decode
 from simulators.whatif_metrics import Figures
 
 ATTRIBUTION_MS = 3_600_000
+SERVER_CLOCK = "serve-clock-"  # the ids of routeq serve's clock events
+SERVER_TICK_MS = 1_250  # serve's default --clock-ms, and its ticker's polling
 TICK = 16_384  # exogenous events between progress reports
 TAU_GRID_S = (15.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 240.0, 360.0, 600.0, 1200.0,
               3600.0, math.inf)
@@ -160,6 +162,9 @@ class Trace:
     # where the history came with its outputs: the events whose recorded outputs
     # the rules do not decide, and the first of them in words (None: not checked)
     unexplained: tuple[int, int, str] | None = None  # (events differing, checked, first)
+    # how late its timers fired after their deadline: 0 on time (a simulation's
+    # clock events), > 0 a server's clock ticks, -1 only at the next event
+    timer_lag_ms: int = 0
 
     def model(self) -> dict[str, Any]:
         """The fitted models, for the report."""
@@ -244,6 +249,8 @@ class _Reader:
         self.open: dict[tuple[str, str], list[Obs]] = {}  # (tenant, visitor) -> open chats
         self.last: dict[tuple[str, str], Obs] = {}  # (tenant, visitor) -> latest chat
         self.acceptance = False
+        self.lateness: list[int] = []  # of the server's ticks after a deadline, ms
+        self.own_clocks = False  # clock events at the timers' deadlines (a simulation's)
         self.seen: dict[str, int] = {}
         self.react: dict[str, Callable[[Obs, dict[str, Any]], None]] = {
             "chat.queued": self._queued, "chat.assigned": self._assigned,
@@ -270,10 +277,17 @@ class _Reader:
                 self.last[vkey] = o
             return True
         if typ == "clock":
+            # a server's clock (routeq serve --clock-ms) ticks when a timer is
+            # due, up to its period late: those ticks are kept as they came, and
+            # the re-simulation's own clocks come that much late (timer_lag_ms)
+            if not str(ev["id"]).startswith(SERVER_CLOCK):
+                self.own_clocks = True
+                return False
+            self._count("timer ticks from the server's clock")
             due = self.engine.next_deadline(ev.get("tenant"))
             if due is not None and ts > due:
-                self._count("timer ticks after the deadline")
-            return False
+                self.lateness.append(ts - due)
+            return True
         if typ in ("chat.accepted", "chat.declined"):
             o = self.chats.get((tenant, ev["chat"]))
             if o is not None and o.offer_t >= 0:
@@ -483,6 +497,7 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
     reader.censor(t_end)
     trace = _fit(path, rules, exo_path, reader, events, exo_n, rejected, span[0], span[1], t_end)
     trace.deployments = switched
+    trace.timer_lag_ms = _timer_lag(reader, path)
     if recorded_outs is not None:
         trace.unexplained = recorded_outs.verdict()
     trace.tenants = tuple(tenants)
@@ -495,6 +510,24 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
     trace.recorded = col.summary()
     trace.read_s = time.perf_counter() - started
     return trace
+
+
+def _timer_lag(reader: _Reader, path: str) -> int:
+    """How late the history's timers fired after their deadline (see
+    ``Trace.timer_lag_ms``): 0 where clock events came at the deadlines (a
+    simulation's); with a server's ticks, the 99th percentile of how late they
+    came (a tick after a pause is no period), at least a second and a quarter
+    (serve's default period and its polling); -1 where the history has no clock
+    at all, so that timers fired at the next event only."""
+    if reader.seen.get("timer ticks from the server's clock"):
+        late = sorted(reader.lateness)
+        p99 = late[min(len(late) - 1, int(0.99 * len(late)))] if late else 0
+        return max(p99, SERVER_TICK_MS)
+    where = Path(path)
+    if reader.own_clocks or ((where if where.is_dir() else where.parent)
+                             / "summary.json").is_file():
+        return 0
+    return -1
 
 
 def _brief(outs: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -719,6 +752,10 @@ class Replay:
         self.chats: dict[tuple[str, str], _Chat] = {}
         self.clocks: set[tuple[str, int]] = set()
         self.confirm = rules.acceptance_required or trace.acceptance
+        # where a server's clock fired the timers (its ticks are among the
+        # exogenous events), the re-simulation's own clocks come after the
+        # longest it took, so that they never fire a timer before it would have
+        self.lag = trace.timer_lag_ms + 1 if trace.timer_lag_ms > 0 else trace.timer_lag_ms
         self._react: dict[str, Callable[[_Chat, dict[str, Any]], None]] = {
             "chat.queued": self._on_queued, "chat.assigned": self._on_assigned,
             "chat.to_bot": self._on_to_bot, "chat.requeued": self._on_requeued,
@@ -782,13 +819,16 @@ class Replay:
                     c = self.chats[key] = _Chat(key, obs, _Draws(self.trace, obs, key, self.seed),
                                                 o["ts"])
                 f(c, o)
+        lag = self.lag
+        if lag < 0:  # no clock in the history: timers fire at the next event
+            return
         for name in touched:
             if name is None:  # a clock for every tenant
                 continue
             d = self.engine.next_deadline(name)
             if d is not None and (name, d) not in self.clocks:
                 self.clocks.add((name, d))
-                self._push(d, self._clock, name)
+                self._push(d + lag, self._clock, name)
 
     # ------------------------------------------------------------ reactions
 
@@ -841,7 +881,7 @@ class Replay:
     # ------------------------------------------------------------ actions
 
     def _clock(self, t: int, tenant: str) -> None:
-        self.clocks.discard((tenant, t))
+        self.clocks.discard((tenant, t - self.lag))
         self.emit({"type": "clock", "id": self._id(), "ts": t, "tenant": tenant})
 
     def _give_up(self, t: int, c: _Chat) -> None:

@@ -36,6 +36,8 @@ class History:
     def __call__(self, typ: str, at_s: float, **fields: Any) -> None:
         ev = {"type": typ, "id": f"e{len(self.events)}", "ts": T0 + int(at_s * 1000),
               "tenant": self.tenant, **fields}
+        if typ == "clock" and str(ev["id"]).startswith("serve-clock-"):
+            del ev["tenant"]  # a server's clock is every tenant's
         self.events.append(ev)
 
     def write(self, path: Path) -> Path:
@@ -95,7 +97,31 @@ def offers_history() -> History:
     return h
 
 
+def server_clock_history() -> History:
+    """Timers fired by a server's clock (routeq serve --clock-ms), after their
+    deadline: an offer times out at the tick, not at the deadline."""
+    h = History()
+    h("agent.state", 0, agent="a1", status="online", capacity=1)
+    for i in range(1, 4):
+        h("visitor.arrived", i, visitor=f"v{i}", channel="web")
+        h("page.viewed", i, visitor=f"v{i}", page="checkout")
+    h("chat.requested", 10, visitor="v1", chat="c1")      # offered to a1, no answer
+    h("agent.state", 20.3, agent="a2", status="online", capacity=1)  # c1 is still a1's
+    h("clock", 20.7, id="serve-clock-20700")             # the offer timed out at 20
+    h("chat.accepted", 27, chat="c1", agent="a2")         # offered to a2 at 20.7
+    h("chat.requested", 30, visitor="v2", chat="c2")      # offered to a1
+    h("chat.accepted", 31, chat="c2", agent="a1")
+    h("chat.requested", 33, visitor="v3", chat="c3")      # waits (sticky bounds aside)
+    h("visitor.left", 50, visitor="v2")
+    h("clock", 50.9, id="serve-clock-50900")             # nothing due: a tick does nothing
+    h("chat.ended", 60, chat="c1")
+    h("page.viewed", 80, visitor="v3", page="order")
+    return h
+
+
 HISTORIES = {
+    "server_clock": (server_clock_history, {"assignment": {"acceptance_required": True,
+                                                            "offer_timeout_s": 10.0}}),
     "chat_server": (chat_server_history, {}),
     "offers": (offers_history, {"assignment": {"acceptance_required": True,
                                                 "offer_timeout_s": 10.0}}),
