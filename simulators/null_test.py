@@ -9,11 +9,14 @@ recorded one.
 **Noise.** The re-simulation draws what the history does not show: the
 patience of visitors who were answered (only known to be longer than their
 wait), the handle time of chats nobody handled, what chats still open at the
-end would have done next. It is re-run under ``seeds`` seeds; a figure
-differs when the mean re-simulated value is further from the recorded one
-than three standard deviations over those seeds, and than the figure's
-resolution: one chat of its denominator for a share, 0.5 s for a wait, half
-a point of occupancy, 1 % of revenue. On a history the model covers, the
+end would have done next. On the recorded path none of these draws comes
+into play (each is longer than what was observed), so a re-simulation that
+gives every figure back exactly (:func:`exact`) would do so under any seed.
+Otherwise it is re-run under more seeds; a figure differs when the mean
+re-simulated value is further from the recorded one than three standard
+deviations over those seeds, and than the figure's resolution: one chat of
+its denominator for a share, 0.5 s for a wait, half a point of occupancy,
+1 % of revenue. On a history the model covers, the
 re-simulation is exact (every bundled scenario, and histories with agents
 ending waiting chats, declines, offer timeouts, visitors leaving mid-chat,
 chats open at the end: see tests/simulators/test_null_test.py).
@@ -55,6 +58,11 @@ def _floor(kind: str, recorded: dict[str, Any], rec: float) -> float:
     if kind == "money":
         return 0.01 * abs(rec)
     return 0.0
+
+
+def exact(trace: Trace, run: dict[str, Any]) -> bool:
+    """Every checked figure of ``run`` is the recorded one."""
+    return all(value(run, path) == value(trace.recorded, path) for _, path, _ in CHECKED)
 
 
 def check(trace: Trace, runs: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:

@@ -128,8 +128,8 @@ def _state_dir(path: str, rules_path: str | None, workdir: str | None) -> Source
     deployed = [(line_of[o], parse_recorded(text)) for o, text in history]
     if not deployed or deployed[0][0] > 0:
         deployed.insert(0, (0, parse_rules({})))
-    src = (f"{path}: rules deployed {len(deployed)} times" if len(deployed) > 1
-           else f"{path}: rules deployed there")
+    src = (f"the {len(deployed)} rules deployed in turn in {path}" if len(deployed) > 1
+           else f"the rules deployed in {path}")
     return Source(name, deployed[0][1], src, deployed[1:], outputs=outputs, temporary=True)
 
 
