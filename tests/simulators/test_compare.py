@@ -115,3 +115,32 @@ def test_a_plain_events_file_with_its_rules_is_the_same_trace(
                  "--jobs", "1", "--json", str(as_file), "--quiet"]) == 0
     c = orjson.loads(as_file.read_bytes())
     assert c["trace_rules"] == "default rules"
+
+
+def test_tenant_restricts_the_figures_and_gives_a_table_per_tenant(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = simulate(tmp_path / "mp", "marketplace", 0.5, 4)
+    whole = tmp_path / "whole.json"
+    assert main(["compare", str(d), "--policy", "least_loaded", "--json", str(whole),
+                 "--quiet", "--jobs", "1"]) == 0
+    some = tmp_path / "some.json"
+    assert main(["compare", str(d), "--policy", "least_loaded", "--json", str(some),
+                 "--tenant", "m01", "--tenant", "platform", "--jobs", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "tenant m01:" in printed and "tenant platform:" in printed
+    w, s = orjson.loads(whole.read_bytes()), orjson.loads(some.read_bytes())
+    assert s["tenants"] == ["m01", "platform"] and s["null_test"]["passed"]
+    for cand_w, cand_s in zip(w["candidates"], s["candidates"], strict=True):
+        assert set(cand_s["summary"]["tenants"]) == {"m01", "platform"}
+        for name in ("m01", "platform"):
+            # the tenant on its own: the same figures as in the whole comparison
+            alone = cand_s["summary"]["by_tenant"][name]["overall"]
+            within = cand_w["summary"]["tenants"][name]
+            for key in ("chats", "human", "assigned", "abandoned", "service_level",
+                        "occupancy", "chat_revenue"):
+                assert alone[key] == within[key], (cand_s["name"], name, key)
+        together = cand_s["summary"]["overall"]
+        assert together["human"] == sum(cand_w["summary"]["tenants"][n]["human"]
+                                        for n in ("m01", "platform"))
+    assert main(["compare", str(d), "--tenant", "nobody", "--quiet"]) == 2
+    assert "--tenant nobody" in capsys.readouterr().err
