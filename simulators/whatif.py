@@ -92,7 +92,7 @@ class Obs:
     __slots__ = ("tenant", "chat", "visitor", "page", "t_req", "entered", "status", "human",
                  "wait_ms", "handle_ms", "start_t", "offers", "offer_t", "patience_ms",
                  "abandon", "end", "bot", "bot_t", "order", "end_t", "open_ms",
-                 "survived_ms")
+                 "survived_ms", "assignments", "cuts")
 
     def __init__(self, tenant: str, chat: str, visitor: str, page: str | None, t: int) -> None:
         self.tenant = tenant
@@ -121,6 +121,10 @@ class Obs:
         # the longest it was seen waiting without giving up (from entering the
         # queue to its last assignment): its patience is longer than that
         self.survived_ms = -1
+        self.assignments = 0  # chat.assigned so far
+        # n -> how long the service begun by the n-th assignment had run when its
+        # agent went away or offline (it was cut, not ended: longer than that)
+        self.cuts: dict[int, int] = {}
 
 
 @dataclass
@@ -400,12 +404,16 @@ class _Reader:
         if o.wait_ms < 0:
             o.wait_ms = ts - o.entered
         o.survived_ms = max(o.survived_ms, ts - o.entered)
+        o.assignments += 1
 
     def _requeued(self, o: Obs, out: dict[str, Any]) -> None:
         if out.get("why") in ("agent_away", "agent_offline"):
             self._count("chats requeued by an agent going away or offline")
-        if o.offer_t >= 0 and out.get("why") == "offer_timeout":
-            self._count("offers timed out")
+            if o.start_t >= 0:
+                o.cuts[o.assignments - 1] = out["ts"] - o.start_t
+        if o.offer_t >= 0:  # an offer left without an answer: its place in the list
+            if out.get("why") == "offer_timeout":
+                self._count("offers timed out")
             o.offers.append(("none", 0))
         o.offer_t = -1
         o.start_t = -1
@@ -649,7 +657,8 @@ def _fit_orders(served: list[Obs]) -> tuple[dict[str, float], float]:
 class _Draws:
     """One chat's random draws, the same in every candidate (common random numbers)."""
 
-    __slots__ = ("patience_ms", "handle_ms", "u_order", "amount", "delay", "bot", "accept_ms")
+    __slots__ = ("patience_ms", "handle_ms", "u_order", "amount", "delay", "bot", "accept_ms",
+                 "pick_ms")
 
     def __init__(self, trace: Trace, o: Obs | None, key: tuple[str, str], seed: int) -> None:
         rng = random.Random(f"{seed}|{key[0]}|{key[1]}")
@@ -676,6 +685,7 @@ class _Draws:
             self.handle_ms = o.open_ms + 1 + pick  # held at the end: longer than that
         else:
             self.handle_ms = pick
+        self.pick_ms = pick
         # the order: a uniform coupled to what was observed at the observed wait
         u = rng.random()
         if o is not None and o.handle_ms >= 0:
@@ -785,7 +795,7 @@ class Replay:
                 n = 0
             ev = decode(line)
             ts = ev["ts"]
-            while heap and heap[0][0] < ts:
+            while heap and heap[0][0] <= ts:  # at a tie, what chats do first (as simulated)
                 t, _, action, arg = pop(heap)
                 action(t, arg)
             self.emit(ev)
@@ -851,13 +861,14 @@ class Replay:
         if c.wait_ms < 0:
             c.wait_ms = t - c.entered
         if not self.confirm:
-            self._push(t + c.draws.handle_ms, self._end, (c, c.gen))
+            self._push(t + self._handle(c, c.offers), self._end, (c, c.gen))
+            c.offers += 1
             return
         seen = c.obs.offers if c.obs is not None else []
         kind, delay = seen[c.offers] if c.offers < len(seen) else ("accept", c.draws.accept_ms)
         c.offers += 1
         if kind == "accept":
-            self._push(t + delay, self._accept, (c, c.gen))
+            self._push(t + delay, self._accept, (c, c.gen, c.offers - 1))
         elif kind == "decline":
             self._push(t + delay, self._decline, (c, c.gen))
         elif kind == "end":  # the chat ended (the visitor left) before an answer
@@ -897,14 +908,19 @@ class Replay:
             self.emit({"type": "visitor.left", "id": self._id(), "ts": t, "tenant": c.tenant,
                        "visitor": visitor})
 
-    def _accept(self, t: int, arg: tuple[_Chat, int]) -> None:
-        c, gen = arg
+    def _handle(self, c: _Chat, n: int) -> int:
+        """The handle time of the service the chat's ``n``-th assignment begins."""
+        cut = c.obs.cuts.get(n) if c.obs is not None else None
+        return c.draws.handle_ms if cut is None else cut + 1 + c.draws.pick_ms
+
+    def _accept(self, t: int, arg: tuple[_Chat, int, int]) -> None:
+        c, gen, n = arg
         if c.gen != gen or c.status != ASSIGNED:
             return
         self.emit({"type": "chat.accepted", "id": self._id(), "ts": t, "tenant": c.tenant,
                    "chat": c.key[1], "agent": c.agent})
         if c.gen == gen:
-            self._push(t + c.draws.handle_ms, self._end, (c, gen))
+            self._push(t + self._handle(c, n), self._end, (c, gen))
 
     def _decline(self, t: int, arg: tuple[_Chat, int]) -> None:
         c, gen = arg
