@@ -119,7 +119,35 @@ def server_clock_history() -> History:
     return h
 
 
+def cut_service_history() -> History:
+    """A chat whose agent goes offline in the middle of it (the service is cut,
+    not ended), then another agent finishes it; an offer its agent never saw
+    because they went away."""
+    h = History()
+    h("agent.state", 0, agent="a1", status="online", capacity=1)
+    for i in range(1, 3):
+        h("visitor.arrived", i, visitor=f"v{i}", channel="app")
+        h("page.viewed", i, visitor=f"v{i}", page="after_sales")
+    h("chat.requested", 10, visitor="v1", chat="c1")      # offered to a1
+    h("chat.accepted", 12, chat="c1", agent="a1")
+    h("agent.state", 40, agent="a2", status="online", capacity=1)
+    h("chat.requested", 41, visitor="v2", chat="c2")      # offered to a2 ...
+    h("agent.state", 43, agent="a2", status="away")       # ... who goes away first
+    h("agent.state", 50, agent="a1", status="offline")    # c1 cut after 38 s
+    h("agent.state", 55, agent="a2", status="online")     # c1 and c2 offered again
+    h("chat.accepted", 57, chat="c1", agent="a2")
+    h("agent.state", 58, agent="a3", status="online", capacity=1)
+    h("chat.declined", 59, chat="c2", agent="a3")
+    h("chat.ended", 80, chat="c1")                         # 23 s with a2
+    h("chat.accepted", 82, chat="c2", agent="a2")
+    h("chat.ended", 200, chat="c2")
+    h("page.viewed", 260, visitor="v1", page="home")
+    return h
+
+
 HISTORIES = {
+    "cut_service": (cut_service_history, {"assignment": {"acceptance_required": True,
+                                                          "offer_timeout_s": 60.0}}),
     "server_clock": (server_clock_history, {"assignment": {"acceptance_required": True,
                                                             "offer_timeout_s": 10.0}}),
     "chat_server": (chat_server_history, {}),
