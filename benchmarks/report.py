@@ -397,12 +397,40 @@ def value_section(doc: dict[str, Any]) -> str:
     ])
 
 
+def null_test_section(doc: dict[str, Any]) -> str:
+    """Histories re-simulated under their recorded rules (``benchmarks.null_test``)."""
+    def pair(fig: dict[str, Any], pct: bool) -> str:
+        rec, got = fig["recorded"], fig["resimulated"]
+        if rec is None or got is None:
+            return "–"
+        return f"{rec:.2%} / {got:.2%}" if pct else f"{rec:.2f} / {got:.2f}"
+
+    rows = []
+    for name, r in doc["results"].items():
+        f = r["figures"]
+        size = (f"{r['hours']:g} h" if "hours" in r else f"{r['seconds']:g} s live"
+                if "seconds" in r else "")
+        rows.append([name, size, n(r["chats"]), n(r["open_at_end"]),
+                     pair(f["service level"], True), pair(f["abandonment"], True),
+                     pair(f["occupancy"], True), pair(f["mean wait s"], False),
+                     "passed" if r["passed"] else "**failed**"])
+    return "\n\n".join([
+        "## What-if null test: histories under the rules they ran under",
+        f"```sh\n{PY} benchmarks.null_test\n```",
+        meta(doc) + "; `routeq compare HISTORY --null-seeds 3`: the recorded figures and "
+        "the recorded rules re-simulated (mean over the seeds run).",
+        table(["history", "length", "chats", "open at the end", "service level",
+               "abandonment", "occupancy", "mean wait s", "null test"], rows),
+    ])
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "engine_apply": engine_section, "policies": policies_section, "replay": replay_section,
     "memory": memory_section, "run_embedded": run_embedded_section,
     "simulate": simulate_section, "whatif": whatif_section, "http_ingest": http_section,
     "faust_pipeline": faust_section, "failover": failover_section,
     "presence": presence_section, "plan": plan_section, "value": value_section,
+    "null_test": null_test_section,
 }
 
 

@@ -87,3 +87,28 @@ def test_objective_ranks_feasible_first() -> None:
     ranked = sorted(cands, key=obj.key)
     assert [c["overall"]["chat_revenue"] for c in ranked] == [500.0, 400.0, 900.0]  # type: ignore[index]
     assert "subject to service level >= 80%" in obj.describe()
+
+
+def test_tune_and_fit_read_a_state_dir_and_a_tenant(scarce_trace: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A ``routeq run --state`` dir, as it is: tune's current rules are those
+    the history ran under (the dir's), and --tenant restricts the figures."""
+    state = tmp_path / "state"
+    assert main(["run", str(scarce_trace / "events.jsonl"), "--state", str(state),
+                 "--rules", str(scarce_trace / "rules.toml"),
+                 "--out", str(tmp_path / "o.jsonl")]) == 0
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE, encoding="utf-8")
+    from_dir, from_state = tmp_path / "dir.json", tmp_path / "state.json"
+    for trace, out in ((scarce_trace, from_dir), (state, from_state)):
+        assert main(["tune", str(trace), "--space", str(space), "--out",
+                     str(tmp_path / "best.toml"), "--json", str(out), "--quiet",
+                     "--jobs", "1"]) == 0
+    a, b = orjson.loads(from_dir.read_bytes()), orjson.loads(from_state.read_bytes())
+    assert a["current"] == b["current"] and a["tried"] == b["tried"]
+    tenant = next(iter(a["recorded"]["tenants"]))
+    assert main(["tune", str(state), "--space", str(space), "--tenant", tenant, "--out",
+                 str(tmp_path / "best.toml"), "--quiet", "--jobs", "1"]) == 0
+    assert main(["fit", str(state), "--out", str(tmp_path / "value.toml")]) == 0
+    capsys.readouterr()
+    assert main(["tune", str(state), "--space", str(space), "--tenant", "nobody"]) == 2
