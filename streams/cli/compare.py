@@ -26,7 +26,7 @@ from simulators import null_test
 from simulators.candidates import build, run_all, runs_of
 from simulators.whatif import TraceError
 from simulators.whatif_metrics import comparison_table
-from streams.cli.traces import Source, add_trace_args, load_trace, open_source
+from streams.cli.traces import Source, add_trace_args, load_trace, with_source
 
 #: the column of the rules the history ran under, re-simulated (the null test)
 RECORDED = "recorded rules"
@@ -65,15 +65,7 @@ def main(args: argparse.Namespace) -> int:
     if args.null_seeds < 1:
         print("routeq compare: --null-seeds must be at least 1", file=sys.stderr)
         return 2
-    try:
-        source = open_source(args.trace, args.trace_rules)
-    except (TraceError, RulesError) as exc:
-        print(f"routeq compare: {exc}", file=sys.stderr)
-        return 2
-    try:
-        return _compare(args, source, started)
-    finally:
-        source.close()
+    return with_source(args, "compare", lambda source: _compare(args, source, started))
 
 
 def _compare(args: argparse.Namespace, source: Source, started: float) -> int:

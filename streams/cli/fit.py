@@ -15,7 +15,7 @@ from pathlib import Path
 from engine import RulesError, parse_rules
 from simulators.value_fit import describe, fit, rules_text, value_rules
 from simulators.whatif import TraceError
-from streams.cli.traces import Source, add_trace_args, load_trace, open_source
+from streams.cli.traces import Source, add_trace_args, load_trace, with_source
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -44,15 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        source = open_source(args.trace, args.trace_rules)
-    except (TraceError, RulesError) as exc:
-        print(f"routeq fit: {exc}", file=sys.stderr)
-        return 2
-    try:
-        return _fit(args, source)
-    finally:
-        source.close()
+    return with_source(args, "fit", lambda source: _fit(args, source))
 
 
 def _fit(args: argparse.Namespace, source: Source) -> int:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,19 @@ def _stored_outputs(store: Any, workdir: str | None) -> str | None:
         for _, data in store.items(OUTPUTS):
             f.write(data if data.endswith(b"\n") else data + b"\n")
     return name
+
+
+def with_source(args: argparse.Namespace, command: str, body: Callable[[Source], int]) -> int:
+    """Open ``args.trace`` (with ``--trace-rules``), run ``body`` on it and close
+    it; exit code 2 with the reason where it cannot be opened."""
+    try:
+        source = open_source(args.trace, args.trace_rules)
+    except (TraceError, RulesError) as exc:
+        return fail(str(exc), command)
+    try:
+        return body(source)
+    finally:
+        source.close()
 
 
 def load_trace(args: argparse.Namespace, command: str, source: Source) -> Trace | None:

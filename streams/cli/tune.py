@@ -28,9 +28,8 @@ from simulators.tuning import (
     pareto,
     settings,
 )
-from simulators.whatif import TraceError
 from simulators.whatif_metrics import comparison_table, value
-from streams.cli.traces import Source, add_trace_args, load_trace, open_source
+from streams.cli.traces import Source, add_trace_args, load_trace, with_source
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -65,15 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        source = open_source(args.trace, args.trace_rules)
-    except (TraceError, RulesError) as exc:
-        print(f"routeq tune: {exc}", file=sys.stderr)
-        return 2
-    try:
-        return _tune(args, source)
-    finally:
-        source.close()
+    return with_source(args, "tune", lambda source: _tune(args, source))
 
 
 def _tune(args: argparse.Namespace, source: Source) -> int:
