@@ -418,7 +418,8 @@ def null_test_section(doc: dict[str, Any]) -> str:
         "## What-if null test: histories under the rules they ran under",
         f"```sh\n{PY} benchmarks.null_test\n```",
         meta(doc) + "; `routeq compare HISTORY --null-seeds 3`: the recorded figures and "
-        "the recorded rules re-simulated (mean over the seeds run).",
+        "the recorded rules re-simulated (the mean over the seeds run: one where it gives "
+        "the figures back exactly, 3 otherwise).",
         table(["history", "length", "chats", "open at the end", "service level",
                "abandonment", "occupancy", "mean wait s", "null test"], rows),
     ])
