@@ -303,14 +303,18 @@ def _duration(ms: float) -> str:
     return f"{h} h {m} min" if m else f"{h} h"
 
 
-def _period(summary: dict[str, Any]) -> str:
-    """When the history ran, from its figures over the day (to the slice: about)."""
-    ser = value(summary, "whatif.series") or {}
-    bins = len(ser.get("queue", []))
-    if not ser or not bins:
-        return ""
-    t0 = int(ser.get("t0", 0))
-    span = round(int(ser.get("bin_ms", 60_000)) * bins / 60_000) * 60_000
+def _period(summary: dict[str, Any], exact: dict[str, Any] | None = None) -> str:
+    """When the history ran: ``exact`` (the doc's ``span``: its first and last
+    event), else from its figures over the day (to the slice: about)."""
+    if exact:
+        t0, span = int(exact["t0"]), int(exact["t_end"]) - int(exact["t0"])
+    else:
+        ser = value(summary, "whatif.series") or {}
+        bins = len(ser.get("queue", []))
+        if not ser or not bins:
+            return ""
+        t0 = int(ser.get("t0", 0))
+        span = round(int(ser.get("bin_ms", 60_000)) * bins / 60_000) * 60_000
     a = dt.datetime.fromtimestamp(t0 / 1000, tz=dt.UTC)
     b = dt.datetime.fromtimestamp((t0 + span) / 1000, tz=dt.UTC)
     day = f"{a.day} {a:%b %Y}"
@@ -535,7 +539,7 @@ def _history_sentence(doc: dict[str, Any], n_rules: int, tune: bool) -> str:
     chats = int(value(rec, "overall.chats") or 0)
     human = int(value(rec, "overall.human") or 0)
     whole = (doc.get("model") or {}).get("chats")
-    period = _period(rec)
+    period = _period(rec, doc.get("span"))
     what = (f"{_plural(n_rules, 'setting', 'settings')} of the rules and under the current "
             "rules" if tune
             else _plural(n_rules, "set of routing rules", "sets of routing rules"))

@@ -111,7 +111,8 @@ def _tune(args: argparse.Namespace, source: Source) -> int:
     table = comparison_table(names, [current, *(found[i] for i in top)], marked=1)
     doc: dict[str, Any] = {
         "trace": str(args.trace), "trace_rules": base_src, "trace_rules_hash": base.hash,
-        "seed": args.seed, "space": args.space, "method": space.method,
+        "seed": args.seed, "span": {"t0": trace.t0, "t_end": trace.t_end},
+        "space": args.space, "method": space.method,
         "objective": objective.describe(), "events": trace.events, "model": trace.model(),
         "candidates": [{"name": names[k + 1], "setting": tried[i], "rules": rules[i].hash,
                         "policy": rules[i].policy, "feasible": objective.violation(found[i]) == 0,
