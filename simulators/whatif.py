@@ -67,7 +67,7 @@ from typing import Any
 
 import orjson
 
-from engine import Engine, Rules
+from engine import Engine, Rules, views
 from schemas.events import EventError, decode
 from simulators.whatif_metrics import Figures
 
@@ -92,7 +92,7 @@ class Obs:
     __slots__ = ("tenant", "chat", "visitor", "page", "t_req", "entered", "status", "human",
                  "wait_ms", "handle_ms", "start_t", "offers", "offer_t", "patience_ms",
                  "abandon", "end", "bot", "bot_t", "order", "end_t", "open_ms",
-                 "survived_ms", "assignments", "cuts")
+                 "survived_ms", "assignments", "cuts", "agent")
 
     def __init__(self, tenant: str, chat: str, visitor: str, page: str | None, t: int) -> None:
         self.tenant = tenant
@@ -125,6 +125,7 @@ class Obs:
         # n -> how long the service begun by the n-th assignment had run when its
         # agent went away or offline (it was cut, not ended: longer than that)
         self.cuts: dict[int, int] = {}
+        self.agent = ""  # who holds it, or has it offered, now
 
 
 @dataclass
@@ -156,9 +157,12 @@ class Trace:
     exposure_by_page: dict[str, tuple[int, int]] = field(default_factory=dict)
     recorded: dict[str, Any] = field(default_factory=dict)  # metrics of the trace as recorded
     read_s: float = 0.0
-    # rules deployed during the history: (exogenous events before it, rules);
-    # the recorded rules candidate switches there, as the history did
-    deployments: list[tuple[int, Rules]] = field(default_factory=list)
+    # rules deployed during the history: (exogenous events before it, the time
+    # of the last event before it, rules); the recorded rules switch there
+    deployments: list[tuple[int, int, Rules]] = field(default_factory=list)
+    # exogenous event index -> how many events the re-simulation re-creates came
+    # at that same time before it in the history (the order of a tie)
+    ties: dict[int, int] = field(default_factory=dict)
     tenants: tuple[str, ...] = ()  # the figures cover these tenants (none named: all)
     # what the history holds that the closed-loop simulator does not do by
     # itself (counts; the null test names them as likely causes)
@@ -294,7 +298,8 @@ class _Reader:
             return True
         if typ in ("chat.accepted", "chat.declined"):
             o = self.chats.get((tenant, ev["chat"]))
-            if o is not None and o.offer_t >= 0:
+            # an answer from an agent the chat is not offered to changes nothing
+            if o is not None and o.offer_t >= 0 and ev["agent"] == o.agent:
                 if typ == "chat.accepted":
                     self.acceptance = True
                     o.offers.append(("accept", ts - o.offer_t))
@@ -342,7 +347,7 @@ class _Reader:
             if how[0] == "visitor.left":
                 self._count("visitors leaving in the middle of a chat")
             if o.offer_t >= 0:  # it ended while offered, before any answer
-                if self.engine.rules.acceptance_required or self.acceptance:
+                if self.engine.rules.acceptance_required:
                     self._count("chats ended while offered")
                 o.offers.append(("end", ts - o.offer_t))
                 o.offer_t = -1
@@ -405,6 +410,7 @@ class _Reader:
             o.wait_ms = ts - o.entered
         o.survived_ms = max(o.survived_ms, ts - o.entered)
         o.assignments += 1
+        o.agent = out["agent"]
 
     def _requeued(self, o: Obs, out: dict[str, Any]) -> None:
         if out.get("why") in ("agent_away", "agent_offline"):
@@ -432,7 +438,8 @@ class _Reader:
 
 def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
                deployments: list[tuple[int, Rules]] | None = None,
-               tenants: tuple[str, ...] = (), outputs: str | None = None) -> Trace:
+               tenants: tuple[str, ...] = (), outputs: str | None = None,
+               simulated: bool | None = None) -> Trace:
     """Read a trace (see the module doc); raises :class:`TraceError` for one that
     cannot be re-simulated (empty, no chats).
 
@@ -440,7 +447,9 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
     index, rules) those deployed later, in order (a state dir's history);
     ``tenants`` restricts the figures to those tenants; ``outputs`` is a file
     of the outputs the history recorded (JSON Lines with their ``offset``), checked
-    against those the rules decide (``Trace.unexplained``)."""
+    against those the rules decide (``Trace.unexplained``); ``simulated``: the
+    history comes from ``routeq simulate`` (None: where a ``summary.json`` lies
+    beside it), whose clock events fire the timers at their deadlines."""
     started = time.perf_counter()
     events_path, _ = trace_files(path)
     reader = _Reader(rules)
@@ -451,11 +460,14 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
     col = Figures(t0=span[0], t1=span[1], wrap_up_ms=rules.wrap_up_ms, tenants=tenants)
     switches = list(deployments or [])
     recorded_outs = _RecordedOutputs(outputs) if outputs is not None else None
-    switched: list[tuple[int, Rules]] = []
+    switched: list[tuple[int, int, Rules]] = []
     line_no = -1
     fd, exo_path = tempfile.mkstemp(prefix="routeq-whatif-", suffix=".jsonl", dir=workdir)
-    events = exo_n = rejected = 0
+    events = exo_n = rejected = duplicates = 0
     t_end = span[0]
+    last_ts = -1  # the previous event's time, and how many events the
+    endo_at_ts = 0  # re-simulation re-creates came at that time since it changed
+    ties: dict[int, int] = {}
     bufs: list[bytes] = []
     try:
         with os.fdopen(fd, "wb") as exo:
@@ -465,17 +477,34 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
                     new = switches.pop(0)[1]
                     engine = reader.engine = Engine.restore(new, engine.snapshot(),
                                                             track_changes=False)
-                    switched.append((exo_n, new))
+                    switched.append((exo_n, last_ts, new))
                 try:
                     ev = decode(line)
                 except EventError:
                     rejected += 1
                     continue
+                tenant = ev.get("tenant")
+                if views.seen(engine, tenant, ev["id"]):
+                    duplicates += 1  # the engine ignores it: so does the history
+                    continue
+                # a late event applies at its tenant's time (CONTRACT.md section 3)
+                now = views.now(engine, tenant) if tenant is not None else None
+                if now is not None and ev["ts"] < now:
+                    ev["ts"] = now
+                    line = orjson.dumps(ev)
                 offset = line_no
                 events += 1
-                if ev["ts"] > t_end:
-                    t_end = ev["ts"]
+                ts = ev["ts"]
+                if ts > t_end:
+                    t_end = ts
+                if ts != last_ts:
+                    last_ts, endo_at_ts = ts, 0
                 keep = reader.classify(ev)
+                if keep:
+                    if endo_at_ts:
+                        ties[exo_n] = endo_at_ts
+                else:
+                    endo_at_ts += 1
                 outs = engine.apply(ev, offset)
                 if recorded_outs is not None:
                     recorded_outs.check(offset, outs)
@@ -505,13 +534,16 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
     reader.censor(t_end)
     trace = _fit(path, rules, exo_path, reader, events, exo_n, rejected, span[0], span[1], t_end)
     trace.deployments = switched
-    trace.timer_lag_ms = _timer_lag(reader, path)
+    trace.ties = ties
+    trace.timer_lag_ms = _timer_lag(reader, path, simulated)
     if recorded_outs is not None:
         trace.unexplained = recorded_outs.verdict()
     trace.tenants = tuple(tenants)
     trace.seen = dict(sorted(reader.seen.items()))
     if rejected:
         trace.seen["malformed lines (left out)"] = rejected
+    if duplicates:
+        trace.seen["duplicate events (ignored, as the engine does)"] = duplicates
     if switched:
         trace.seen["rules deployments"] = len(switched)
     col.end_at(t_end)
@@ -520,7 +552,7 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
     return trace
 
 
-def _timer_lag(reader: _Reader, path: str) -> int:
+def _timer_lag(reader: _Reader, path: str, simulated: bool | None) -> int:
     """How late the history's timers fired after their deadline (see
     ``Trace.timer_lag_ms``): 0 where clock events came at the deadlines (a
     simulation's); with a server's ticks, the 99th percentile of how late they
@@ -531,9 +563,10 @@ def _timer_lag(reader: _Reader, path: str) -> int:
         late = sorted(reader.lateness)
         p99 = late[min(len(late) - 1, int(0.99 * len(late)))] if late else 0
         return max(p99, SERVER_TICK_MS)
-    where = Path(path)
-    if reader.own_clocks or ((where if where.is_dir() else where.parent)
-                             / "summary.json").is_file():
+    if simulated is None:
+        where = Path(path)
+        simulated = ((where if where.is_dir() else where.parent) / "summary.json").is_file()
+    if reader.own_clocks or simulated:
         return 0
     return -1
 
@@ -601,7 +634,7 @@ def _fit(path: str, rules: Rules, exo_path: str, reader: _Reader, events: int, e
             exposure += seen
             exposure_by_page.setdefault(o.page or "", [0, 0])[0] += seen
         # a chat ended while offered, before an answer, was not handled
-        if o.handle_ms >= 0 and not (reader.acceptance and o.offers
+        if o.handle_ms >= 0 and not (rules.acceptance_required and o.offers
                                      and o.offers[-1][0] == "end"):
             handle_pool.setdefault(o.page or "", []).append(o.handle_ms)
         accept_pool.extend(d for kind, d in o.offers if kind == "accept")
@@ -752,6 +785,7 @@ class Replay:
         self.rules = rules
         self.seed = seed
         self.switches = list(trace.deployments) if recorded else []
+        self.tie_ts, self.tie_done = -1, 0  # own events emitted at a tie's time
         self.engine = Engine(rules, track_changes=False)
         self.collector = Figures(t0=trace.t0, t1=trace.t1, wrap_up_ms=rules.wrap_up_ms,
                                  tenants=trace.tenants)
@@ -784,10 +818,14 @@ class Replay:
         heap, pop = self.heap, heapq.heappop
         n = 0
         switches = self.switches
+        ties = self.trace.ties
         for index, line in enumerate(_lines(Path(self.trace.exo))):
             while switches and switches[0][0] <= index:
-                self.engine = Engine.restore(switches.pop(0)[1], self.engine.snapshot(),
-                                             track_changes=False)
+                _, before, new = switches.pop(0)
+                while heap and heap[0][0] <= before:  # what came before it, under the old
+                    t, _, action, arg = pop(heap)
+                    action(t, arg)
+                self.engine = Engine.restore(new, self.engine.snapshot(), track_changes=False)
             n += 1
             if n == TICK:
                 if tick is not None:
@@ -795,9 +833,20 @@ class Replay:
                 n = 0
             ev = decode(line)
             ts = ev["ts"]
-            while heap and heap[0][0] <= ts:  # at a tie, what chats do first (as simulated)
+            while heap and heap[0][0] < ts:
                 t, _, action, arg = pop(heap)
                 action(t, arg)
+            # at a tie, as many of the re-simulation's own events go first as did
+            # in the history
+            first = ties.get(index, 0)
+            if first:
+                if self.tie_ts != ts:
+                    self.tie_ts, self.tie_done = ts, 0
+                while heap and heap[0][0] == ts and self.tie_done < first:
+                    t, _, action, arg = pop(heap)
+                    before = self.offset
+                    action(t, arg)
+                    self.tie_done += self.offset - before
             self.emit(ev)
         # the trace ends at its last event: what it had not seen happen by
         # then (a chat still waiting or held) does not happen here either

@@ -104,7 +104,8 @@ def _compare(args: argparse.Namespace, source: Source, started: float) -> int:
     doc: dict[str, Any] = {
         "trace": str(args.trace), "trace_rules": source.rules_src,
         "trace_rules_hash": source.last.hash,
-        "deployments": [{"exogenous_before": i, "rules": r.hash} for i, r in trace.deployments],
+        "deployments": [{"exogenous_before": i, "after_ts": t, "rules": r.hash}
+                        for i, t, r in trace.deployments],
         "tenants": list(trace.tenants),
         "seed": args.seed, "span": {"t0": trace.t0, "t_end": trace.t_end},
         "events": trace.events, "exogenous": trace.exo_events,

@@ -16,6 +16,7 @@ from simulators.candidates import trace_rules
 from simulators.scenario import bundled
 from simulators.whatif import read_trace, run_candidate
 from streams.cli import main
+from streams.embedded.rules_file import load_rules
 from tests.http.server import ADMIN, Server
 from tests.simulators.conftest import simulate
 
@@ -264,3 +265,48 @@ def test_each_part_of_a_history_re_simulates_under_the_rules_deployed_then(
     printed = capsys.readouterr().out
     assert rc == 1 and "null test FAILED" in printed, printed
     assert "ran under other rules than the ones given" in printed
+
+
+HERE = Path(__file__).with_name("histories")
+#: hand-written histories (tests/simulators/histories/), the rules each ran under
+WRITTEN = {
+    "tie": None,        # events at the same time as what chats do (whole seconds)
+    "ooo": None,        # a late event: applied at its tenant's time
+    "dup": None,        # a chat.ended reusing the request's id: ignored, as the engine does
+    "dupord": None,     # an order delivered twice: counted once
+    "req2a": None,      # a request sent again while the chat is open
+    "stale": "acc",     # an accept from an agent whose offer timed out: changes nothing
+    "accnr": None,      # accepts sent though acceptance is not required
+    "combo": "combo",   # a bot chat, a held and a waiting one when the visitor leaves
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRITTEN))
+def test_a_written_history_reproduces_under_its_own_rules(tmp_path: Path, name: str) -> None:
+    rules_name = WRITTEN[name]
+    rules = (load_rules(str(HERE / f"{rules_name}.toml")) if rules_name
+             else parse_rules({}))
+    trace = read_trace(str(HERE / f"{name}.jsonl"), rules, str(tmp_path))
+    for seed in (1, 2):
+        got = run_candidate(trace, rules, seed)
+        for path in FIGURES:
+            assert get(got, path) == get(trace.recorded, path), path
+    if name == "dupord":
+        assert get(trace.recorded, "overall.orders") == 1
+        assert trace.seen["duplicate events (ignored, as the engine does)"] == 1
+    if name == "accnr":
+        assert "chats ended while offered" not in trace.seen
+
+
+def test_the_events_logged_before_a_deployment_run_under_the_rules_before_it(
+        tmp_path: Path) -> None:
+    """A chat end logged just before other rules were deployed is re-simulated
+    under the old rules, where the history had it."""
+    state = tmp_path / "state"
+    for part in ("deploy_1", "deploy_2"):
+        assert main(["run", str(HERE / f"{part}.jsonl"), "--state", str(state), "--rules",
+                     str(HERE / f"{part}.toml"), "--out", str(tmp_path / "o.jsonl")]) == 0
+    out = tmp_path / "cmp.json"
+    assert main(["compare", str(state), "--strict", "--json", str(out), "--quiet",
+                 "--jobs", "1", "--policy", "priority"]) == 0
+    assert orjson.loads(out.read_bytes())["null_test"]["passed"]
