@@ -121,9 +121,9 @@ def likely_causes(trace: Trace) -> list[str]:
     if bad:
         out.append(f"{bad:,} malformed lines were left out; the chat server may have acted "
                    "on them")
-    if seen.get("rules deployments"):
-        out.append("rules were deployed during the history: a --trace-rules file replaces "
-                   "them all; leave it out to re-simulate each part under its own rules")
+    if seen.get("rules deployments replaced by --trace-rules"):
+        out.append("rules were deployed during the history, and --trace-rules replaced them "
+                   "all: leave it out to read each part under the rules in force then")
     out.append("behaviour the re-simulation does not model (README, what-if: Limits), e.g. "
                "handle times that depend on the agent, or clicks that depend on the wait")
     return out

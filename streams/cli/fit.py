@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
         "rules with policy value and those classes. Compare it with routeq compare "
         "--rules FILE on other days.",
     )
-    add_trace_args(p)
+    add_trace_args(p, tenants=False)  # the classes are fitted on the whole history
     p.add_argument("--out", default="value.toml", metavar="FILE",
                    help="the rules file to write (default value.toml)")
     p.add_argument("--scale", type=float, metavar="X",

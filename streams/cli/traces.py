@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine import Rules, RulesError, parse_rules
+from engine import Rules, RulesError
 from simulators.candidates import read_rules, trace_rules
 from simulators.whatif import Trace, TraceError, read_trace
 from streams.cli.options import fail
@@ -35,7 +35,7 @@ from streams.embedded.store import StoreError
 from streams.http.service import OUTPUTS, S_OUT_FROM
 
 
-def add_trace_args(p: argparse.ArgumentParser) -> None:
+def add_trace_args(p: argparse.ArgumentParser, tenants: bool = True) -> None:
     p.add_argument("trace", metavar="TRACE",
                    help="the history: a routeq simulate directory, a state dir of routeq "
                    "run/serve --state, or an events file (routeq export, a chat server's log)")
@@ -43,10 +43,11 @@ def add_trace_args(p: argparse.ArgumentParser) -> None:
                    help="the rules the history ran under, for all of it (default: "
                    "TRACE/rules.toml of a simulate directory, the deployed rules of a state "
                    "dir, else the defaults)")
-    p.add_argument("--tenant", action="append", default=[], metavar="NAME",
-                   help="report on this tenant's chats, visitors, orders and agents only "
-                   "(repeatable; the others still route as recorded); with several, also "
-                   "one table per tenant")
+    if tenants:
+        p.add_argument("--tenant", action="append", default=[], metavar="NAME",
+                       help="report on this tenant's chats, visitors, orders and agents "
+                       "only (repeatable; the others still route as recorded); with "
+                       "several, also one table per tenant")
     p.add_argument("--seed", type=int, default=1, help="seed of the sampled parts (default 1)")
     p.add_argument("--jobs", type=int, help="parallel processes (default: CPU count)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
@@ -64,6 +65,8 @@ class Source:
     # those routeq serve kept in its state dir): the null test checks them
     outputs: str | None = None
     temporary: bool = False
+    simulated: bool = False  # a routeq simulate directory: its clocks are exact
+    overridden: int = 0  # deployments in the history that --trace-rules replaced
 
     @property
     def last(self) -> Rules:
@@ -87,18 +90,22 @@ def open_source(trace: str, rules_path: str | None, workdir: str | None = None) 
     if p.is_dir():
         outs = p / "outputs.jsonl"
         return Source(str(p / "events.jsonl"), rules, src,
-                      outputs=str(outs) if outs.is_file() else None)
+                      outputs=str(outs) if outs.is_file() else None, simulated=True)
     return Source(str(p), rules, src)
 
 
 def _state_dir(path: str, rules_path: str | None, workdir: str | None) -> Source:
     from streams.cli.common import open_state
+    if not (Path(path) / "CURRENT").is_file():  # (opening another dir writes into it)
+        raise TraceError(f"{path} is neither a routeq simulate directory (no events.jsonl) "
+                         "nor a state dir of routeq run or serve (no database in it)")
+    given = read_rules(rules_path)[0] if rules_path is not None else None
     try:
         store, layout = open_state(path)
     except StoreError as exc:
-        raise TraceError(f"{path} is neither a routeq simulate directory (no events.jsonl) "
-                         f"nor a state dir ({exc})") from None
+        raise TraceError(f"{path} is not a state dir routeq can read ({exc})") from None
     fd, name = tempfile.mkstemp(prefix="routeq-history-", suffix=".jsonl", dir=workdir)
+    outputs: str | None = None
     try:
         history = layout.rules_history()
         at: list[tuple[int, int]] = []  # (log offset, lines written before it)
@@ -114,21 +121,24 @@ def _state_dir(path: str, rules_path: str | None, workdir: str | None) -> Source
                 f.write(b"\n".join(lines) + b"\n")
         at += [(o, written) for o in wanted]
         outputs = _stored_outputs(store, workdir)
-    except StoreError as exc:
+        if written == 0:
+            raise TraceError(f"state dir {path} has an empty log: no history to re-simulate")
+        line_of = dict(at)
+        deployed = [(line_of[o], parse_recorded(text)) for o, text in history]
+    except BaseException as exc:
         Path(name).unlink(missing_ok=True)
-        raise TraceError(f"state dir {path}: {exc}") from None
+        if outputs is not None:
+            Path(outputs).unlink(missing_ok=True)
+        if isinstance(exc, StoreError):
+            raise TraceError(f"state dir {path}: {exc}") from None
+        raise
     finally:
         store.close()
-    if written == 0:
-        Path(name).unlink(missing_ok=True)
-        raise TraceError(f"state dir {path} has an empty log: no history to re-simulate")
-    if rules_path is not None:
-        return Source(name, read_rules(rules_path)[0], rules_path, outputs=outputs,
-                      temporary=True)
-    line_of = dict(at)
-    deployed = [(line_of[o], parse_recorded(text)) for o, text in history]
     if not deployed or deployed[0][0] > 0:
-        deployed.insert(0, (0, parse_rules({})))
+        deployed.insert(0, (0, parse_recorded("")))
+    if given is not None and rules_path is not None:
+        return Source(name, given, rules_path, outputs=outputs, temporary=True,
+                      overridden=len(deployed) - 1)
     src = (f"the {len(deployed)} rules deployed in turn in {path}" if len(deployed) > 1
            else f"the rules deployed in {path}")
     return Source(name, deployed[0][1], src, deployed[1:], outputs=outputs, temporary=True)
@@ -163,12 +173,15 @@ def load_trace(args: argparse.Namespace, command: str, source: Source) -> Trace 
     """Read the history, or print why not (``None``)."""
     try:
         trace = read_trace(source.events, source.rules, deployments=source.deployments,
-                           tenants=tuple(args.tenant), outputs=source.outputs)
+                           tenants=tuple(dict.fromkeys(getattr(args, "tenant", ()))),
+                           outputs=source.outputs, simulated=source.simulated)
     except (TraceError, RulesError, OSError) as exc:
         fail(str(exc).replace(source.events, args.trace), command)
         return None
     trace.path = args.trace
-    missing = [t for t in args.tenant if t not in trace.recorded.get("tenants", {})]
+    if source.overridden:
+        trace.seen["rules deployments replaced by --trace-rules"] = source.overridden
+    missing = [t for t in trace.tenants if t not in trace.recorded.get("tenants", {})]
     if missing:
         Path(trace.exo).unlink(missing_ok=True)
         fail(f"--tenant {missing[0]}: no chats, visitors or agents of that tenant in "

@@ -144,3 +144,45 @@ def test_tenant_restricts_the_figures_and_gives_a_table_per_tenant(
                                         for n in ("m01", "platform"))
     assert main(["compare", str(d), "--tenant", "nobody", "--quiet"]) == 2
     assert "--tenant nobody" in capsys.readouterr().err
+
+
+def test_bad_input_around_a_history_leaves_nothing_behind(
+        scarce_trace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A state dir with a --trace-rules that cannot be read, a directory that is
+    neither a simulate directory nor a state dir, a tenant named twice, a report
+    nowhere: exit 2 (or the tables once), no temporary file left, nothing
+    written into the directory given."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    state = tmp_path / "state"
+    assert main(["run", str(scarce_trace / "events.jsonl"), "--state", str(state),
+                 "--out", str(tmp_path / "o.jsonl")]) == 0
+    assert main(["compare", str(state), "--trace-rules", str(tmp_path / "none.toml")]) == 2
+    other = tmp_path / "other"
+    other.mkdir()
+    assert main(["compare", str(other)]) == 2
+    assert list(other.iterdir()) == []
+    assert main(["compare", str(state), "--report", str(tmp_path / "no" / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert "none.toml" in err and "neither" in err and "no such directory" in err
+    assert main(["compare", str(state), "--tenant", "shop", "--tenant", "shop", "--jobs", "1",
+                 "--policy", "least_loaded"]) == 0
+    assert "tenant shop:" not in capsys.readouterr().out  # one tenant: one table
+    assert list(tmp.iterdir()) == []
+
+
+def test_quiet_strict_still_says_why_the_null_test_failed(
+        scarce_trace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text((scarce_trace / "rules.toml").read_text().replace(
+        'policy = "fifo_round_robin"', 'policy = "priority"'))
+    assert 'policy = "priority"' in wrong.read_text()
+    assert main(["compare", str(scarce_trace), "--trace-rules", str(wrong), "--quiet",
+                 "--strict", "--jobs", "1", "--null-seeds", "2"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "null test FAILED" in captured.err
+    assert "ran under other rules than the ones given" in captured.err
