@@ -171,7 +171,8 @@ class Trace:
     # the rules do not decide, and the first of them in words (None: not checked)
     unexplained: tuple[int, int, str] | None = None  # (events differing, checked, first)
     # how late its timers fired after their deadline: 0 on time (a simulation's
-    # clock events), > 0 a server's clock ticks, -1 only at the next event
+    # clock events, re-created), > 0 a server's clock ticks (kept, and the own
+    # clocks that much late), -1 only at the next event or a clock event (kept)
     timer_lag_ms: int = 0
 
     def model(self) -> dict[str, Any]:
@@ -257,8 +258,8 @@ class _Reader:
         self.open: dict[tuple[str, str], list[Obs]] = {}  # (tenant, visitor) -> open chats
         self.last: dict[tuple[str, str], Obs] = {}  # (tenant, visitor) -> latest chat
         self.acceptance = False
-        self.lateness: list[int] = []  # of the server's ticks after a deadline, ms
-        self.own_clocks = False  # clock events at the timers' deadlines (a simulation's)
+        self.lateness: list[int] = []  # of clock events after a deadline due, ms
+        self.on_time = 0  # clock events at the deadline due (a simulation's)
         self.seen: dict[str, int] = {}
         self.react: dict[str, Callable[[Obs, dict[str, Any]], None]] = {
             "chat.queued": self._queued, "chat.assigned": self._assigned,
@@ -285,16 +286,15 @@ class _Reader:
                 self.last[vkey] = o
             return True
         if typ == "clock":
-            # a server's clock (routeq serve --clock-ms) ticks when a timer is
-            # due, up to its period late: those ticks are kept as they came, and
-            # the re-simulation's own clocks come that much late (timer_lag_ms)
-            if not str(ev["id"]).startswith(SERVER_CLOCK):
-                self.own_clocks = True
-                return False
-            self._count("timer ticks from the server's clock")
+            # kept; how late clocks came after the deadline due says how the
+            # history's timers fired (timer_lag_ms)
+            if str(ev["id"]).startswith(SERVER_CLOCK):
+                self._count("timer ticks from the server's clock")
             due = self.engine.next_deadline(ev.get("tenant"))
             if due is not None and ts > due:
                 self.lateness.append(ts - due)
+            elif due == ts:
+                self.on_time += 1
             return True
         if typ in ("chat.accepted", "chat.declined"):
             o = self.chats.get((tenant, ev["chat"]))
@@ -466,8 +466,10 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
     events = exo_n = rejected = duplicates = 0
     t_end = span[0]
     last_ts = -1  # the previous event's time, and how many events the
-    endo_at_ts = 0  # re-simulation re-creates came at that time since it changed
+    endo_at_ts = 0  # re-simulation re-creates came at that time since it changed,
+    clocks_at_ts = 0  # and of the clock events (which it re-creates where on time)
     ties: dict[int, int] = {}
+    ties_clocks: dict[int, int] = {}
     bufs: list[bytes] = []
     try:
         with os.fdopen(fd, "wb") as exo:
@@ -498,13 +500,17 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
                 if ts > t_end:
                     t_end = ts
                 if ts != last_ts:
-                    last_ts, endo_at_ts = ts, 0
+                    last_ts, endo_at_ts, clocks_at_ts = ts, 0, 0
                 keep = reader.classify(ev)
-                if keep:
+                if not keep:
+                    endo_at_ts += 1
+                elif ev["type"] == "clock":
+                    clocks_at_ts += 1
+                else:
                     if endo_at_ts:
                         ties[exo_n] = endo_at_ts
-                else:
-                    endo_at_ts += 1
+                    if endo_at_ts + clocks_at_ts:
+                        ties_clocks[exo_n] = endo_at_ts + clocks_at_ts
                 outs = engine.apply(ev, offset)
                 if recorded_outs is not None:
                     recorded_outs.check(offset, outs)
@@ -534,8 +540,9 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
     reader.censor(t_end)
     trace = _fit(path, rules, exo_path, reader, events, exo_n, rejected, span[0], span[1], t_end)
     trace.deployments = switched
-    trace.ties = ties
     trace.timer_lag_ms = _timer_lag(reader, path, simulated)
+    # on time, the history's clock events are re-created by the re-simulation's
+    trace.ties = ties_clocks if trace.timer_lag_ms == 0 else ties
     if recorded_outs is not None:
         trace.unexplained = recorded_outs.verdict()
     trace.tenants = tuple(tenants)
@@ -554,21 +561,24 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
 
 def _timer_lag(reader: _Reader, path: str, simulated: bool | None) -> int:
     """How late the history's timers fired after their deadline (see
-    ``Trace.timer_lag_ms``): 0 where clock events came at the deadlines (a
-    simulation's); with a server's ticks, the 99th percentile of how late they
-    came (a tick after a pause is no period), at least a second and a quarter
-    (serve's default period and its polling); -1 where the history has no clock
-    at all, so that timers fired at the next event only."""
-    if reader.seen.get("timer ticks from the server's clock"):
-        late = sorted(reader.lateness)
-        p99 = late[min(len(late) - 1, int(0.99 * len(late)))] if late else 0
-        return max(p99, SERVER_TICK_MS)
+    ``Trace.timer_lag_ms``): 0 where its clock events came at the deadlines (a
+    simulation's); where some came after one (a server's clock ticking, e.g.
+    routeq serve --clock-ms), the 99th percentile of how late (a tick after a
+    pause is no period), at least a second and a quarter for serve's ticks
+    (its default period and polling); -1 where no clock event came at or after
+    a deadline, so that timers fired at the next event (or at a clock event as
+    it came)."""
     if simulated is None:
         where = Path(path)
         simulated = ((where if where.is_dir() else where.parent) / "summary.json").is_file()
-    if reader.own_clocks or simulated:
+    if simulated:
         return 0
-    return -1
+    if reader.lateness:
+        late = sorted(reader.lateness)
+        p99 = late[min(len(late) - 1, int(0.99 * len(late)))]
+        floor = SERVER_TICK_MS if reader.seen.get("timer ticks from the server's clock") else 1
+        return max(p99, floor)
+    return 0 if reader.on_time else -1
 
 
 def _brief(outs: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -832,6 +842,8 @@ class Replay:
                     tick(n)
                 n = 0
             ev = decode(line)
+            if self.lag == 0 and ev["type"] == "clock":
+                continue  # on time: the engine's own deadlines clock it here
             ts = ev["ts"]
             while heap and heap[0][0] < ts:
                 t, _, action, arg = pop(heap)

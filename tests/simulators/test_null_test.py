@@ -278,6 +278,7 @@ WRITTEN = {
     "stale": "acc",     # an accept from an agent whose offer timed out: changes nothing
     "accnr": None,      # accepts sent though acceptance is not required
     "combo": "combo",   # a bot chat, a held and a waiting one when the visitor leaves
+    "late_tick": "acc",  # an offer timed out at the next event, a clock tick after it
 }
 
 
