@@ -253,7 +253,9 @@ class _Reader:
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
         self.engine = Engine(rules, track_changes=False)
-        self.chats: dict[tuple[str, str], Obs] = {}
+        self.chats: dict[tuple[str, str], Obs] = {}  # (tenant, chat) -> its latest
+        self.kept: dict[tuple[str, str], Obs] = {}  # every chat, by incarnation()
+        self.again: dict[tuple[str, str], int] = {}  # (tenant, chat) -> requested again
         self.pages: dict[tuple[str, str], str] = {}
         self.open: dict[tuple[str, str], list[Obs]] = {}  # (tenant, visitor) -> open chats
         self.last: dict[tuple[str, str], Obs] = {}  # (tenant, visitor) -> latest chat
@@ -278,10 +280,14 @@ class _Reader:
             return True
         if typ == "chat.requested":
             key = (tenant, ev["chat"])
-            if key not in self.chats:
+            was = self.chats.get(key)
+            if was is None or was.status == CLOSED:  # (a retry while it is open: nothing)
+                # an id requested again after its chat ended is a new chat
+                n = self.again[key] = self.again.get(key, -1) + 1
                 vkey = (tenant, ev["visitor"])
                 o = self.chats[key] = Obs(tenant, ev["chat"], ev["visitor"],
                                           self.pages.get(vkey), ts)
+                self.kept[incarnation(key, n)] = o
                 self.open.setdefault(vkey, []).append(o)
                 self.last[vkey] = o
             return True
@@ -533,7 +539,7 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
         os.unlink(exo_path)
         raise TraceError(f"trace {path} is empty: no valid events"
                          + (f" ({rejected} malformed lines)" if rejected else ""))
-    if not reader.chats:
+    if not reader.kept:
         os.unlink(exo_path)
         raise TraceError(f"trace {path} has no chats (no chat.requested event): "
                          "nothing to re-simulate")
@@ -581,6 +587,12 @@ def _timer_lag(reader: _Reader, path: str, simulated: bool | None) -> int:
     return 0 if reader.on_time else -1
 
 
+def incarnation(key: tuple[str, str], n: int) -> tuple[str, str]:
+    """The key of the ``n``-th chat with this id (0: the first; an id requested
+    again after its chat ended names a new chat)."""
+    return key if n == 0 else (key[0], f"{key[1]}#{n}")
+
+
 def _brief(outs: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [(o["type"], o.get("tenant"), o.get("chat"), o.get("agent")) for o in outs]
 
@@ -623,7 +635,7 @@ class _RecordedOutputs:
 
 def _fit(path: str, rules: Rules, exo_path: str, reader: _Reader, events: int, exo_n: int,
          rejected: int, t0: int, t1: int, t_end: int) -> Trace:
-    chats = reader.chats
+    chats = reader.kept
     exposure = 0
     gave_up = 0
     handle_pool: dict[str, list[int]] = {}
@@ -804,6 +816,7 @@ class Replay:
         self.offset = 0
         self.n_ids = 0
         self.chats: dict[tuple[str, str], _Chat] = {}
+        self.again: dict[tuple[str, str], int] = {}  # ids requested again after their end
         self.clocks: set[tuple[str, int]] = set()
         self.confirm = rules.acceptance_required or trace.acceptance
         # where a server's clock fired the timers (its ticks are among the
@@ -872,6 +885,12 @@ class Replay:
         return self.collector.summary()
 
     def emit(self, ev: dict[str, Any]) -> None:
+        if ev["type"] == "chat.requested":
+            key = (ev["tenant"], ev["chat"])
+            was = self.chats.get(key)
+            if was is not None and was.status == CLOSED:  # the id names a new chat
+                del self.chats[key]
+                self.again[key] = self.again.get(key, 0) + 1
         outs = self.engine.apply(ev, self.offset)
         self.offset += 1
         col = self.collector
@@ -886,9 +905,10 @@ class Replay:
                 key = (o.get("origin") or o["tenant"], o["chat"])
                 c = self.chats.get(key)
                 if c is None:
-                    obs = self.trace.chats.get(key)
-                    c = self.chats[key] = _Chat(key, obs, _Draws(self.trace, obs, key, self.seed),
-                                                o["ts"])
+                    which = incarnation(key, self.again.get(key, 0))
+                    obs = self.trace.chats.get(which)
+                    c = self.chats[key] = _Chat(key, obs,
+                                                _Draws(self.trace, obs, which, self.seed), o["ts"])
                 f(c, o)
         lag = self.lag
         if lag < 0:  # no clock in the history: timers fire at the next event

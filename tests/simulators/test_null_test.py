@@ -279,6 +279,7 @@ WRITTEN = {
     "accnr": None,      # accepts sent though acceptance is not required
     "combo": "combo",   # a bot chat, a held and a waiting one when the visitor leaves
     "late_tick": "acc",  # an offer timed out at the next event, a clock tick after it
+    "reused_id": None,  # a chat id requested again after its chat ended: a new chat
 }
 
 
