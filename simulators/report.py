@@ -1083,7 +1083,7 @@ def render(doc: dict[str, Any], names: list[str], title: str = "routeq compare")
             "revenue within an hour of a chat", xfmt=lambda x: f"{100 * x:.1f}",
             yfmt=_compact))
     figs = "".join(f'<div class="fig">{p}</div>' for p in figures)
-    notes = {0: "as it happened", 1: "re-simulated"}
+    notes = {0: "as recorded", 1: "re-simulated"}  # (the history read under its rules)
     ref = "current rules" if tune else "recorded rules"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
