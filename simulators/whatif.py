@@ -80,6 +80,8 @@ TAU_GRID_S = (15.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 240.0, 360.0, 600.0, 1
 
 # chat states, as the reader and the re-simulation know them from outputs
 NEW, BOT, WAITING, ASSIGNED, CLOSED = range(5)
+# what the reader does with an input event (``_Reader.classify``)
+DROP, KEEP = range(2)
 
 
 class TraceError(ValueError):
@@ -170,6 +172,7 @@ class Trace:
     # where the history came with its outputs: the events whose recorded outputs
     # the rules do not decide, and the first of them in words (None: not checked)
     unexplained: tuple[int, int, str] | None = None  # (events differing, checked, first)
+    declines: bool = False  # some offer was declined (chat.declined) in the trace
     # how late its timers fired after their deadline: 0 on time (a simulation's
     # clock events, re-created), > 0 a server's clock ticks (kept, and the own
     # clocks that much late), -1 only at the next event or a clock event (kept)
@@ -260,8 +263,11 @@ class _Reader:
         self.open: dict[tuple[str, str], list[Obs]] = {}  # (tenant, visitor) -> open chats
         self.last: dict[tuple[str, str], Obs] = {}  # (tenant, visitor) -> latest chat
         self.acceptance = False
+        self.declines = False  # (declines requeue a chat whether or not offers need accepting)
+        self.now = 0  # the time of the event being read
         self.lateness: list[int] = []  # of clock events after a deadline due, ms
         self.on_time = 0  # clock events at the deadline due (a simulation's)
+        self.late_own = 0  # a tenant's own clock events after a deadline due
         self.seen: dict[str, int] = {}
         self.react: dict[str, Callable[[Obs, dict[str, Any]], None]] = {
             "chat.queued": self._queued, "chat.assigned": self._assigned,
@@ -269,15 +275,19 @@ class _Reader:
             "chat.abandoned": self._abandoned,
         }
 
-    def classify(self, ev: dict[str, Any]) -> bool:
-        """Record what ``ev`` shows; True where it is exogenous (kept as recorded)."""
+    def classify(self, ev: dict[str, Any]) -> int:
+        """Record what ``ev`` shows: KEEP where it is exogenous (kept as recorded),
+        DROP where the re-simulation re-creates it. An event that changed nothing
+        but the time (an answer to no offer, the end of an ended chat, an
+        escalation of a chat not with the bot) is kept: it may have fired timers,
+        of its tenant or of the platform a chat it names overflowed to."""
         typ = ev["type"]
         tenant = ev.get("tenant", "")
-        ts = ev["ts"]
+        ts = self.now = ev["ts"]
         o: Obs | None
         if typ == "page.viewed":
             self.pages[(tenant, ev["visitor"])] = ev["page"]
-            return True
+            return KEEP
         if typ == "chat.requested":
             key = (tenant, ev["chat"])
             was = self.chats.get(key)
@@ -290,7 +300,7 @@ class _Reader:
                 self.kept[incarnation(key, n)] = o
                 self.open.setdefault(vkey, []).append(o)
                 self.last[vkey] = o
-            return True
+            return KEEP
         if typ == "clock":
             # kept; how late clocks came after the deadline due says how the
             # history's timers fired (timer_lag_ms)
@@ -298,10 +308,13 @@ class _Reader:
                 self._count("timer ticks from the server's clock")
             due = self.engine.next_deadline(ev.get("tenant"))
             if due is not None and ts > due:
-                self.lateness.append(ts - due)
+                if "tenant" in ev:
+                    self.late_own += 1
+                else:  # a server's clock, for every tenant
+                    self.lateness.append(ts - due)
             elif due == ts:
                 self.on_time += 1
-            return True
+            return KEEP
         if typ in ("chat.accepted", "chat.declined"):
             o = self.chats.get((tenant, ev["chat"]))
             # an answer from an agent the chat is not offered to changes nothing
@@ -313,19 +326,26 @@ class _Reader:
                 else:
                     o.offers.append(("decline", ts - o.offer_t))
                     self._count("declined offers")
+                    self.declines = True
                 o.offer_t = -1
-            return False
+                return DROP
+            self._count("events that changed nothing (kept for their time)")
+            return KEEP
         if typ == "bot.escalated":
             o = self.chats.get((tenant, ev["chat"]))
             if o is not None and o.status == BOT:
                 o.bot = ("escalate", ts - o.bot_t, False)
                 o.entered = ts
-            return False
+                return DROP
+            self._count("events that changed nothing (kept for their time)")
+            return KEEP
         if typ == "chat.ended":
             o = self.chats.get((tenant, ev["chat"]))
-            if o is not None:
+            if o is not None and o.status != CLOSED:
                 self._end(o, ts, ("chat.ended", bool(ev.get("resolved", False))))
-            return False
+                return DROP
+            self._count("events that changed nothing (kept for their time)")
+            return KEEP
         if typ == "visitor.left":
             # the engine ends every open chat of the visitor; the leaving is
             # the visitor's patience or the end of a chat where one was open
@@ -335,15 +355,15 @@ class _Reader:
                 self._count("visitors leaving with several chats open")
             for o in ended:
                 self._end(o, ts, ("visitor.left", False))
-            return not ended
+            return DROP if ended else KEEP
         if typ == "order.placed":
             o = self.last.get((tenant, ev["visitor"]))
             if (o is not None and o.status == CLOSED and o.handle_ms >= 0 and o.order is None
                     and ts >= o.end_t and ts - o.t_req <= ATTRIBUTION_MS):
                 o.order = (ts - o.end_t, float(ev["amount"]))
-                return False
-            return True
-        return True
+                return DROP
+            return KEEP
+        return KEEP
 
     def _count(self, what: str) -> None:
         self.seen[what] = self.seen.get(what, 0) + 1
@@ -414,7 +434,9 @@ class _Reader:
         o.start_t = ts
         if o.wait_ms < 0:
             o.wait_ms = ts - o.entered
-        o.survived_ms = max(o.survived_ms, ts - o.entered)
+        # (a timer's assignment is stamped with its deadline; the visitor was
+        # still there at the event that fired it)
+        o.survived_ms = max(o.survived_ms, max(ts, self.now) - o.entered)
         o.assignments += 1
         o.agent = out["agent"]
 
@@ -508,7 +530,7 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
                 if ts != last_ts:
                     last_ts, endo_at_ts, clocks_at_ts = ts, 0, 0
                 keep = reader.classify(ev)
-                if not keep:
+                if keep == DROP:
                     endo_at_ts += 1
                 elif ev["type"] == "clock":
                     clocks_at_ts += 1
@@ -546,6 +568,7 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
     reader.censor(t_end)
     trace = _fit(path, rules, exo_path, reader, events, exo_n, rejected, span[0], span[1], t_end)
     trace.deployments = switched
+    trace.declines = reader.declines
     trace.timer_lag_ms = _timer_lag(reader, path, simulated)
     # on time, the history's clock events are re-created by the re-simulation's
     trace.ties = ties_clocks if trace.timer_lag_ms == 0 else ties
@@ -568,12 +591,12 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
 def _timer_lag(reader: _Reader, path: str, simulated: bool | None) -> int:
     """How late the history's timers fired after their deadline (see
     ``Trace.timer_lag_ms``): 0 where its clock events came at the deadlines (a
-    simulation's); where some came after one (a server's clock ticking, e.g.
-    routeq serve --clock-ms), the 99th percentile of how late (a tick after a
-    pause is no period), at least a second and a quarter for serve's ticks
-    (its default period and polling); -1 where no clock event came at or after
-    a deadline, so that timers fired at the next event (or at a clock event as
-    it came)."""
+    simulation's); where clock events for every tenant came after one (a
+    server's clock ticking, e.g. routeq serve --clock-ms), the 99th percentile
+    of how late (a tick after a pause is no period), at least a second and a
+    quarter for serve's ticks (its default period and polling); -1 otherwise
+    (no clock event at or after a deadline, or a tenant's own after one), so
+    that timers fire at the next event or clock event, as they came."""
     if simulated is None:
         where = Path(path)
         simulated = ((where if where.is_dir() else where.parent) / "summary.json").is_file()
@@ -584,7 +607,9 @@ def _timer_lag(reader: _Reader, path: str, simulated: bool | None) -> int:
         p99 = late[min(len(late) - 1, int(0.99 * len(late)))]
         floor = SERVER_TICK_MS if reader.seen.get("timer ticks from the server's clock") else 1
         return max(p99, floor)
-    return 0 if reader.on_time else -1
+    # a tenant's own clock events after a deadline: they are kept, and no other
+    # clock (nothing says when the others would have come)
+    return 0 if reader.on_time and not reader.late_own else -1
 
 
 def incarnation(key: tuple[str, str], n: int) -> tuple[str, str]:
@@ -720,7 +745,9 @@ class _Draws:
         pm = trace.patience_mean_ms
         page = (o.page or "") if o is not None else ""
         # patience: observed, or censored at the observed wait, or unknown
-        extra = rng.expovariate(1.0 / pm) if not math.isinf(pm) else math.inf
+        # (an exponential of mean pm, drawn as random.expovariate draws it; a
+        # mean of 0, everyone who gave up at once, is no division by zero)
+        extra = -math.log(1.0 - rng.random()) * pm if not math.isinf(pm) else math.inf
         # patience is only known to be longer than a wait that ended in an
         # answer, or than the wait of a chat still waiting at the end
         waited = -1 if o is None else max(o.survived_ms,
@@ -818,7 +845,9 @@ class Replay:
         self.chats: dict[tuple[str, str], _Chat] = {}
         self.again: dict[tuple[str, str], int] = {}  # ids requested again after their end
         self.clocks: set[tuple[str, int]] = set()
-        self.confirm = rules.acceptance_required or trace.acceptance
+        # offers are answered one by one as the history answered them where it
+        # answered any (a decline requeues a chat even without acceptance)
+        self.confirm = rules.acceptance_required or trace.acceptance or trace.declines
         # where a server's clock fired the timers (its ticks are among the
         # exogenous events), the re-simulation's own clocks come after the
         # longest it took, so that they never fire a timer before it would have
@@ -932,7 +961,8 @@ class Replay:
             p = c.draws.patience_ms
             if not math.isinf(p):
                 c.gave_up_at = c.entered + int(p)
-                self._push(max(c.gave_up_at, o["ts"]), self._give_up, c)
+        if c.gave_up_at >= 0:  # (again: patience may have run out while it was offered)
+            self._push(max(c.gave_up_at, o["ts"]), self._give_up, c)
 
     def _on_assigned(self, c: _Chat, o: dict[str, Any]) -> None:
         t = o["ts"]

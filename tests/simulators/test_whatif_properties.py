@@ -35,10 +35,11 @@ def test_every_chat_is_accounted_for_and_runs_repeat(trace: Trace, policy: str,
                                 "priority.aging_per_s": aging})
     s = run_candidate(trace, rules, seed)
     o, rec = s["overall"], trace.recorded["overall"]
-    # the same chats, every one of them answered or abandoned by the end
+    # the same chats, every one of them answered, abandoned or still open when the
+    # history ends (each counts once: CONTRACT.md section 8)
     assert o["chats"] == rec["chats"] and o["human"] == rec["human"]
-    assert o["open"] == 0
-    assert o["assigned"] + o["abandoned"] == o["human"]
+    assert o["assigned"] + o["abandoned"] <= o["human"]
+    assert o["human"] - o["assigned"] - o["abandoned"] <= o["open"]
     # orders no chat led to are kept; orders after chats only where a chat was served
     assert o["orders"] - o["chat_orders"] == rec["orders"] - rec["chat_orders"]
     assert o["chat_orders"] <= o["assigned"]
