@@ -44,20 +44,26 @@ CHECKED: tuple[tuple[str, str, str], ...] = (
 SIGMAS = 3.0
 
 
-def _floor(kind: str, recorded: dict[str, Any], rec: float) -> float:
+def resolution(kind: str, value: float, denominator: float | None = None) -> float:
+    """The smallest difference a figure can show: one chat of its denominator
+    for a share (half a point where that is not known), 0.5 s for a wait, half
+    a point of occupancy (or of its spread), 1 % of revenue; 0 for a count."""
     if kind == "share":
-        n = value(recorded, "overall.human") or 0
-        return 1.0 / n if n else 0.0
-    if kind == "high_value":
-        n = value(recorded, "whatif.high_value.human") or 0
-        return 1.0 / n if n else 0.0
+        return 1.0 / denominator if denominator else 0.005
     if kind == "seconds":
         return 0.5
-    if kind == "occupancy":
+    if kind in ("occupancy", "spread"):
         return 0.005
     if kind == "money":
-        return 0.01 * abs(rec)
+        return 0.01 * abs(value)
     return 0.0
+
+
+def _floor(kind: str, recorded: dict[str, Any], rec: float) -> float:
+    if kind in ("share", "high_value"):
+        of = "whatif.high_value.human" if kind == "high_value" else "overall.human"
+        return resolution("share", rec, value(recorded, of) or None)
+    return resolution(kind, rec)
 
 
 def exact(trace: Trace, run: dict[str, Any]) -> bool:

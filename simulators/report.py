@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from simulators import null_test
+from simulators.null_test import resolution
 from simulators.whatif_metrics import HIGH_VALUE_LTV, HIGH_VALUE_TIER, ROWS, best_of, value
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
@@ -397,19 +398,9 @@ def _denominator(ref: dict[str, Any], path: str) -> Any:
 
 
 def _floor(path: str, kind: str, ref: dict[str, Any], a: float) -> float:
-    """The resolution of a figure, as the null test has it: one chat of its
-    denominator for a share (half a point where the denominator is not known),
-    0.5 s for a wait, half a point of occupancy, 1 % of revenue."""
-    if kind == "share":
-        n = _denominator(ref, path)
-        return 1.0 / n if isinstance(n, int | float) and n > 0 else 0.005
-    if kind == "spread":
-        return 0.005
-    if kind == "seconds":
-        return 0.5
-    if kind == "money":
-        return 0.01 * abs(a)
-    return 0.0
+    """The resolution of a figure, as the null test has it."""
+    n = _denominator(ref, path) if kind == "share" else None
+    return resolution(kind, a, float(n) if isinstance(n, int | float) and n > 0 else None)
 
 
 def _noise(doc: dict[str, Any]) -> dict[str, float]:
