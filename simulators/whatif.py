@@ -133,7 +133,8 @@ class Obs:
 @dataclass
 class Trace:
     """A trace read for re-simulation; ``exo`` is a file of the exogenous events,
-    validated and in their canonical encoding (``encode_event``)."""
+    validated and decoded (defaults filled in), one JSON object a line, so that
+    each candidate reads them with ``orjson.loads`` alone."""
 
     path: str
     rules: Rules
@@ -521,7 +522,6 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
                 now = views.now(engine, tenant) if tenant is not None else None
                 if now is not None and ev["ts"] < now:
                     ev["ts"] = now
-                    line = orjson.dumps(ev)
                 offset = line_no
                 events += 1
                 ts = ev["ts"]
@@ -530,6 +530,8 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
                 if ts != last_ts:
                     last_ts, endo_at_ts, clocks_at_ts = ts, 0, 0
                 keep = reader.classify(ev)
+                # decoded, as it was before the engine saw it: no candidate checks it again
+                kept = orjson.dumps(ev) if keep else b""
                 if keep == DROP:
                     endo_at_ts += 1
                 elif ev["type"] == "clock":
@@ -548,7 +550,7 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
                     reader.output(o)
                 if keep:
                     exo_n += 1
-                    bufs.append(line)
+                    bufs.append(kept)
                     if len(bufs) >= 8192:
                         exo.write(b"\n".join(bufs) + b"\n")
                         bufs.clear()
@@ -868,6 +870,7 @@ class Replay:
     def run(self, tick: Callable[[int], None] | None = None) -> dict[str, Any]:
         """Re-simulate; ``tick(n)`` is called after every ``TICK`` exogenous events."""
         heap, pop = self.heap, heapq.heappop
+        loads = orjson.loads
         n = 0
         switches = self.switches
         ties = self.trace.ties
@@ -883,7 +886,7 @@ class Replay:
                 if tick is not None:
                     tick(n)
                 n = 0
-            ev = decode(line)
+            ev = loads(line)
             if self.lag == 0 and ev["type"] == "clock":
                 continue  # on time: the engine's own deadlines clock it here
             ts = ev["ts"]
