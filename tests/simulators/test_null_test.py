@@ -17,44 +17,19 @@ from engine import Rules, parse_rules
 from simulators.candidates import trace_rules
 from simulators.scenario import bundled
 from simulators.whatif import TraceError, read_trace, run_candidate
+from simulators.whatif_metrics import value as get
 from streams.cli import main
 from streams.embedded.rules_file import load_rules
 from tests.http.server import ADMIN, Server
 from tests.simulators.conftest import simulate
+from tests.simulators.history import History
 from tests.strategies import rules as rules_strategy
 from tests.strategies import streams
 
-T0 = 1_800_000_000_000
 #: the figures the null test compares (dotted paths in a summary)
 FIGURES = ("overall.human", "overall.assigned", "overall.abandoned", "overall.service_level",
            "overall.abandonment_rate", "overall.occupancy", "overall.wait_mean_s",
            "overall.open", "overall.chat_orders", "whatif.high_value.abandonment_rate")
-
-
-class History:
-    """A hand-written history, as a chat server would send it."""
-
-    def __init__(self, tenant: str = "shop") -> None:
-        self.tenant = tenant
-        self.events: list[dict[str, Any]] = []
-
-    def __call__(self, typ: str, at_s: float, **fields: Any) -> None:
-        ev = {"type": typ, "id": f"e{len(self.events)}", "ts": T0 + int(at_s * 1000),
-              "tenant": self.tenant, **fields}
-        if typ == "clock" and str(ev["id"]).startswith("serve-clock-"):
-            del ev["tenant"]  # a server's clock is every tenant's
-        self.events.append(ev)
-
-    def write(self, path: Path) -> Path:
-        path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in self.events))
-        return path
-
-
-def get(summary: dict[str, Any], path: str) -> Any:
-    v: Any = summary
-    for part in path.split("."):
-        v = v.get(part) if isinstance(v, dict) else None
-    return v
 
 
 def chat_server_history() -> History:

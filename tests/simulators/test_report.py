@@ -18,6 +18,7 @@ from simulators.report import LABELS, fmt_value, render, winner
 from simulators.whatif_metrics import ROWS, value
 from streams.cli import main
 from tests.simulators.conftest import simulate
+from tests.simulators.history import History
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
@@ -216,25 +217,6 @@ def test_a_failing_null_test_says_so_first_and_names_the_causes(
     causes = [text(li) for li in re.findall(r"<li>(.*?)</li>",
                                             part[part.index('class="causes"'):], re.S)]
     assert causes[:len(null["causes"])] == [" ".join(c.split()) for c in null["causes"]]
-
-
-T0 = 1_800_000_000_000
-
-
-class History:
-    """A hand-written history, as a chat server would send it."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    def __call__(self, typ: str, at_s: float, **fields: Any) -> None:
-        self.events.append({"type": typ, "id": f"e{len(self.events)}",
-                            "ts": T0 + int(at_s * 1000), "tenant": "shop", **fields})
-
-    def write(self, path: Path) -> Path:
-        events = sorted(self.events, key=lambda e: int(e["ts"]))
-        path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
-        return path
 
 
 def no_page_history() -> History:
