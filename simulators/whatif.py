@@ -129,6 +129,12 @@ class Obs:
         self.cuts: dict[int, int] = {}
         self.agent = ""  # who holds it, or has it offered, now
 
+    def waited_ms(self) -> int:
+        """The longest the visitor was seen waiting without giving up: to the
+        chat's last assignment, or to the end of the history where it still
+        waited then (-1: never seen waiting)."""
+        return max(self.survived_ms, self.open_ms if self.status == WAITING else -1)
+
 
 @dataclass
 class Trace:
@@ -678,8 +684,7 @@ def _fit(path: str, rules: Rules, exo_path: str, reader: _Reader, events: int, e
             row = exposure_by_page.setdefault(o.page or "", [0, 0])
             row[0] += o.patience_ms
             row[1] += 1
-        elif o.survived_ms >= 0 or (o.status == WAITING and o.open_ms >= 0):
-            seen = max(o.survived_ms, o.open_ms if o.status == WAITING else -1)
+        elif (seen := o.waited_ms()) >= 0:
             exposure += seen
             exposure_by_page.setdefault(o.page or "", [0, 0])[0] += seen
         # a chat ended while offered, before an answer, was not handled
@@ -750,14 +755,11 @@ class _Draws:
         # (an exponential of mean pm, drawn as random.expovariate draws it; a
         # mean of 0, everyone who gave up at once, is no division by zero)
         extra = -math.log(1.0 - rng.random()) * pm if not math.isinf(pm) else math.inf
-        # patience is only known to be longer than a wait that ended in an
-        # answer, or than the wait of a chat still waiting at the end
-        waited = -1 if o is None else max(o.survived_ms,
-                                          o.open_ms + 1 if o.status == WAITING else -1)
+        waited = -1 if o is None else o.waited_ms()
         if o is not None and o.patience_ms >= 0:
             self.patience_ms = float(o.patience_ms)
-        elif waited >= 0:
-            self.patience_ms = waited + extra
+        elif waited >= 0:  # patience is only known to be longer than that
+            self.patience_ms = waited + 1 + extra
         else:
             self.patience_ms = extra
         pool = trace.handle_pool.get(page) or [h for hs in trace.handle_pool.values()
