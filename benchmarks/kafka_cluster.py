@@ -165,10 +165,14 @@ class Worker:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def tail(self, chars: int = 3000) -> str:
+        """The end of its log, headed by its latest assignment (for a failure's message)."""
+        return (f"--- {self.log.name}: partitions {self.assigned()}\n"
+                + self.log.read_text(errors="replace")[-chars:])
+
     def check_alive(self) -> None:
         if not self.alive():
-            raise AssertionError(f"worker exited {self.proc.returncode}:\n"
-                                 + self.log.read_text(errors="replace")[-3000:])
+            raise AssertionError(f"worker exited {self.proc.returncode}:\n" + self.tail())
 
     def signal(self, sig: int) -> None:
         if self.alive():

@@ -113,7 +113,14 @@ def run_failover(tmp: Path, n_workers: int, examples: list[list[Obj | str]]) -> 
                 for w in survivors:
                     w.check_alive()
 
-            wait_for(done, 180, "the sentinels' decisions after the kill", alive)
+            def stalled() -> str:
+                outs = [orjson.loads(r.value) for r in readers["out"].poll()]
+                decided = {o["tenant"] for o in outs if o.get("chat") == SENTINEL}
+                return (f"the sentinels' decisions after the kill (missing: "
+                        f"{sorted(every - decided)}; killed the owner of {sorted(orphaned)})\n"
+                        + "\n".join(w.tail() for w in survivors))
+
+            wait_for(done, 180, stalled, alive)
             # the survivors take the dead worker's partitions over (the victim
             # may have decided its sentinels before it died: wait, not assert)
             wait_for(lambda: orphaned <= {p for w in survivors for p in (w.assigned() or [])},
