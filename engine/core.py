@@ -23,7 +23,6 @@ from engine.records import ALL_TENANTS, Group
 from engine.rules import Rules, default_rules
 from engine.scoring import (
     eligible,
-    eta_s,
     fits,
     match_parts,
     priority_at,
@@ -47,8 +46,9 @@ from engine.state import (
     EntityKey,
     Visitor,
 )
+from engine.steps import ANY, EXCLUSIVE, LAST, RESERVING, SKILLED, Step, transfer_step
 from engine.tenant import Tenant
-from engine.timers import GRACE, OFFER, OVERFLOW, RESERVE, WRAP
+from engine.timers import GRACE, OFFER, OVERFLOW, RESERVE, STEP, WRAP
 from schemas.events import Event, EventError
 from schemas.outputs import Output, rejected
 
@@ -99,6 +99,7 @@ class Engine:
             "visitor.left": self._on_visitor_left,
             "order.placed": self._on_order_placed,
             "clock": self._on_clock,
+            "chat.transferred": self._on_chat_transferred,
             "chat.handed_over": self._receive,
         }
 
@@ -132,6 +133,8 @@ class Engine:
             # a deadline the event itself left behind (a chat requeued after its
             # overflow bound): it fires now, not at the tenant's next event
             self._advance(t, t.now)
+        if t.predictive:
+            self._predict(t)
         return out
 
     def _clock_all(self, eid: str, ts: int) -> None:
@@ -144,6 +147,8 @@ class Engine:
         platform = self.rules.platform
         for t in sorted(self.tenants.values(), key=lambda t: t.name == platform):
             self._advance(t, ts)
+            if t.predictive:
+                self._predict(t)
         if ts > self.now:
             self.now = ts
 
@@ -219,10 +224,18 @@ class Engine:
         for c in sorted(t.chats.values(), key=lambda c: c.seq):
             if c.status == WAITING:
                 c.base = priority_base(rules, t.visitors[c.visitor])
+                step = self._step(t, c)
+                c.need = step.min_level if step.agents == SKILLED else 0
+                c.step_until = self._step_end(c, step)
                 c.qkey = self._entry(c)
                 t.queue_of(c).push(c.qkey)
                 if c.reserved_for is not None:
-                    t.timers.push(c.reserve_until, RESERVE, c.seq, c.key)
+                    if c.reserve_until:
+                        t.timers.push(c.reserve_until, RESERVE, c.seq, c.key)
+                elif c.step_until:
+                    t.timers.push(c.step_until, STEP, c.seq, c.key)
+                    if step.predictive:
+                        t.predictive[c.key] = None
                 if c.origin is None and rules.may_overflow(t.name):
                     t.timers.push(c.t0 + rules.overflow_ms(t.visitors[c.visitor].page),
                                   OVERFLOW, c.seq, c.key)
@@ -299,7 +312,10 @@ class Engine:
                 self._missed(t, a)
         elif kind == RESERVE:
             if c.status == WAITING and c.reserved_for is not None and c.reserve_until == deadline:
-                self._unreserve(t, c)
+                self._move_on(t, c)
+        elif kind == STEP:
+            if c.status == WAITING and c.reserved_for is None and c.step_until == deadline:
+                self._move_on(t, c)
         elif (kind == OVERFLOW and c.status == WAITING and c.origin is None
               and self.rules.may_overflow(t.name)
               # by value, the visitor's page may since have set a later one
@@ -356,7 +372,7 @@ class Engine:
         if pq is not None and len(pq):
             for entry in list(pq):
                 c = t.chats[entry[2]]
-                if c.reserve_kind == "exclusive" and status == AWAY:
+                if c.reserve_kind in ("exclusive", "transfer") and status == AWAY:
                     continue  # an exclusive customer waits out a short break
                 self._unreserve(t, c)
 
@@ -519,7 +535,33 @@ class Engine:
         c = t.chats.get(ev["chat"])
         if c is None or c.status != BOT or c.mode == "robot_only":
             return
+        c.step_since = t.now  # its first step starts now, not when the bot took it
         self._route(t, c, t.visitors[c.visitor])
+
+    def _on_chat_transferred(self, t: Tenant, ev: Event) -> None:
+        """The agent holding a chat hands it to another agent or skill group."""
+        found = self._resolve(t, ev)
+        if found is None:
+            return
+        t, c = found
+        if c.status != ASSIGNED or c.agent != ev["agent"]:
+            return  # not theirs to hand over: nothing changes
+        a = t.agents[ev["agent"]]
+        self._release(t, a, c)
+        c.excluded.append(a.id)  # handed away: not back to them
+        c.transfer_to = ev.get("to_agent")
+        skill = ev.get("to_skill")
+        if skill is not None:
+            c.skill = skill
+        c.step = -1
+        c.step_since = t.now
+        out = self._head(t, "chat.requeued", c)
+        out["chat"] = c.id
+        out["agent"] = a.id
+        out["why"] = "transferred"
+        self._out.append(out)
+        self._route(t, c, t.visitors[c.visitor])
+        self._fill(t, a)
 
     def _on_chat_ended(self, t: Tenant, ev: Event) -> None:
         found = self._resolve(t, ev)
@@ -547,52 +589,143 @@ class Engine:
     # --------------------------------------------------------- placement
 
     def _route(self, t: Tenant, c: Chat, v: Visitor, announce: bool = True) -> None:
-        """Place a waiting chat: reserved agent, else the best agent, else the queue."""
+        """Place a waiting chat in the first routing step, from its current
+        one on, that applies: there its reserved agent or the best agent the
+        step allows takes it, else it waits in the queue."""
         rules = self.rules
         c.move(WAITING)
         c.agent = None
         c.accepted = False
         c.base = priority_base(rules, v)
         self._note_chat(t, c)
-        if self.policy.reserves and c.reserved_for is None and c.origin is None:
-            reserved = self._reservation(t, c, v)
-            if reserved is not None:
-                a, kind, until = reserved
+        steps = rules.steps_for(t.name)
+        if c.step >= 0 and steps[0].from_arrival:
+            c.step = 0  # derived steps: windows from arrival, looked at from the first
+        while True:
+            step = self._step(t, c)
+            if c.step < len(steps) and not self._applies(t, c, v, step):
+                self._enter(t, c, c.step + 1)
+                continue
+            if step.tenant is not None and c.origin is None and step.tenant != t.name:
+                self._overflow(t, c)
+                return
+            c.need = step.min_level if step.agents == SKILLED else 0
+            c.step_until = self._step_end(c, step)
+            if step.agents in RESERVING and c.step < len(steps):
+                a = self._target(t, c, v, step)
+                assert a is not None  # it applies
+                kind = "transfer" if c.step < 0 else (
+                    "exclusive" if step.agents == EXCLUSIVE else "sticky")
                 if a.has_room() and fits(rules, a, c):
                     self._assign(t, c, v, a, kind)
                     return
-                c.reserved_for, c.reserve_kind, c.reserve_until = a.id, kind, until
-                t.timers.push(until, RESERVE, c.seq, c.key)
+                c.reserved_for, c.reserve_kind, c.reserve_until = a.id, kind, c.step_until
+                if c.reserve_until:
+                    t.timers.push(c.reserve_until, RESERVE, c.seq, c.key)
                 self._enqueue(t, c, announce)
                 return
-        a2 = self.policy.pick(rules, t, c, v)
-        if a2 is not None:
-            self._assign(t, c, v, a2, None)
-        else:
+            a2 = self.policy.pick(rules, t, c, v)
+            if a2 is not None:
+                self._assign(t, c, v, a2, None)
+                return
+            if step.predictive and self._predicted_late(t, c, self._entry(c)):
+                self._enter(t, c, c.step + 1)  # at once: it would wait too long here
+                continue
+            if c.step_until:
+                t.timers.push(c.step_until, STEP, c.seq, c.key)
+            if step.predictive:
+                t.predictive[c.key] = None
             self._enqueue(t, c, announce)
+            return
+
+    def _predicted_late(self, t: Tenant, c: Chat, entry: Entry) -> bool:
+        """Whether the chat's estimated wait at ``entry`` is longer than what
+        is left of its step's time."""
+        return t.eta_s(c, entry, t.rank(entry)) * 1000 > c.step_until - t.now
+
+    def _predict(self, t: Tenant) -> None:
+        """Chats waiting in a predictive step whose estimated wait has grown
+        past what is left of the step move on now, in service order."""
+        chats = t.chats
+        due = []
+        for key in list(t.predictive):
+            c = chats.get(key)
+            if (c is None or c.status != WAITING or c.qkey is None
+                    or c.reserved_for is not None or not self._step(t, c).predictive):
+                del t.predictive[key]
+            elif self._predicted_late(t, c, c.qkey):
+                due.append(c)
+        for c in sorted(due, key=lambda c: c.qkey):  # type: ignore[arg-type, return-value]
+            if c.status == WAITING and c.key in t.predictive:
+                del t.predictive[c.key]
+                self._move_on(t, c)
+
+    def _step(self, t: Tenant, c: Chat) -> Step:
+        """The chat's routing step (past the last: the last, for anyone)."""
+        if c.step < 0:
+            return transfer_step(c.transfer_to, self.rules.transfer_wait_ms)
+        steps = self.rules.steps_for(t.name)
+        if c.step < len(steps):
+            return steps[c.step]
+        last = steps[-1]
+        return Step(last.name, ANY)
+
+    def _enter(self, t: Tenant, c: Chat, index: int) -> None:
+        """The chat moves to step ``index`` (nothing is emitted)."""
+        if index == 0 and c.step < 0:
+            c.transfer_to = None
+        c.step = index
+        c.step_since = t.now
+        self._note_chat(t, c)
+
+    def _step_end(self, c: Chat, step: Step) -> int:
+        """When the chat's time in ``step`` is up (0: never)."""
+        if not step.timeout_ms:
+            return 0
+        return (c.t0 if step.from_arrival else c.step_since) + step.timeout_ms
+
+    def _applies(self, t: Tenant, c: Chat, v: Visitor, step: Step) -> bool:
+        """Whether ``step`` can take the chat now: its time is not up and its
+        target exists."""
+        end = self._step_end(c, step)
+        if end and t.now >= end:
+            return False
+        if step.agents in RESERVING:
+            return self._target(t, c, v, step) is not None
+        if step.agents == SKILLED:
+            return c.skill is not None
+        return True
+
+    def _target(self, t: Tenant, c: Chat, v: Visitor, step: Step) -> Agent | None:
+        """The agent a reserving step holds the chat for, where there is one."""
+        if c.step < 0:
+            aid = c.transfer_to
+        elif c.origin is not None:
+            return None  # a chat from another tenant: its agents are not here
+        else:
+            aid = v.exclusive if step.agents == EXCLUSIVE else v.last_agent
+        a = t.agents.get(aid) if aid is not None else None
+        if a is None or not eligible(self.rules, a, c, v):
+            return None
+        if step.agents == LAST:
+            return a if a.status == ONLINE else None
+        return a if a.status != OFFLINE else None
+
+    def _move_on(self, t: Tenant, c: Chat) -> None:
+        """The chat's time in its step is up: the next step that applies."""
+        self._unqueue(t, c)
+        c.reserved_for = None
+        c.reserve_kind = None
+        self._enter(t, c, c.step + 1)
+        self._route(t, c, t.visitors[c.visitor], announce=False)
 
     def _unreserve(self, t: Tenant, c: Chat) -> None:
-        """A waiting chat's reservation lapsed or its agent went: route it again."""
+        """A waiting chat's reserved agent went: its step again, or the next."""
         self._unqueue(t, c)
         c.reserved_for = None
         c.reserve_kind = None
         self._note_chat(t, c)
         self._route(t, c, t.visitors[c.visitor], announce=False)
-
-    def _reservation(self, t: Tenant, c: Chat, v: Visitor) -> tuple[Agent, str, int] | None:
-        rules = self.rules
-        if v.exclusive is not None:
-            a = t.agents.get(v.exclusive)
-            until = c.t0 + rules.exclusive_wait_ms
-            if (a is not None and a.status != OFFLINE and t.now < until
-                    and eligible(rules, a, c, v)):
-                return a, "exclusive", until
-        if v.last_agent is not None:
-            a = t.agents.get(v.last_agent)
-            until = c.t0 + rules.sticky_wait_ms
-            if a is not None and a.status == ONLINE and t.now < until and eligible(rules, a, c, v):
-                return a, "sticky", until
-        return None
 
     def _entry(self, c: Chat) -> Entry:
         return (self.policy.queue_key(self.rules, c.base, c.t0), c.seq, c.key)
@@ -601,6 +734,8 @@ class Engine:
         entry = c.qkey = self._entry(c)
         t.queue_of(c).push(entry)
         position = t.rank(entry)
+        if c.place == 0:  # queued for the first time: the place its wait is measured by
+            c.place = t.eta_place(c, entry, position)[1]
         if c.origin is None and self.rules.may_overflow(t.name):
             t.timers.push(c.t0 + self.rules.overflow_ms(t.visitors[c.visitor].page),
                           OVERFLOW, c.seq, c.key)
@@ -608,7 +743,7 @@ class Engine:
             out = self._head(t, "chat.queued", c)
             out["chat"], out["visitor"] = c.server_ids()
             out["position"] = position
-            out["eta_s"] = eta_s(self.rules, position, t.online_capacity)
+            out["eta_s"] = t.eta_s(c, entry, position)
             out["priority"] = priority_at(self.rules, c, t.now)
             self._out.append(out)
 
@@ -651,6 +786,9 @@ class Engine:
 
     def _assign(self, t: Tenant, c: Chat, v: Visitor, a: Agent, reason: str | None) -> None:
         rules = self.rules
+        if c.place > 0:  # its first assignment after waiting: how fast the queue moved
+            t.measured(c)
+        c.place = -1
         self._unqueue(t, c)
         c.move(ASSIGNED)
         c.agent = a.id
@@ -700,6 +838,7 @@ class Engine:
             "region": region, "channel": channel,
         }
         out["reason"] = reason
+        out["step"] = self._step(t, c).name
         out["rules"] = rules.hash
         if c.skill is not None:
             out["skill"] = c.skill
@@ -729,11 +868,12 @@ class Engine:
         best: Chat | None = None
         best_entry: Entry | None = None
         weighted = bool(rules.capacity_weights)  # else an agent with room fits any chat
-        buckets: Iterable[str | None] = (
-            (None, *(s for s in a.skills if rules.requires(s))) if rules.any_required
-            else (None,))
+        queues = t.queues
+        # the shared queue, and those of the agent's skills (required skills'
+        # chats, and chats whose step asks for a skill)
+        buckets: Iterable[str | None] = (None, *(s for s in a.skills if s in queues))
         for bucket in buckets:
-            q = t.queues.get(bucket)
+            q = queues.get(bucket)
             if not q:
                 continue
             for entry in q.entries:
@@ -917,6 +1057,7 @@ class Engine:
         got = handover.receive(p, ev)
         if got is not None:
             pc, pv = got
+            pc.step_since = p.now  # its steps here start when it arrives
             self._note_visitor(p, pv)
             # the visitor as the merchant sees them now: their chats already
             # waiting here take the new priority too

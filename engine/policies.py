@@ -39,7 +39,7 @@ class Policy:
         return float(t0)
 
     def pool(self, rules: Rules, t: Tenant, c: Chat) -> Iterable[Agent]:
-        if rules.requires(c.skill):
+        if c.need or rules.requires(c.skill):
             return t.avail.get(c.skill, {}).values()  # type: ignore[arg-type]
         return t.avail_all.values()
 
@@ -73,7 +73,7 @@ class PriorityPolicy(Policy):
         # agents with the chat's skill first; anyone else only if none of them fits
         if c.skill is not None:
             best = self.best_in(rules, t, c.skill, c, v)
-            if best is not None or rules.requires(c.skill):
+            if best is not None or c.need or rules.requires(c.skill):
                 return best
         return self.best_in(rules, t, None, c, v)
 
@@ -108,6 +108,7 @@ class PriorityPolicy(Policy):
         by_seq = roster.by_seq
         # a chat heavier than one unit: an agent of the class must have them free
         units = units_of(rules, c.skill)
+        skill, need = c.skill, c.need  # a skilled step's least level
         for key in roster.order(pool):
             part, regions, channels = key
             if best is not None and part + up_r + up_c < best_score:
@@ -127,7 +128,8 @@ class PriorityPolicy(Policy):
                 if best is not None and s == best_score and seq >= best.seq:
                     break
                 a = by_seq[seq]
-                if a.id not in excluded and (units == 1 or fits(rules, a, c)):
+                if (a.id not in excluded and (units == 1 or fits(rules, a, c))
+                        and (not need or a.skills.get(skill, 0) >= need)):  # type: ignore[arg-type]
                     best, best_score = a, s
                     break
         return best

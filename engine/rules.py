@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from engine.hours import Hours, HoursError, check_hours, hours_of
+from engine.steps import KINDS, SKILLED, Step, derived
 
 POLICIES = ("priority", "value", "fifo_round_robin", "least_loaded", "longest_idle")
 MODES = ("human_only", "human_first", "robot_first", "robot_only")
@@ -66,6 +67,10 @@ DEFAULTS: dict[str, Any] = {
         "wrap_up_s": 0.0,
         "offline_grace_s": 0.0,
         "eta_handle_s": 180.0,
+        # the live service rate behind eta_s: its time constant (engine/eta.py)
+        "eta_window_s": 300.0,
+        # how long a transferred chat waits for the agent or skill it was sent to
+        "transfer_wait_s": 60.0,
         "weights": {
             "skill": 10.0,
             "load": 20.0,
@@ -76,6 +81,8 @@ DEFAULTS: dict[str, Any] = {
         },
     },
     "overflow": {"enabled": False, "after_s": 120.0, "tenants": []},
+    # [[routing.steps]] (engine/steps.py); none: derived from the keys above
+    "routing": {"steps": [], "tenants": {}},
     "skills": {
         "keywords": {
             "refund": "after_sales",
@@ -219,6 +226,59 @@ def _value_class(key: str, v: object) -> dict[str, float]:
     return out
 
 
+STEP_KEYS = ("name", "agents", "timeout_s", "min_level", "predictive", "tenant")
+
+
+def _step(key: str, v: object) -> dict[str, Any]:
+    """One ``[[routing.steps]]`` table, every key filled in (``tenant`` only if given)."""
+    if type(v) is not dict:
+        raise RulesError(f"rules: key '{key}' must be a table, got {_show(v)}")
+    for k in v:
+        if k not in STEP_KEYS:
+            raise RulesError(f"rules: unknown key '{key}.{k}' (expected one of "
+                             f"{', '.join(STEP_KEYS)})")
+    for k in ("name", "agents"):
+        if k not in v:
+            raise RulesError(f"rules: key '{key}.{k}' is missing")
+    out: dict[str, Any] = {"name": _string(f"{key}.name", v["name"]),
+                           "agents": _choice(KINDS)(f"{key}.agents", v["agents"])}
+    out["timeout_s"] = _number(0)(f"{key}.timeout_s", v.get("timeout_s", 0.0))
+    if out["agents"] == SKILLED:
+        out["min_level"] = _int(1)(f"{key}.min_level", v.get("min_level", 1))
+    elif "min_level" in v:
+        raise RulesError(f"rules: key '{key}.min_level' applies to agents = \"skilled\" only")
+    out["predictive"] = _bool(f"{key}.predictive", v.get("predictive", False))
+    if out["predictive"] and out["agents"] not in ("skilled", "any"):
+        raise RulesError(f"rules: key '{key}.predictive' applies to skilled and any steps "
+                         "(a reserved chat waits for one agent)")
+    if out["predictive"] and not out["timeout_s"]:
+        raise RulesError(f"rules: key '{key}.predictive' needs a timeout_s > 0 (the wait "
+                         "the prediction is held to)")
+    if "tenant" in v:
+        out["tenant"] = _string(f"{key}.tenant", v["tenant"])
+    return out
+
+
+def _steps(key: str, v: object) -> list[dict[str, Any]]:
+    if type(v) is not list:
+        raise RulesError(f"rules: key '{key}' must be a list of tables, got {_show(v)}")
+    steps = [_step(f"{key}[{i}]", x) for i, x in enumerate(v)]
+    names = [s["name"] for s in steps]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise RulesError(f"rules: key '{key}[{i}].name' repeats the step name {name!r}")
+    return steps
+
+
+def _tenant_routing(key: str, v: object) -> dict[str, Any]:
+    if type(v) is not dict or set(v) != {"steps"}:
+        raise RulesError(f"rules: key '{key}' must be a table with steps, got {_show(v)}")
+    steps = _steps(f"{key}.steps", v["steps"])
+    if not steps:
+        raise RulesError(f"rules: key '{key}.steps' must name at least one step")
+    return {"steps": steps}
+
+
 SPEC: dict[str, Any] = {
     "policy": _choice(POLICIES),
     "platform": _string,
@@ -247,9 +307,12 @@ SPEC: dict[str, Any] = {
         "wrap_up_s": _number(0),
         "offline_grace_s": _number(0),
         "eta_handle_s": _number(0, lo_open=True),
+        "eta_window_s": _number(0, lo_open=True),
+        "transfer_wait_s": _number(0),
         "weights": {k: _number(0) for k in DEFAULTS["assignment"]["weights"]},
     },
     "overflow": {"enabled": _bool, "after_s": _number(0), "tenants": _strings},
+    "routing": {"steps": _steps, "tenants": _map(_tenant_routing)},
     "skills": {
         "keywords": _map(_string),
         "pages": _map(_string),
@@ -325,6 +388,7 @@ class Rules:
     wrap_up_ms: int
     offline_grace_ms: int
     eta_handle_s: float
+    eta_window_ms: int
     w_skill: float
     w_load: float
     w_sticky: float
@@ -349,6 +413,10 @@ class Rules:
     value_classes: dict[str, tuple[float, float, float]]
     # policy "value" with overflow_by_value: page -> its overflow wait (else after_s)
     overflow_ms_by_page: dict[str, int]
+    transfer_wait_ms: int
+    steps: tuple[Step, ...]  # every tenant's but those with their own
+    tenant_steps: dict[str, tuple[Step, ...]]
+    steps_given: bool  # [[routing.steps]] named; else derived from the older keys
 
     def __reduce__(self) -> tuple[Any, ...]:
         # pickled field by field into the constructor: compiled by mypyc, a
@@ -397,6 +465,10 @@ class Rules:
         skill's queue."""
         return self.skill_required or bool(self.required_skills)
 
+    def steps_for(self, tenant: str) -> tuple[Step, ...]:
+        """The routing steps of ``tenant``'s chats."""
+        return self.tenant_steps.get(tenant, self.steps)
+
     def may_overflow(self, tenant: str) -> bool:
         if not self.overflow_enabled or tenant == self.platform:
             return False
@@ -410,7 +482,8 @@ _LATER_KEYS: tuple[tuple[str, str], ...] = (
     ("assignment", "max_missed_offers"), ("assignment", "wrap_up_s"),
     ("assignment", "offline_grace_s"), ("capacity", "weights"), ("hours", "tenants"),
     ("value", "loyalty"), ("value", "scale"), ("value", "pages"),
-    ("value", "overflow_by_value"))
+    ("value", "overflow_by_value"), ("assignment", "transfer_wait_s"),
+    ("assignment", "eta_window_s"), ("routing", "steps"), ("routing", "tenants"))
 
 
 def rules_hash(tree: Mapping[str, Any]) -> str:
@@ -445,6 +518,12 @@ def parse_rules(data: Mapping[str, Any] | None = None) -> Rules:
         pages = index
         if not v["loyalty"]:
             loyalty = (0.0, 0.0, 0.0)
+    routing = tree["routing"]
+    steps = tuple(_step_of(d, tree["platform"]) for d in routing["steps"]) or derived(
+        tree["policy"] in ("priority", "value"), round(a["exclusive_wait_s"] * 1000),
+        round(a["sticky_wait_s"] * 1000))
+    tenant_steps = {name: tuple(_step_of(d, tree["platform"]) for d in r["steps"])
+                    for name, r in routing["tenants"].items()}
     return Rules(
         data=tree,
         hash=digest,
@@ -473,6 +552,7 @@ def parse_rules(data: Mapping[str, Any] | None = None) -> Rules:
         wrap_up_ms=round(a["wrap_up_s"] * 1000),
         offline_grace_ms=round(a["offline_grace_s"] * 1000),
         eta_handle_s=a["eta_handle_s"],
+        eta_window_ms=max(1, round(a["eta_window_s"] * 1000)),
         w_skill=w["skill"],
         w_load=w["load"],
         w_sticky=w["sticky"],
@@ -496,7 +576,20 @@ def parse_rules(data: Mapping[str, Any] | None = None) -> Rules:
         value_classes=classes if tree["policy"] == "value" else {},
         overflow_ms_by_page=(_overflow_by_value(classes, o["after_s"])
                              if tree["policy"] == "value" and v["overflow_by_value"] else {}),
+        transfer_wait_ms=round(a["transfer_wait_s"] * 1000),
+        steps=steps,
+        tenant_steps=tenant_steps,
+        steps_given=bool(routing["steps"]),
     )
+
+
+def _step_of(d: dict[str, Any], platform: str) -> Step:
+    tenant = d.get("tenant")
+    if tenant is not None and tenant != platform:
+        raise RulesError(f"rules: step {d['name']!r}: tenant {tenant!r} is not the platform "
+                         f"tenant {platform!r} (a chat overflows to the platform only)")
+    return Step(d["name"], d["agents"], round(d["timeout_s"] * 1000), d.get("min_level", 1),
+                d["predictive"], tenant)
 
 
 def _overflow_by_value(classes: dict[str, tuple[float, float, float]],
@@ -550,6 +643,8 @@ def _toml_value(v: object) -> str:
         return orjson.dumps(v).decode()
     if type(v) is list:
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if type(v) is dict:  # an inline table (a routing step)
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
     raise TypeError(f"no TOML for {v!r}")
 
 

@@ -43,11 +43,6 @@ def priority_at(rules: Rules, c: Chat, now: int) -> float:
     return round(c.base + rules.aging_per_ms * (now - c.t0), 3)
 
 
-def eta_s(rules: Rules, position: int, online_capacity: int) -> int:
-    """The estimated wait, in seconds, of the chat at 1-based ``position``."""
-    return int(position * rules.eta_handle_s / max(1, online_capacity))
-
-
 def skill_of_request(
     rules: Rules, explicit: str | None, message: str | None, v: Visitor
 ) -> str | None:
@@ -115,6 +110,8 @@ def eligible(rules: Rules, a: Agent, c: Chat, v: Visitor) -> bool:
     and ``fits``); a chat heavier than the agent's whole capacity never is."""
     if a.id in c.excluded:
         return False
+    if c.need and a.skills.get(c.skill, 0) < c.need:  # type: ignore[arg-type]
+        return False  # a skilled step's least level
     if rules.capacity_weights and units_of(rules, c.skill) > a.capacity:
         return False
     skill = c.skill

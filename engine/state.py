@@ -140,7 +140,8 @@ class Chat:
     __slots__ = (
         "key", "id", "origin", "seq", "visitor", "t0", "status", "skill", "agent", "accepted",
         "offer_until", "excluded", "reserved_for", "reserve_kind", "reserve_until", "to",
-        "mode", "units", "base", "qkey",
+        "mode", "units", "step", "step_since", "transfer_to", "place", "base", "qkey", "need",
+        "step_until",
     )
 
     def __init__(self, key: str, chat_id: str, seq: int, visitor: str, t0: int) -> None:
@@ -162,9 +163,19 @@ class Chat:
         self.to: str | None = None  # tenant it was forwarded to
         self.mode = "human_only"  # service mode decided at request
         self.units = 1  # of its agent's capacity, set when it is assigned
+        # its routing step (engine/steps.py): the index in its tenant's steps
+        # (-1: the first step of a transfer, to ``transfer_to`` or its skill)
+        self.step = 0
+        self.step_since = t0  # when it entered that step
+        self.transfer_to: str | None = None
+        # its place in the queue when first queued (0: not yet; -1: assigned
+        # since, or never queued): its wait measures the queue's pace (engine/eta.py)
+        self.place = 0
         # derived, not persisted
         self.base = 0.0
         self.qkey: tuple[float, int, str] | None = None
+        self.need = 0  # in a skilled step: the least level of its skill an agent needs
+        self.step_until = 0  # when its step's time is up (0: never)
 
     def move(self, to: str) -> None:
         """Change status as ``engine/lifecycle.py`` allows."""
@@ -184,7 +195,9 @@ class Chat:
             "accepted": self.accepted, "offer_until": self.offer_until,
             "excluded": list(self.excluded), "reserved_for": self.reserved_for,
             "reserve_kind": self.reserve_kind, "reserve_until": self.reserve_until,
-            "to": self.to, "mode": self.mode, "units": self.units,
+            "to": self.to, "mode": self.mode, "units": self.units, "step": self.step,
+            "step_since": self.step_since, "transfer_to": self.transfer_to,
+            "place": self.place,
         }
 
     @classmethod
@@ -195,4 +208,8 @@ class Chat:
         c.reserved_for, c.reserve_kind = r["reserved_for"], r["reserve_kind"]
         c.reserve_until, c.to, c.mode = r["reserve_until"], r["to"], r["mode"]
         c.units = r.get("units", 1)
+        # records written before routing steps lack them
+        c.step, c.step_since = r.get("step", 0), r.get("step_since", c.t0)
+        c.transfer_to = r.get("transfer_to")
+        c.place = r.get("place", -1)
         return c

@@ -13,6 +13,7 @@ from bisect import bisect_left
 from collections.abc import Iterator
 
 from engine.dedup import IdWindow
+from engine.eta import QueuePace, eta_s
 from engine.queue import Entry, WaitQueue
 from engine.roster import Roster
 from engine.rules import Rules
@@ -27,6 +28,7 @@ class Tenant:
         "name", "seq", "now", "next_seq", "rr", "agents", "visitors", "chats", "ids",
         "rules", "uses_roster", "queues", "personal", "avail", "avail_all", "roster", "timers",
         "online_agents", "online_capacity", "agent_changes", "visitor_changes", "chat_changes",
+        "paces", "predictive",
     )
 
     def __init__(self, name: str, seq: int, now: int, rules: Rules, *,
@@ -51,6 +53,11 @@ class Tenant:
         self.timers = TimerHeap()
         self.online_agents = 0
         self.online_capacity = 0
+        # how fast the queue moves: the common order's (None) and each required
+        # skill's queue's (engine/eta.py)
+        self.paces: dict[str | None, QueuePace] = {}
+        # derived: waiting chats in a predictive step (keys; stale ones are skipped)
+        self.predictive: dict[str, None] = {}
         # ids of the entities changed since the engine last handed out its
         # changes (``Engine.take_changes``), in the order first changed
         self.agent_changes: dict[str, None] = {}
@@ -62,7 +69,10 @@ class Tenant:
         return self.next_seq
 
     def to_record(self) -> Record:
-        return {"seq": self.seq, "now": self.now, "next_seq": self.next_seq, "rr": self.rr}
+        r: Record = {"seq": self.seq, "now": self.now, "next_seq": self.next_seq, "rr": self.rr}
+        if self.paces:
+            r["paces"] = {"" if k is None else k: v.to_record() for k, v in self.paces.items()}
+        return r
 
     @classmethod
     def from_record(cls, name: str, r: Record, rules: Rules, *, uses_roster: bool = False,
@@ -70,6 +80,8 @@ class Tenant:
         t = cls(name, r["seq"], r["now"], rules, uses_roster=uses_roster,
                 track_changes=track_changes)
         t.next_seq, t.rr = r["next_seq"], r["rr"]
+        # a record written before the live ETA has no paces
+        t.paces = {k or None: QueuePace.from_record(v) for k, v in r.get("paces", {}).items()}
         return t
 
     # ------------------------------------------------------- agents with room
@@ -104,18 +116,42 @@ class Tenant:
     # ------------------------------------------------------- waiting chats
 
     def queue_of(self, c: Chat) -> WaitQueue:
-        """The queue a waiting chat is in: its reserved agent's, its required
-        skill's, or the shared one."""
+        """The queue a waiting chat is in: its reserved agent's, its skill's
+        (required, or its step asks for it), or the shared one."""
         if c.reserved_for is not None:
             q = self.personal.get(c.reserved_for)
             if q is None:
                 q = self.personal[c.reserved_for] = WaitQueue()
             return q
-        bucket = c.skill if self.rules.requires(c.skill) else None
+        bucket = c.skill if c.need or self.rules.requires(c.skill) else None
         q = self.queues.get(bucket)
         if q is None:
             q = self.queues[bucket] = WaitQueue()
         return q
+
+    def eta_place(self, c: Chat, entry: Entry, position: int) -> tuple[str | None, int]:
+        """Which pace a chat waiting at ``entry`` goes by, and its place there:
+        a required skill's chat counts the chats ahead in its skill's queue,
+        any other its ``position`` in the tenant's order."""
+        if c.reserved_for is None and self.rules.requires(c.skill):
+            q = self.queues.get(c.skill)
+            return c.skill, (bisect_left(q.entries, entry) + 1 if q is not None else 1)
+        return None, position
+
+    def eta_s(self, c: Chat, entry: Entry, position: int) -> int:
+        """The estimated wait of chat ``c`` waiting at ``entry`` (queued or
+        about to be), 1-based ``position`` in the tenant's order."""
+        key, place = self.eta_place(c, entry, position)
+        return eta_s(self.rules, place, self.online_capacity, self.paces.get(key))
+
+    def measured(self, c: Chat) -> None:
+        """Chat ``c``, queued once at ``c.place``, is assigned for the first
+        time now: its wait goes into its pace."""
+        key = c.skill if self.rules.requires(c.skill) else None
+        pace = self.paces.get(key)
+        if pace is None:
+            pace = self.paces[key] = QueuePace()
+        pace.measured(self.now, self.now - c.t0, c.place, self.rules.eta_window_ms)
 
     def all_queues(self) -> Iterator[WaitQueue]:
         """Every queue of waiting chats: shared or per skill, and reserved."""

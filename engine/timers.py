@@ -1,5 +1,5 @@
 """Deadlines in event time: offer timeouts, reservation bounds, overflow,
-wrap-ups and offline grace.
+wrap-ups, offline grace and routing steps' time.
 
 A heap of ``(deadline, kind, seq, key)``: for a chat's timer the chat's seq
 and key; for a wrap-up the ended chat's seq and the agent's id; for an
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 
-OFFER, RESERVE, OVERFLOW, WRAP, GRACE = 0, 1, 2, 3, 4
+OFFER, RESERVE, OVERFLOW, WRAP, GRACE, STEP = 0, 1, 2, 3, 4, 5
 
 Timer = tuple[int, int, int, str]
 

@@ -15,7 +15,7 @@ from typing import Any
 from engine.core import Engine
 from engine.handover import platform_key
 from engine.lifecycle import ASSIGNED, BOT, FORWARDED, WAITING
-from engine.scoring import eta_s, priority_at, units_of
+from engine.scoring import priority_at, units_of
 from engine.state import ONLINE
 
 
@@ -104,7 +104,7 @@ def chat(engine: Engine, tenant: str, chat: str) -> dict[str, Any] | None:
         pos = position(engine, where.name, c.key)
         qlen = len(where.order()) if pos else 0
         view.update(position=pos, queue_length=qlen,
-                    eta_s=eta_s(engine.rules, pos, where.online_capacity),
+                    eta_s=where.eta_s(c, c.qkey, pos) if c.qkey is not None else 0,
                     priority=priority_at(engine.rules, c, where.now))
         if c.reserved_for is not None:
             view["reserved_for"] = c.reserved_for
@@ -130,7 +130,7 @@ def queue_rows(engine: Engine, tenant: str) -> tuple[int, list[dict[str, Any]]] 
         v = t.visitors.get(c.visitor)
         row: dict[str, Any] = {
             "chat": c.id, "visitor": c.server_ids()[1], "position": pos,
-            "eta_s": eta_s(engine.rules, pos, t.online_capacity), "skill": c.skill,
+            "eta_s": t.eta_s(c, c.qkey, pos) if c.qkey is not None else 0, "skill": c.skill,
             "page": v.page if v is not None else None,
             "waited_ms": max(0, t.now - c.t0),
             "priority": priority_at(engine.rules, c, t.now),

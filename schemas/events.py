@@ -264,6 +264,11 @@ FIELDS: Mapping[str, Spec] = {
         ("chat", _ident, True), ("resolved", _bool, False),
         ("origin", _tenant, False),
     ),
+    "chat.transferred": (
+        ("chat", _ident, True), ("agent", _ident, True),
+        ("to_agent", _ident, False), ("to_skill", _name, False),
+        ("origin", _tenant, False),
+    ),
     "visitor.left": (("visitor", _ident, True),),
     "order.placed": (("visitor", _ident, True), ("amount", _amount, True)),
     "clock": (),
@@ -286,6 +291,9 @@ FIELDS: Mapping[str, Spec] = {
 }
 
 TYPES = tuple(FIELDS)
+
+#: types that need at least one of some optional fields
+AT_LEAST_ONE: Mapping[str, tuple[str, ...]] = {"chat.transferred": ("to_agent", "to_skill")}
 
 
 def _shape(etype: str, spec: Spec) -> tuple[tuple[tuple[str, Check], ...],
@@ -384,6 +392,10 @@ def validate(obj: object) -> Event:
                 out[name] = check(value)
             except _Bad as bad:
                 raise _error(_bad_field(etype, name, bad.expected, value), obj, ts) from None
+    one_of = AT_LEAST_ONE.get(etype)
+    if one_of is not None and not any(name in out for name in one_of):
+        raise _error(f"{etype}: field " + " or ".join(f"'{n}'" for n in one_of)
+                     + " is required", obj, ts)
     return out
 
 

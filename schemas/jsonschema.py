@@ -34,6 +34,7 @@ from typing import Any
 import orjson
 
 from schemas.events import (
+    AT_LEAST_ONE,
     COMMON_FIELDS,
     FIELDS,
     INTERNAL_FIELDS,
@@ -100,6 +101,10 @@ FIELD_DOCS: Mapping[str, str] = {
     "from": "the merchant tenant the chat overflowed from",
     "requested_ts": "when the chat was requested at the merchant (ms)",
     "returning": "whether the visitor is a returning customer",
+    "to_agent": "the agent the chat is transferred to (it waits for them "
+                "[assignment] transfer_wait_s at most)",
+    "to_skill": "the skill the chat is transferred to (it waits for an agent with it "
+                "[assignment] transfer_wait_s at most)",
 }
 
 INPUT_DOCS: Mapping[str, str] = {
@@ -114,6 +119,10 @@ INPUT_DOCS: Mapping[str, str] = {
     "chat.declined": "The agent refused the offered chat: it is requeued and not offered "
                      "to that agent again.",
     "bot.escalated": "The bot hands the chat to a human.",
+    "chat.transferred": "The agent holding the chat hands it to another agent (to_agent) or "
+                        "skill group (to_skill), at least one of them: it is requeued "
+                        "with its arrival time and priority and waits for that target "
+                        "first, then goes through the tenant's routing steps.",
     "chat.ended": "The chat is over: the agent's capacity is free again.",
     "visitor.left": "The visitor left: a waiting chat of theirs is abandoned.",
     "order.placed": "The visitor placed an order.",
@@ -160,6 +169,9 @@ def _input_def(etype: str, *, internal: bool) -> Schema:
         props[name] = frag
     out: Schema = {"title": etype, "description": INPUT_DOCS[etype], "type": "object",
                    "properties": props, "required": required, "additionalProperties": True}
+    if etype in AT_LEAST_ONE:  # null counts as absent
+        out["anyOf"] = [{"required": [n], "properties": {n: {"not": {"type": "null"}}}}
+                        for n in AT_LEAST_ONE[etype]]
     if not internal and any(n in INTERNAL_FIELDS for n, *_ in FIELDS[etype]):
         out["$comment"] = ("fields set to false are internal: routeq writes them itself, "
                            "chat servers must not send them")

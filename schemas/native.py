@@ -44,7 +44,7 @@ SOURCES: tuple[str, ...] = (
     "engine/lifecycle.py",
     "engine/policies.py", "engine/queue.py", "engine/records.py", "engine/roster.py",
     "engine/rules.py", "engine/scoring.py", "engine/state.py", "engine/tenant.py",
-    "engine/timers.py", "engine/views.py",
+    "engine/eta.py", "engine/steps.py", "engine/timers.py", "engine/views.py",
     "schemas/events.py", "schemas/outputs.py",
     "simulators/simulation.py", "simulators/metrics.py", "simulators/whatif_metrics.py",
     "simulators/traffic.py", "simulators/whatif.py",

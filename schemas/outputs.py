@@ -39,13 +39,13 @@ VALUE_KEYS = ("stake", "handle_s", "patience_s")
 
 #: ``chat.assigned``'s ``reason`` under a policy that reserves (``priority``, ``value``,
 #: ``policy``): why this agent
-PLACEMENT_REASONS = ("exclusive", "sticky", "skill", "best", "overflow")
+PLACEMENT_REASONS = ("exclusive", "sticky", "skill", "best", "overflow", "transfer")
 #: ``reason`` under a baseline policy: the policy's name (but ``overflow``)
 BASELINE_REASONS = ("fifo_round_robin", "least_loaded", "longest_idle")
 REASONS = PLACEMENT_REASONS + BASELINE_REASONS
 
 #: ``chat.requeued``'s ``why``
-REQUEUE_WHY = ("declined", "offer_timeout", "agent_away", "agent_offline")
+REQUEUE_WHY = ("declined", "offer_timeout", "agent_away", "agent_offline", "transferred")
 #: ``agent.away``'s ``why``
 AWAY_WHY = ("missed_offers",)
 #: ``chat.closed``'s ``why``
@@ -133,6 +133,8 @@ OUTPUTS: Mapping[str, OutputType] = {o.name: o for o in (
               "match"),
         Field("reason", Value("string", enum=REASONS), "why this agent: "
               + ", ".join(PLACEMENT_REASONS) + ", or the baseline policy's name"),
+        Field("step", _ID, "the routing step the chat was in ([[routing.steps]] name, or "
+              "exclusive, last, any: the steps derived from older rules)"),
         Field("rules", Value("string", pattern="^[0-9a-f]{12}$"),
               "the hash of the rules in force"),
         Field("skill", _ID, "the skill the chat needed", optional=True),
@@ -145,7 +147,7 @@ OUTPUTS: Mapping[str, OutputType] = {o.name: o for o in (
     OutputType("chat.to_bot", "The chat goes to the bot (robot-first modes, or no agent "
                "online).", (*_HEAD_HOME, CHAT, VISITOR, PARTITION)),
     OutputType("chat.requeued", "The agent lost the chat (declined, offer timeout, away, "
-               "offline): it waits again.", (
+               "offline, transferred): it waits again.", (
         *_HEAD, CHAT, Field("agent", _ID, "the agent who held it"),
         Field("why", Value("string", enum=REQUEUE_WHY), "why the agent lost it"),
         PARTITION)),

@@ -75,7 +75,7 @@ OUTCOMES = ("served", "abandoned", "bot")
 class _Chat:
     __slots__ = ("id", "tenant", "visitor", "page", "t_req", "entered", "counted", "human", "bot",
                  "queued", "assigned_ts", "agent", "agent_tenant", "outcome", "escalated",
-                 "units")
+                 "units", "eta_ms")
 
     def __init__(self, cid: str, tenant: str, visitor: str, page: str | None, t: int,
                  counted: bool) -> None:
@@ -95,6 +95,7 @@ class _Chat:
         self.agent_tenant = ""
         self.outcome: str | None = None
         self.units = 1  # of its agent's capacity while held
+        self.eta_ms = -1  # the estimated wait its first chat.queued gave (-1: none)
 
 
 #: the fields of a tenant's tally
@@ -104,7 +105,7 @@ _TALLY_FIELDS = (
     "within_sl", "sticky_seen", "sticky_hits", "skill_seen", "skill_hits",
     "pages", "orders", "revenue", "chat_orders", "chat_revenue", "visitors",
     "busy", "cap", "held", "online_cap", "last_t", "served", "bot_resolved",
-    "left_after_answer")
+    "left_after_answer", "etas")
 
 
 class _Tally:
@@ -117,6 +118,9 @@ class _Tally:
         self.assigned = self.abandoned = self.overflowed = self.requeued = self.waited = 0
         self.served = self.bot_resolved = self.left_after_answer = 0
         self.waits: list[int] = []
+        # [request ms, estimated wait ms, actual wait ms] of each chat that was
+        # queued and then assigned (the estimate of its first chat.queued)
+        self.etas: list[list[int]] = []
         self.abandoned_wait_ms = 0
         self.within_sl = 0
         self.sticky_seen = self.sticky_hits = 0
@@ -384,6 +388,7 @@ class Collector:
             self._human(c)
         if not c.queued and c.assigned_ts < 0:
             c.queued = True
+            c.eta_ms = o["eta_s"] * 1000
             if c.counted:
                 self._tally(c.tenant).waited += 1
 
@@ -430,6 +435,8 @@ class Collector:
         wait = ts - c.entered
         t.assigned += 1
         t.waits.append(wait)
+        if c.eta_ms >= 0:
+            t.etas.append([c.entered, c.eta_ms, wait])
         within = wait <= self.sl_ms
         if within:
             t.within_sl += 1
@@ -617,7 +624,34 @@ def _report(t: _Tally, sl_s: float) -> dict[str, Any]:
         "chat_orders": t.chat_orders,
         "chat_revenue": round(t.chat_revenue, 2),
         "by_page": by_page,
+        "eta": eta_accuracy(t.etas),
     }
+
+
+def eta_accuracy(etas: list[list[int]]) -> dict[str, Any]:
+    """How well ``chat.queued``'s ``eta_s`` foretold the wait of the chats that
+    were then assigned: mean absolute error and bias (estimate − wait) in
+    seconds, the error as a share of the mean wait, overall and in the peak
+    hour (the clock hour in which most of these chats were requested)."""
+    def block(rows: list[list[int]]) -> dict[str, Any]:
+        if not rows:
+            return {"chats": 0, "mae_s": None, "bias_s": None, "mean_wait_s": None,
+                    "mae_share": None}
+        n = len(rows)
+        mae = sum(abs(e - w) for _, e, w in rows) / n / 1000.0
+        bias = sum(e - w for _, e, w in rows) / n / 1000.0
+        wait = sum(w for _, _, w in rows) / n / 1000.0
+        return {"chats": n, "mae_s": round(mae, 3), "bias_s": round(bias, 3),
+                "mean_wait_s": round(wait, 3), "mae_share": _ratio(mae, wait)}
+
+    out = block(etas)
+    hours: dict[int, list[list[int]]] = {}
+    for row in etas:
+        hours.setdefault(row[0] // 3_600_000, []).append(row)
+    if hours:
+        peak = max(sorted(hours), key=lambda h: len(hours[h]))
+        out["peak"] = {"hour_start_ms": peak * 3_600_000, **block(hours[peak])}
+    return out
 
 
 def collect(events: Iterable[dict[str, Any]], outputs: Iterable[dict[str, Any]],

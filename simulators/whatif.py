@@ -94,7 +94,7 @@ class Obs:
     __slots__ = ("tenant", "chat", "visitor", "page", "t_req", "entered", "status", "human",
                  "wait_ms", "handle_ms", "start_t", "offers", "offer_t", "patience_ms",
                  "abandon", "end", "bot", "bot_t", "order", "end_t", "open_ms",
-                 "survived_ms", "assignments", "cuts", "agent")
+                 "survived_ms", "assignments", "cuts", "transfers", "agent")
 
     def __init__(self, tenant: str, chat: str, visitor: str, page: str | None, t: int) -> None:
         self.tenant = tenant
@@ -127,6 +127,9 @@ class Obs:
         # n -> how long the service begun by the n-th assignment had run when its
         # agent went away or offline (it was cut, not ended: longer than that)
         self.cuts: dict[int, int] = {}
+        # n -> (how long the service begun by the n-th assignment ran before its
+        # agent transferred the chat, to whom, to which skill)
+        self.transfers: dict[int, tuple[int, str | None, str | None]] = {}
         self.agent = ""  # who holds it, or has it offered, now
 
     def waited_ms(self) -> int:
@@ -335,6 +338,19 @@ class _Reader:
                     self._count("declined offers")
                     self.declines = True
                 o.offer_t = -1
+                return DROP
+            self._count("events that changed nothing (kept for their time)")
+            return KEEP
+        if typ == "chat.transferred":
+            o = self.chats.get((tenant, ev["chat"]))
+            # only the agent holding a chat hands it on
+            if o is not None and o.status == ASSIGNED and ev["agent"] == o.agent:
+                self._count("chats transferred")
+                if o.offer_t >= 0:  # handed on before any answer to the offer
+                    o.offers.append(("transfer", ts - o.offer_t))
+                    o.offer_t = -1
+                o.transfers[o.assignments - 1] = (ts - o.start_t, ev.get("to_agent"),
+                                                  ev.get("to_skill"))
                 return DROP
             self._count("events that changed nothing (kept for their time)")
             return KEEP
@@ -977,7 +993,7 @@ class Replay:
         if c.wait_ms < 0:
             c.wait_ms = t - c.entered
         if not self.confirm:
-            self._push(t + self._handle(c, c.offers), self._end, (c, c.gen))
+            self._serve(c, t, c.offers)
             c.offers += 1
             return
         seen = c.obs.offers if c.obs is not None else []
@@ -989,6 +1005,8 @@ class Replay:
             self._push(t + delay, self._decline, (c, c.gen))
         elif kind == "end":  # the chat ended (the visitor left) before an answer
             self._push(t + delay, self._end, (c, c.gen))
+        elif kind == "transfer":  # handed on before an answer
+            self._push(t + delay, self._transfer, (c, c.gen, c.offers - 1))
         # "none": the offer times out (the engine's timer)
 
     def _on_to_bot(self, c: _Chat, o: dict[str, Any]) -> None:
@@ -1029,6 +1047,28 @@ class Replay:
         cut = c.obs.cuts.get(n) if c.obs is not None else None
         return c.draws.handle_ms if cut is None else cut + 1 + c.draws.pick_ms
 
+    def _serve(self, c: _Chat, t: int, n: int) -> None:
+        """The service the chat's ``n``-th assignment begins at ``t``: it ends
+        after its handle time, or its agent transfers it where the trace's did."""
+        moved = c.obs.transfers.get(n) if c.obs is not None else None
+        if moved is not None:
+            self._push(t + moved[0], self._transfer, (c, c.gen, n))
+        else:
+            self._push(t + self._handle(c, n), self._end, (c, c.gen))
+
+    def _transfer(self, t: int, arg: tuple[_Chat, int, int]) -> None:
+        c, gen, n = arg
+        if c.gen != gen or c.status != ASSIGNED or c.obs is None:
+            return
+        _, to_agent, to_skill = c.obs.transfers[n]
+        ev: dict[str, Any] = {"type": "chat.transferred", "id": self._id(), "ts": t,
+                              "tenant": c.tenant, "chat": c.key[1], "agent": c.agent}
+        if to_agent is not None:
+            ev["to_agent"] = to_agent
+        if to_skill is not None:
+            ev["to_skill"] = to_skill
+        self.emit(ev)
+
     def _accept(self, t: int, arg: tuple[_Chat, int, int]) -> None:
         c, gen, n = arg
         if c.gen != gen or c.status != ASSIGNED:
@@ -1036,7 +1076,7 @@ class Replay:
         self.emit({"type": "chat.accepted", "id": self._id(), "ts": t, "tenant": c.tenant,
                    "chat": c.key[1], "agent": c.agent})
         if c.gen == gen:
-            self._push(t + self._handle(c, n), self._end, (c, gen))
+            self._serve(c, t, n)
 
     def _decline(self, t: int, arg: tuple[_Chat, int]) -> None:
         c, gen = arg

@@ -154,6 +154,12 @@ class EventBuilder:
     def decline(self, chat: str, agent: str, **kw: Any) -> Event:
         return self.event("chat.declined", chat=chat, agent=agent, **kw)
 
+    def transfer(self, chat: str, agent: str, *, to_agent: str | None = None,
+                 to_skill: str | None = None, **kw: Any) -> Event:
+        """``chat.transferred`` from ``agent`` to ``to_agent`` or ``to_skill``."""
+        return self.event("chat.transferred", chat=chat, agent=agent, to_agent=to_agent,
+                          to_skill=to_skill, **kw)
+
     def escalate(self, chat: str, **kw: Any) -> Event:
         """``bot.escalated``."""
         return self.event("bot.escalated", chat=chat, **kw)

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from schemas.events import TYPES, parse_lines
+from schemas.events import INTERNAL_TYPES, TYPES, parse_lines
 from streams.embedded.skew import skewed_lines
 from streams.http.limits import NDJSON_TYPES, RETRY_AFTER_S
 from streams.http.service import (
@@ -49,9 +49,7 @@ def parse_body(body: bytes, ctype: str) -> tuple[list[bytes], list[object]]:
 
 #: the input types of the contract a tenant's token may post (``chat.handed_over``
 #: is routeq's own: only the admin may post it, replaying an exported log)
-PUBLIC_TYPES = frozenset({
-    "agent.state", "visitor.arrived", "page.viewed", "chat.requested", "chat.accepted",
-    "chat.declined", "bot.escalated", "chat.ended", "visitor.left", "order.placed", "clock"})
+PUBLIC_TYPES = frozenset(TYPES) - INTERNAL_TYPES
 #: fields routeq writes itself (an overflowed chat's merchant): admin only
 INTERNAL_FIELDS = ("origin",)
 

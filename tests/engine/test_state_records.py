@@ -47,12 +47,23 @@ def test_chat_record_round_trips_every_persisted_field() -> None:
     c.origin, c.skill, c.reserved_for, c.reserve_kind, c.reserve_until = (
         "M", "sales", "a1", "sticky", 9)
     c.excluded = ["a0"]
+    c.step, c.step_since, c.transfer_to, c.place = -1, 8, "a2", 3
     r = c.to_record()
     assert list(r) == ["id", "origin", "seq", "visitor", "t0", "status", "skill", "agent",
                        "accepted", "offer_until", "excluded", "reserved_for", "reserve_kind",
-                       "reserve_until", "to", "mode", "units"]
+                       "reserve_until", "to", "mode", "units", "step", "step_since",
+                       "transfer_to", "place"]
     back = Chat.from_record("M/c1", r)
     assert back.to_record() == r and back.excluded is not c.excluded and back.key == "M/c1"
+
+
+def test_a_chat_record_written_before_routing_steps_reads_as_in_its_first_step() -> None:
+    c = Chat("c1", "c1", 7, "v1", 5)
+    r = c.to_record()
+    for key in ("step", "step_since", "transfer_to", "place"):
+        del r[key]
+    back = Chat.from_record("c1", r)
+    assert (back.step, back.step_since, back.transfer_to, back.place) == (0, 5, None, -1)
 
 
 def test_agent_record_round_trips_presence_and_capacity() -> None:

@@ -71,7 +71,8 @@ def test_decode_lines_is_decode_of_each_line(bad: Bad) -> None:
     (b"[1]", "event: must be a JSON object, got [1]", None, None, None),
     (b'{"id":"a","tenant":"s"}', "event: field 'type' is required (one of agent.state, "
      "visitor.arrived, page.viewed, chat.requested, chat.accepted, chat.declined, "
-     "bot.escalated, chat.ended, visitor.left, order.placed, clock, chat.handed_over)",
+     "bot.escalated, chat.ended, chat.transferred, visitor.left, order.placed, clock, "
+     "chat.handed_over)",
      None, None, "a"),
     (b'{"type":"page.viewed","id":"p","ts":"yesterday","tenant":"s"}',
      "page.viewed: field 'ts' must be an integer ms timestamp, got \"yesterday\"", "s", None,

@@ -259,6 +259,8 @@ WRITTEN = {
     "combo": "combo",   # a bot chat, a held and a waiting one when the visitor leaves
     "late_tick": "acc",  # an offer timed out at the next event, a clock tick after it
     "reused_id": None,  # a chat id requested again after its chat ended: a new chat
+    "transfer": None,   # to an agent, to a skill no agent has, to another agent's skill
+    "transfer_acc": "acc",  # the same with offers accepted
 }
 
 
