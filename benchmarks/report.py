@@ -425,13 +425,57 @@ def null_test_section(doc: dict[str, Any]) -> str:
     ])
 
 
+def routing_steps_section(doc: dict[str, Any]) -> str:
+    """Routing steps against today's rules (``benchmarks.routing_steps``)."""
+    rows = []
+    for sc, r in doc["results"].items():
+        for name, f in r["candidates"].items():
+            wait = f["checkout_wait_mean_s"]
+            rows.append([sc, name, "–" if wait is None else f"{wait:.1f} s",
+                         f"{f['wait_mean_s']:.1f} s", f"{f['abandonment']:.2%}",
+                         f"{f['overflowed_share']:.2%}", n(f["chat_revenue"])])
+    seed = next(iter(doc["results"].values()))["seed"]
+    return "\n\n".join([
+        "## Routing steps and predictive overflow",
+        f"```sh\n{PY} benchmarks.routing_steps\n```",
+        meta(doc) + f"; a day of each scenario (seed {seed}) re-simulated by `routeq "
+        "compare` under its own rules (`recorded rules`) and under routing steps written "
+        "from them (see the benchmark's doc).",
+        table(["scenario", "candidate", "checkout mean wait", "mean wait", "abandonment",
+               "overflowed", "revenue after chat"], rows),
+    ])
+
+
+def eta_section(doc: dict[str, Any]) -> str:
+    """How well eta_s foretells the wait (``benchmarks.eta``)."""
+    rows = []
+    for sc, e in doc["results"].items():
+        if not e["chats"]:
+            continue
+        peak = e.get("peak", {}).get("mae_share")
+        rows.append([sc, n(e["chats"]), f"{e['mean_wait_s']:.1f} s", f"{e['mae_s']:.1f} s",
+                     f"{e['bias_s']:+.1f} s", f"{e['mae_share']:.2f}",
+                     "–" if peak is None else f"{peak:.2f}",
+                     n(e["hindsight_bound_share"], 2)])
+    return "\n\n".join([
+        "## ETA accuracy",
+        f"```sh\n{PY} benchmarks.eta\n```",
+        meta(doc) + f"; a day of each scenario (seed {doc['seed']}); chats queued and then "
+        "assigned: the first chat.queued's eta_s against the wait. Bound: the MAE share of "
+        "each (tenant, position, priority band) group's median wait, in hindsight.",
+        table(["scenario", "chats", "mean wait", "MAE", "bias", "MAE / mean wait",
+               "peak hour", "bound"], rows),
+    ])
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "engine_apply": engine_section, "policies": policies_section, "replay": replay_section,
     "memory": memory_section, "run_embedded": run_embedded_section,
     "simulate": simulate_section, "whatif": whatif_section, "http_ingest": http_section,
     "faust_pipeline": faust_section, "failover": failover_section,
     "presence": presence_section, "plan": plan_section, "value": value_section,
-    "null_test": null_test_section,
+    "null_test": null_test_section, "routing_steps": routing_steps_section,
+    "eta": eta_section,
 }
 
 

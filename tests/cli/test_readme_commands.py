@@ -97,6 +97,9 @@ LONG: dict[str, tuple[str | None, str]] = {
         "routeq plan --scenario double11 --param hours=1.0 --shifts 1,2 --breaks 1 "
         "--rounds 2 --out out/plan-d11",
         "~3.5 min: the day simulated 10 times or so; one hour of it takes the same path"),
+    ".venv/bin/python -m benchmarks.routing_steps": (
+        ".venv/bin/python -m benchmarks.routing_steps --quick",
+        "~3 min: a day of double11 and of marketplace, three candidates each"),
     ".venv/bin/python -m benchmarks.null_test": (
         None, "~6 min (six scenarios' days, a day through serve, 90 s of a live chat server); "
         "the --quick line beside it runs the same code"),
