@@ -38,6 +38,12 @@ class Chat:
     holder: AgentKey | None = None
     overflowed_to: str | None = None
     decided: str = ""  # the type of its first decision
+    # when its request was applied, at the earliest and at the latest: the
+    # request's ts and the latest ts sent by then (its tenant's clock lies between)
+    requested: tuple[int, int] = (0, 0)
+    # agents who transferred it away (chat.transferred): never its holder again
+    transferred_by: set[AgentKey] = field(default_factory=set)
+    transfer_to: str | None = None  # the to_agent of its latest transfer, if it named one
 
 
 @dataclass
@@ -97,6 +103,7 @@ class ChatServerModel:
         self.ids: dict[str, set[str]] = {}
         self.steps = 0
         self.decisions = 0
+        self.event: Obj = {}  # the input being read
 
     # ------------------------------------------------------------- feeding
 
@@ -120,6 +127,7 @@ class ChatServerModel:
                 self._check(not step.outputs, step, "a duplicate input changes nothing")
             return
         seen.add(event["id"])
+        self.event = event
         self.first_ts[(tenant, event["id"])] = event["ts"]
         self.latest = max(now, event["ts"])
         for out in step.outputs:
@@ -147,7 +155,9 @@ class ChatServerModel:
     # -------------------------------------------------------------- inputs
 
     def _holder(self, ev: Obj) -> AgentKey | None:
-        if ev["type"] == "chat.declined":
+        """The agent a chat.declined or chat.transferred names, where that
+        agent holds the chat as the input comes (the timers before it read)."""
+        if ev["type"] in ("chat.declined", "chat.transferred"):
             c = self.chats.get((ev["tenant"], ev["chat"]))
             # an overflowed chat's holder is an agent of the target tenant
             if c is not None and c.holder is not None and c.holder[1] == ev["agent"]:
@@ -180,7 +190,8 @@ class ChatServerModel:
             self.visitors_left[vkey] = False
             c = self.chats.get(key)
             if c is None or c.state == "ended":
-                self.chats[key] = Chat(ev["visitor"])
+                assert self.latest is not None
+                self.chats[key] = Chat(ev["visitor"], requested=(ev["ts"], self.latest))
                 self.visitor_chats.setdefault(vkey, []).append(key)
                 return key
         elif etype == "visitor.arrived":
@@ -213,17 +224,19 @@ class ChatServerModel:
             c.holder = None
         c.state = "ended"
 
-    def _after(self, step: Step, ev: Obj, declined_by: AgentKey | None,
+    def _after(self, step: Step, ev: Obj, held_by: AgentKey | None,
                new_chat: ChatKey | None) -> None:
         if new_chat is not None:
             c = self.chats[new_chat]
             self._check(c.state != "requested", step,
                         "a chat.requested gets a decision (queued, assigned, to_bot or closed)")
             self._check_hours(step, ev, c)
-        if declined_by is not None:
+        if ev["type"] == "chat.declined" and held_by is not None:
             c = self.chats[(ev["tenant"], ev["chat"])]
-            self._check(c.holder != declined_by, step,
+            self._check(c.holder != held_by, step,
                         "a chat declined by the agent holding it is taken from them")
+        if ev["type"] == "chat.transferred":
+            self._check_transfer(step, ev, held_by)
         if ev["type"] == "agent.state" and ev["status"] == "offline" and not self.grace_ms:
             a = self.agents[(ev["tenant"], ev["agent"])]
             self._check(not a.held, step, "an agent going offline holds no chat")
@@ -278,6 +291,15 @@ class ChatServerModel:
                             "offline (back in time: nothing is requeued)", out)
             if out["why"] == "offer_timeout":
                 a.missed += 1
+            if out["why"] == "transferred":
+                ev = self.event
+                self._check(ev.get("type") == "chat.transferred" and out["cause"] == ev["id"]
+                            and (ev["tenant"], ev["chat"]) == key
+                            and ev["agent"] == out["agent"], step,
+                            "a chat.requeued (transferred) comes only from a chat.transferred "
+                            "naming that chat and the agent holding it", out)
+                c.transferred_by.add(holder)
+                c.transfer_to = ev.get("to_agent")
             a.held.pop(key, None)
             c.holder = None
             c.state = "waiting"
@@ -307,6 +329,14 @@ class ChatServerModel:
             self._check(a is not None and a.status == "online", step,
                         "only online agents receive chats", out)
             assert a is not None
+            self._check(isinstance(out.get("step"), str) and out["step"] != "", step,
+                        "chat.assigned names the routing step (a non-empty string)", out)
+            self._check(akey not in c.transferred_by, step,
+                        "a chat is never assigned again to an agent who transferred it", out)
+            if out.get("reason") == "transfer":
+                self._check(c.transfer_to == out["agent"], step,
+                            "chat.assigned with reason transfer names the agent the chat "
+                            "was last transferred to", out)
             # the chat's units by the skill the output names ([capacity.weights])
             units = self.weights.get(out.get("skill", ""), 1)
             self._check(out.get("units", 1) == units, step,
@@ -315,11 +345,42 @@ class ChatServerModel:
                         "an agent never holds more units than its capacity (a chat of a "
                         "weighted skill holds its weight; one that ended holds its units "
                         "through the wrap-up)", out)
+            lo, hi = c.requested
+            self._check(out["ts"] - hi <= out["wait_ms"] <= out["ts"] - lo, step,
+                        "chat.assigned's wait_ms counts from the chat's request (an "
+                        "escalated, overflowed, requeued or transferred chat keeps it)", out)
             a.held[key] = units
             c.holder = akey
             c.state = "assigned"
         else:
             raise Violation(f"step {self.steps}: output type not in the contract: {out}")
+
+    def _check_transfer(self, step: Step, ev: Obj, held_by: AgentKey | None) -> None:
+        """A chat.transferred from the agent holding it takes the chat from
+        them: its chat.requeued (``transferred``), then, for the same cause,
+        the chat's chat.queued or chat.assigned. From anyone else (a chat
+        unknown, waiting, ended or held by another agent) it gives no output."""
+        own = [o for o in step.outputs if o.get("cause") == ev["id"]]
+        if held_by is None:
+            self._check(not own, step, "a chat.transferred for a chat the named agent does "
+                        "not hold gives no output", own[0] if own else None)
+            return
+        key = (ev["tenant"], ev["chat"])
+        c = self.chats[key]
+        self._check(c.holder != held_by, step,
+                    "a chat transferred by the agent holding it is taken from them")
+
+        def about(o: Obj) -> bool:
+            return o.get("chat") == ev["chat"] and o.get("origin", o["tenant"]) == ev["tenant"]
+
+        mine = [o for o in own if about(o)]
+        self._check(bool(mine) and mine[0]["type"] == "chat.requeued"
+                    and mine[0]["why"] == "transferred", step,
+                    "a chat transferred by the agent holding it is requeued (transferred)",
+                    mine[0] if mine else None)
+        self._check(len(mine) > 1 and mine[1]["type"] in ("chat.queued", "chat.assigned"),
+                    step, "a chat.requeued is followed, for the same cause, by the chat's "
+                    "chat.queued or chat.assigned", mine[1] if len(mine) > 1 else mine[0])
 
     def _check_hours(self, step: Step, ev: Obj, c: Chat) -> None:
         """Outside its hours a tenant's new chat goes to the bot or is closed;
