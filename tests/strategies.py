@@ -95,6 +95,10 @@ def _event(draw: st.DrawFn, etype: str, tenant: str) -> dict[str, Any]:
     elif etype in ("chat.accepted", "chat.declined"):
         ev["chat"] = draw(st.sampled_from(CHATS))
         ev["agent"] = draw(st.sampled_from(AGENTS))
+    elif etype == "chat.transferred":
+        ev["chat"] = draw(st.sampled_from(CHATS))
+        ev["agent"] = draw(st.sampled_from(AGENTS))
+        transfer_target(draw, ev, SKILLS)
     elif etype in ("bot.escalated", "chat.ended"):
         ev["chat"] = draw(st.sampled_from(CHATS))
     elif etype in ("visitor.left",):
@@ -105,10 +109,75 @@ def _event(draw: st.DrawFn, etype: str, tenant: str) -> dict[str, Any]:
     return ev
 
 
+def transfer_target(draw: st.DrawFn, ev: dict[str, Any], skills: tuple[str, ...]) -> None:
+    """A chat.transferred's target: ``to_agent`` (one of the stream's agents),
+    ``to_skill`` (one of ``skills``), or both now and then."""
+    how = draw(st.sampled_from(["agent", "agent", "skill", "skill", "both"]))
+    if how != "skill":
+        ev["to_agent"] = draw(st.sampled_from(AGENTS))
+    if how != "agent":
+        ev["to_skill"] = draw(st.sampled_from(skills))
+
+
+class Holders:
+    """A guess, from the stream drawn so far and without the engine, at who
+    holds which chat: per tenant, the chats requested and not ended (nor their
+    visitor gone), each with the agents that could have taken it (online with
+    room when it was requested, or coming online while no one could). A
+    chat.transferred drawn through ``aim`` then usually names such a chat and
+    such an agent (its tenant drawn anew): only the agent holding a chat can
+    transfer it, a transfer from anyone else changes nothing."""
+
+    def __init__(self) -> None:
+        self.online: dict[str, list[str]] = {}  # tenant -> agents online with room
+        # tenant -> chat -> (its visitor, agents that may hold it)
+        self.open: dict[str, dict[str, tuple[str, list[str]]]] = {}
+
+    def see(self, ev: dict[str, Any]) -> None:
+        tenant, etype = ev.get("tenant"), ev.get("type")
+        if not isinstance(tenant, str):
+            return
+        online = self.online.setdefault(tenant, [])
+        chats = self.open.setdefault(tenant, {})
+        if etype == "agent.state":
+            agent = ev["agent"]
+            if agent in online:
+                online.remove(agent)
+            if ev.get("status") == "online" and ev.get("capacity") != 0:
+                online.append(agent)
+                for _, may in chats.values():
+                    if not may:
+                        may.append(agent)
+        elif etype == "chat.requested" and ev["chat"] not in chats:
+            chats[ev["chat"]] = (ev["visitor"], list(online))
+        elif etype == "chat.ended":
+            chats.pop(ev["chat"], None)
+        elif etype == "visitor.left":
+            for chat in [k for k, (v, _) in chats.items() if v == ev["visitor"]]:
+                del chats[chat]
+
+    def aim(self, draw: st.DrawFn, ev: dict[str, Any]) -> None:
+        """Where the stream has one, a transfer of an open chat by an agent
+        that may hold it, in the chat's tenant, to another agent online there
+        where it names an agent and there is one (else the event as drawn)."""
+        if ev["type"] != "chat.transferred":
+            return
+        triples = sorted((tenant, chat, agent) for tenant, chats in self.open.items()
+                         for chat, (_, may) in chats.items()
+                         for agent in may if agent in self.online.get(tenant, []))
+        if not triples:
+            return
+        ev["tenant"], ev["chat"], ev["agent"] = draw(st.sampled_from(triples))
+        others = [a for a in self.online[ev["tenant"]] if a != ev["agent"]]
+        if "to_agent" in ev and others:
+            ev["to_agent"] = draw(st.sampled_from(others))
+
+
 TYPE_WEIGHTS = (
     ["agent.state"] * 3 + ["visitor.arrived"] * 2 + ["page.viewed"] * 3
     + ["chat.requested"] * 4 + ["chat.accepted"] * 2 + ["chat.declined", "bot.escalated"]
     + ["chat.ended"] * 3 + ["visitor.left", "order.placed", "clock"]
+    + ["chat.transferred"]
 )
 
 
@@ -118,6 +187,7 @@ def streams(draw: st.DrawFn, max_size: int = 60, duplicates: bool = False) -> li
     n = draw(st.integers(1, max_size))
     ts = T0
     out: list[dict[str, Any]] = []
+    holders = Holders()
     for i in range(n):
         ts += draw(st.sampled_from([0, 500, 3_000, 15_000, 45_000, 130_000]))
         # now and then a late event: applied at the tenant's current time
@@ -125,6 +195,8 @@ def streams(draw: st.DrawFn, max_size: int = 60, duplicates: bool = False) -> li
         etype = draw(st.sampled_from(TYPE_WEIGHTS))
         tenant = draw(st.sampled_from(TENANTS))
         ev = _event(draw, etype, tenant)
+        holders.aim(draw, ev)
+        holders.see(ev)
         ev["id"] = f"e{i}"
         ev["ts"] = ts_ev
         if etype == "clock" and draw(st.booleans()):

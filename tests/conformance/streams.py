@@ -1,7 +1,7 @@
 """Hypothesis streams for the conformance suite: what a busy chat server sends.
 
 Several tenants; agents flapping between online, away and offline with small
-capacities; visitors with several chats; accepts, declines and ends that race
+capacities; visitors with several chats; accepts, declines, transfers and ends that race
 the routing; visitors leaving while chats wait and while they are served;
 events re-sent (duplicates) and arriving late (disorder); malformed lines in
 between. Each stream ends with a *drain*: time moves on a day, then an agent
@@ -20,7 +20,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from tests.strategies import _event
+from tests.strategies import Holders, _event
 
 T0 = 1_790_000_000_000
 MERCHANTS = ("m1", "m2")
@@ -36,7 +36,7 @@ TYPES = (
     ["agent.state"] * 4 + ["visitor.arrived"] * 2 + ["page.viewed"] * 2
     + ["chat.requested"] * 6 + ["chat.accepted"] * 2 + ["chat.declined"] * 2
     + ["bot.escalated"] + ["chat.ended"] * 3 + ["visitor.left"] * 2 + ["order.placed"]
-    + ["clock"] * 2
+    + ["clock"] * 2 + ["chat.transferred"] * 2
 )
 
 #: how a good event is broken into a malformed one (each names one field)
@@ -65,6 +65,7 @@ def _broken(draw: st.DrawFn, ev: Obj) -> Obj | str:
         required = {"agent.state": "status", "visitor.arrived": "channel",
                     "page.viewed": "page", "chat.requested": "chat",
                     "chat.accepted": "agent", "chat.declined": "agent",
+                    "chat.transferred": "agent",
                     "bot.escalated": "chat", "chat.ended": "chat",
                     "visitor.left": "visitor", "order.placed": "amount", "clock": "ts"}
         bad.pop(required[ev["type"]], None)
@@ -79,10 +80,15 @@ def streams(draw: st.DrawFn, max_size: int = 80, tenantless_clocks: bool = True,
     n = draw(st.integers(1, max_size))
     ts = T0
     out: list[Obj | str] = []
+    holders = Holders()
     for i in range(n):
         ts += draw(st.sampled_from([0, 400, 3_000, 15_000, 45_000, 130_000]))
         etype = draw(st.sampled_from(TYPES))
         ev = _event(draw, etype, draw(st.sampled_from(tenants)))
+        if "to_skill" in ev:  # any skill the rules can give a chat
+            ev["to_skill"] = draw(st.sampled_from(SKILLS))
+        holders.aim(draw, ev)
+        holders.see(ev)
         ev["id"] = f"e{i}"
         # now and then a late event: applied at the tenant's current time
         ev["ts"] = ts - 20_000 if draw(st.integers(0, 12)) == 0 else ts
