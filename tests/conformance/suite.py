@@ -208,6 +208,24 @@ class ConformanceSuite:
         ]
         self.check(events + drain(("m1",), t + 5), self.rules[0])
 
+    def test_a_transfer_moves_the_chat_for_good(self) -> None:
+        """ann transfers her chat to bob, who transfers it to a skill nobody
+        has; transfers by an agent not holding the chat change nothing; the
+        chat never goes back to ann or bob, whose rooms take the next chat."""
+        t = 1_790_000_000_000
+        events: list[Obj | str] = [
+            ev("agent.state", "1", t, agent="ann", status="online", capacity=1),
+            ev("agent.state", "2", t, agent="bob", status="online", capacity=1),
+            ev("chat.requested", "3", t + 1_000, visitor="v", chat="c1"),
+            ev("chat.transferred", "4", t + 2_000, chat="c1", agent="zed", to_agent="bob"),
+            ev("chat.transferred", "5", t + 3_000, chat="c1", agent="ann", to_agent="bob"),
+            ev("chat.transferred", "6", t + 4_000, chat="c1", agent="bob", to_skill="sales"),
+            ev("chat.transferred", "7", t + 5_000, chat="c1", agent="bob", to_agent="ann"),
+            ev("chat.requested", "8", t + 6_000, visitor="w", chat="c2"),
+            ev("clock", "9", t + 120_000),
+        ]
+        self.check(events + drain(("m1",), t + 130_000), self.rules[0])
+
     def test_a_bad_line_costs_no_good_one(self) -> None:
         t = 1_790_000_000_000
         events: list[Obj | str] = [
