@@ -46,7 +46,7 @@ from engine.state import (
     EntityKey,
     Visitor,
 )
-from engine.steps import ANY, EXCLUSIVE, LAST, RESERVING, SKILLED, Step, transfer_step
+from engine.steps import EXCLUSIVE, LAST, RESERVING, SKILLED, Step
 from engine.tenant import Tenant
 from engine.timers import GRACE, OFFER, OVERFLOW, RESERVE, STEP, WRAP
 from schemas.events import Event, EventError
@@ -662,13 +662,7 @@ class Engine:
 
     def _step(self, t: Tenant, c: Chat) -> Step:
         """The chat's routing step (past the last: the last, for anyone)."""
-        if c.step < 0:
-            return transfer_step(c.transfer_to, self.rules.transfer_wait_ms)
-        steps = self.rules.steps_for(t.name)
-        if c.step < len(steps):
-            return steps[c.step]
-        last = steps[-1]
-        return Step(last.name, ANY)
+        return self.rules.step_at(t.name, c.step, c.transfer_to)
 
     def _enter(self, t: Tenant, c: Chat, index: int) -> None:
         """The chat moves to step ``index`` (nothing is emitted)."""

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from engine.hours import Hours, HoursError, check_hours, hours_of
-from engine.steps import KINDS, SKILLED, Step, derived
+from engine.steps import ANY, KINDS, SKILLED, Step, derived, transfer_step
 
 POLICIES = ("priority", "value", "fifo_round_robin", "least_loaded", "longest_idle")
 MODES = ("human_only", "human_first", "robot_first", "robot_only")
@@ -468,6 +468,16 @@ class Rules:
     def steps_for(self, tenant: str) -> tuple[Step, ...]:
         """The routing steps of ``tenant``'s chats."""
         return self.tenant_steps.get(tenant, self.steps)
+
+    def step_at(self, tenant: str, index: int, transfer_to: str | None) -> Step:
+        """Step ``index`` of ``tenant``'s (-1: a transfer's own, to ``transfer_to`` or
+        the chat's skill; past the last: the last's name, for anyone)."""
+        if index < 0:
+            return transfer_step(transfer_to, self.transfer_wait_ms)
+        steps = self.steps_for(tenant)
+        if index < len(steps):
+            return steps[index]
+        return Step(steps[-1].name, ANY)
 
     def may_overflow(self, tenant: str) -> bool:
         if not self.overflow_enabled or tenant == self.platform:

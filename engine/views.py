@@ -105,7 +105,8 @@ def chat(engine: Engine, tenant: str, chat: str) -> dict[str, Any] | None:
         qlen = len(where.order()) if pos else 0
         view.update(position=pos, queue_length=qlen,
                     eta_s=where.eta_s(c, c.qkey, pos) if c.qkey is not None else 0,
-                    priority=priority_at(engine.rules, c, where.now))
+                    priority=priority_at(engine.rules, c, where.now),
+                    step=engine.rules.step_at(where.name, c.step, c.transfer_to).name)
         if c.reserved_for is not None:
             view["reserved_for"] = c.reserved_for
             view["reserve_kind"] = c.reserve_kind

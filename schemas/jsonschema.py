@@ -342,6 +342,7 @@ def _view_schemas() -> dict[str, Schema]:
             "visitor": s, "skill": _n(s), "since_ms": cnt, "waited_ms": cnt,
             "handled_by": {**s, "description": "the tenant that took the chat over"},
             "position": cnt, "queue_length": cnt, "eta_s": cnt, "priority": num,
+            "step": {**s, "description": "the routing step a waiting chat is in"},
             "reserved_for": s, "reserve_kind": s, "agent": s, "accepted": {"type": "boolean"},
             "ended_ms": {**cnt, "description": "when it ended or was abandoned (event time; "
                          "the last 100,000 chats that ended are kept)"},
