@@ -13,6 +13,8 @@ from engine import Engine, Rules, parse_rules
 from engine.state import WAITING
 from engine.steps import EXCLUSIVE, KINDS, LAST, SKILLED
 from schemas.events import OVERFLOW_SEP, validate
+from schemas.outputs import encode_lines
+from tests.engine.test_invariants import restored_at, run
 from tests.strategies import rules, streams
 
 SETTINGS = settings(max_examples=150, deadline=None,
@@ -30,6 +32,8 @@ def step_lists(draw: st.DrawFn) -> list[dict[str, Any]]:
                                 "timeout_s": draw(st.sampled_from([0, 0, 5, 30]))}
         if step["agents"] == SKILLED:
             step["min_level"] = draw(st.integers(1, 5))
+        if step["agents"] in (SKILLED, "any") and step["timeout_s"] and draw(st.booleans()):
+            step["predictive"] = True
         if i == n - 1 and draw(st.booleans()):
             step["tenant"] = "platform"
         steps.append(step)
@@ -101,3 +105,13 @@ def test_moving_between_steps_keeps_priority_and_place(r: Rules, events: list[di
         for t in eng.tenants.values():
             still = [key for key in order_before.get(t.name, []) if (t.name, key) in after]
             assert [key for key in t.order() if key in set(still)] == still
+
+
+@SETTINGS
+@given(step_rules(), streams(), st.data())
+def test_a_restored_engine_walks_the_steps_as_an_uninterrupted_one(
+        r: Rules, events: list[dict[str, Any]], data: st.DataObject) -> None:
+    """Each chat's step, its time there, a transfer's target, the queue's
+    pace and the predictive checks survive a restore at any cut."""
+    cuts = sorted(set(data.draw(st.lists(st.integers(0, len(events)), min_size=1, max_size=3))))
+    assert encode_lines(restored_at(r, events, cuts)) == encode_lines(run(r, events))
