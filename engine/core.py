@@ -122,6 +122,9 @@ class Engine:
             t = self._tenant(name, ts)
         if not t.ids.admit(eid, ts if ts > t.now else t.now):
             return out  # a duplicate
+        # predictive steps are checked at the first input of each second of the
+        # tenant's time and at every agent.state (what takes capacity away)
+        due_check = ts // 1000 > t.now // 1000 or event["type"] == "agent.state"
         self._advance(t, ts)
         etype = event["type"]
         if etype == "page.viewed":  # nine events in ten: no dict lookup
@@ -133,8 +136,11 @@ class Engine:
             # a deadline the event itself left behind (a chat requeued after its
             # overflow bound): it fires now, not at the tenant's next event
             self._advance(t, t.now)
-        if t.predictive:
+        if due_check:
             self._predict(t)
+            p = self.tenants.get(self.rules.platform)
+            if p is not None and p is not t and p.predictive and self.handoff == handover.INLINE:
+                self._predict(p)  # a chat handed over inline went ahead of its chats
         return out
 
     def _clock_all(self, eid: str, ts: int) -> None:
@@ -146,8 +152,9 @@ class Engine:
         # it their chats at the deadline, before its own clock moves on to ts
         platform = self.rules.platform
         for t in sorted(self.tenants.values(), key=lambda t: t.name == platform):
+            due_check = ts // 1000 > t.now // 1000
             self._advance(t, ts)
-            if t.predictive:
+            if due_check:
                 self._predict(t)
         if ts > self.now:
             self.now = ts
@@ -236,7 +243,7 @@ class Engine:
                     t.timers.push(c.step_until, STEP, c.seq, c.key)
                     if step.predictive:
                         t.predictive[c.key] = None
-                if c.origin is None and rules.may_overflow(t.name):
+                if c.origin is None and c.step >= 0 and rules.may_overflow(t.name):
                     t.timers.push(c.t0 + rules.overflow_ms(t.visitors[c.visitor].page),
                                   OVERFLOW, c.seq, c.key)
             elif c.status == ASSIGNED and not c.accepted and rules.acceptance_required:
@@ -316,7 +323,7 @@ class Engine:
         elif kind == STEP:
             if c.status == WAITING and c.reserved_for is None and c.step_until == deadline:
                 self._move_on(t, c)
-        elif (kind == OVERFLOW and c.status == WAITING and c.origin is None
+        elif (kind == OVERFLOW and c.status == WAITING and c.origin is None and c.step >= 0
               and self.rules.may_overflow(t.name)
               # by value, the visitor's page may since have set a later one
               and deadline >= c.t0 + self.rules.overflow_ms(t.visitors[c.visitor].page)):
@@ -601,15 +608,18 @@ class Engine:
         steps = rules.steps_for(t.name)
         if c.step >= 0 and steps[0].from_arrival:
             c.step = 0  # derived steps: windows from arrival, looked at from the first
+        # a transfer with no time to wait: its target takes the chat now or not at all
+        at_once = c.step < 0 and not rules.transfer_wait_ms
         while True:
             step = self._step(t, c)
+            # the least skill level the step asks (the checks of ``_applies`` use it)
+            c.need = step.min_level if step.agents == SKILLED else 0
             if c.step < len(steps) and not self._applies(t, c, v, step):
                 self._enter(t, c, c.step + 1)
                 continue
             if step.tenant is not None and c.origin is None and step.tenant != t.name:
                 self._overflow(t, c)
                 return
-            c.need = step.min_level if step.agents == SKILLED else 0
             c.step_until = self._step_end(c, step)
             if step.agents in RESERVING and c.step < len(steps):
                 a = self._target(t, c, v, step)
@@ -619,6 +629,9 @@ class Engine:
                 if a.has_room() and fits(rules, a, c):
                     self._assign(t, c, v, a, kind)
                     return
+                if at_once and c.step < 0:
+                    self._enter(t, c, 0)
+                    continue
                 c.reserved_for, c.reserve_kind, c.reserve_until = a.id, kind, c.step_until
                 if c.reserve_until:
                     t.timers.push(c.reserve_until, RESERVE, c.seq, c.key)
@@ -628,6 +641,9 @@ class Engine:
             if a2 is not None:
                 self._assign(t, c, v, a2, None)
                 return
+            if at_once and c.step < 0:
+                self._enter(t, c, 0)
+                continue
             if step.predictive and self._predicted_late(t, c, self._entry(c)):
                 self._enter(t, c, c.step + 1)  # at once: it would wait too long here
                 continue
@@ -646,6 +662,8 @@ class Engine:
     def _predict(self, t: Tenant) -> None:
         """Chats waiting in a predictive step whose estimated wait has grown
         past what is left of the step move on now, in service order."""
+        if not t.predictive:
+            return
         chats = t.chats
         due = []
         for key in list(t.predictive):
@@ -656,7 +674,9 @@ class Engine:
             elif self._predicted_late(t, c, c.qkey):
                 due.append(c)
         for c in sorted(due, key=lambda c: c.qkey):  # type: ignore[arg-type, return-value]
-            if c.status == WAITING and c.key in t.predictive:
+            # (a move before may have assigned chats ahead of it: late still?)
+            if (c.status == WAITING and c.key in t.predictive and c.qkey is not None
+                    and self._predicted_late(t, c, c.qkey)):
                 del t.predictive[c.key]
                 self._move_on(t, c)
 
@@ -730,7 +750,10 @@ class Engine:
         position = t.rank(entry)
         if c.place == 0:  # queued for the first time: the place its wait is measured by
             c.place = t.eta_place(c, entry, position)[1]
-        if c.origin is None and self.rules.may_overflow(t.name):
+            c.queued_since = t.now
+        # (a transferred chat waits for its target first: [overflow] after_s
+        # bounds it again from its first routing step on)
+        if c.origin is None and c.step >= 0 and self.rules.may_overflow(t.name):
             t.timers.push(c.t0 + self.rules.overflow_ms(t.visitors[c.visitor].page),
                           OVERFLOW, c.seq, c.key)
         if announce:
@@ -756,7 +779,7 @@ class Engine:
             c = chats.get(key)
             if c is None or c.status != WAITING:
                 continue
-            if by_value and c.origin is None:
+            if by_value and c.origin is None and c.step >= 0:
                 # the page's class sets the overflow wait: a timer at the new one
                 # (one set for the old page finds it not yet due, and does nothing);
                 # one already past overflows the chat with this event

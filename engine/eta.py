@@ -1,12 +1,12 @@
 """The estimated wait of a queued chat, from how fast the tenant's queue moves.
 
 A tenant measures its queue's pace live: for each chat that waited and was
-then assigned, the seconds it waited per place it had in the queue when it
-was queued, averaged over recent event time (an exponentially weighted
+then assigned, the seconds it waited in the queue per place it had there
+when it was first queued, averaged over recent event time (an exponentially weighted
 ratio, time constant ``[assignment] eta_window_s``). The estimate of a chat
 at position N is N times that pace. The pace is kept for the tenant's common
-order and for each skill whose chats wait in their own queue (a required
-skill, or a skilled routing step). Until ``MIN_SAMPLES`` chats have been
+order and for each required skill, whose chats wait in their own queue.
+Until ``MIN_SAMPLES`` chats have been
 measured the estimate falls back to N × ``eta_handle_s`` ÷ the tenant's
 online capacity.
 

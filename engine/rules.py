@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from engine.hours import Hours, HoursError, check_hours, hours_of
-from engine.steps import ANY, KINDS, SKILLED, Step, derived, transfer_step
+from engine.steps import ANY, KINDS, SKILLED, TRANSFER, Step, derived, transfer_step
 
 POLICIES = ("priority", "value", "fifo_round_robin", "least_loaded", "longest_idle")
 MODES = ("human_only", "human_first", "robot_first", "robot_only")
@@ -227,6 +227,18 @@ def _value_class(key: str, v: object) -> dict[str, float]:
 
 
 STEP_KEYS = ("name", "agents", "timeout_s", "min_level", "predictive", "tenant")
+#: the longest time a routing step or a transfer may wait, in seconds (a year:
+#: its deadline must stay a 64-bit integer of milliseconds when persisted)
+MAX_WAIT_S = 31_536_000.0
+
+
+def _wait_s(key: str, v: object) -> float:
+    """A step's or a transfer's time: 0 (no bound) or at least a millisecond."""
+    x = _number(0)(key, v)
+    if x and not 0.001 <= x <= MAX_WAIT_S:
+        raise RulesError(f"rules: key '{key}' must be 0 or a number of seconds from 0.001 "
+                         f"to {MAX_WAIT_S:g}, got {_show(v)}")
+    return x
 
 
 def _step(key: str, v: object) -> dict[str, Any]:
@@ -242,7 +254,10 @@ def _step(key: str, v: object) -> dict[str, Any]:
             raise RulesError(f"rules: key '{key}.{k}' is missing")
     out: dict[str, Any] = {"name": _string(f"{key}.name", v["name"]),
                            "agents": _choice(KINDS)(f"{key}.agents", v["agents"])}
-    out["timeout_s"] = _number(0)(f"{key}.timeout_s", v.get("timeout_s", 0.0))
+    if out["name"] == TRANSFER or len(out["name"]) > 128:
+        raise RulesError(f"rules: key '{key}.name' must be a name of at most 128 characters "
+                         f"other than {TRANSFER!r} (a transfer's own step), got {_show(v['name'])}")
+    out["timeout_s"] = _wait_s(f"{key}.timeout_s", v.get("timeout_s", 0.0))
     if out["agents"] == SKILLED:
         out["min_level"] = _int(1)(f"{key}.min_level", v.get("min_level", 1))
     elif "min_level" in v:
@@ -308,7 +323,7 @@ SPEC: dict[str, Any] = {
         "offline_grace_s": _number(0),
         "eta_handle_s": _number(0, lo_open=True),
         "eta_window_s": _number(0, lo_open=True),
-        "transfer_wait_s": _number(0),
+        "transfer_wait_s": _wait_s,
         "weights": {k: _number(0) for k in DEFAULTS["assignment"]["weights"]},
     },
     "overflow": {"enabled": _bool, "after_s": _number(0), "tenants": _strings},
@@ -529,10 +544,12 @@ def parse_rules(data: Mapping[str, Any] | None = None) -> Rules:
         if not v["loyalty"]:
             loyalty = (0.0, 0.0, 0.0)
     routing = tree["routing"]
-    steps = tuple(_step_of(d, tree["platform"]) for d in routing["steps"]) or derived(
+    steps = tuple(_step_of(f"routing.steps[{i}]", d, tree["platform"])
+                  for i, d in enumerate(routing["steps"])) or derived(
         tree["policy"] in ("priority", "value"), round(a["exclusive_wait_s"] * 1000),
         round(a["sticky_wait_s"] * 1000))
-    tenant_steps = {name: tuple(_step_of(d, tree["platform"]) for d in r["steps"])
+    tenant_steps = {name: tuple(_step_of(f"routing.tenants.{name}.steps[{i}]", d,
+                                         tree["platform"]) for i, d in enumerate(r["steps"]))
                     for name, r in routing["tenants"].items()}
     return Rules(
         data=tree,
@@ -593,11 +610,12 @@ def parse_rules(data: Mapping[str, Any] | None = None) -> Rules:
     )
 
 
-def _step_of(d: dict[str, Any], platform: str) -> Step:
+def _step_of(key: str, d: dict[str, Any], platform: str) -> Step:
     tenant = d.get("tenant")
     if tenant is not None and tenant != platform:
-        raise RulesError(f"rules: step {d['name']!r}: tenant {tenant!r} is not the platform "
-                         f"tenant {platform!r} (a chat overflows to the platform only)")
+        raise RulesError(f"rules: key '{key}.tenant' must be the platform tenant "
+                         f"{platform!r} (a chat overflows to the platform only), got "
+                         f"{_show(tenant)}")
     return Step(d["name"], d["agents"], round(d["timeout_s"] * 1000), d.get("min_level", 1),
                 d["predictive"], tenant)
 

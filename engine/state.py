@@ -140,8 +140,8 @@ class Chat:
     __slots__ = (
         "key", "id", "origin", "seq", "visitor", "t0", "status", "skill", "agent", "accepted",
         "offer_until", "excluded", "reserved_for", "reserve_kind", "reserve_until", "to",
-        "mode", "units", "step", "step_since", "transfer_to", "place", "base", "qkey", "need",
-        "step_until",
+        "mode", "units", "step", "step_since", "transfer_to", "place", "queued_since", "base",
+        "qkey", "need", "step_until",
     )
 
     def __init__(self, key: str, chat_id: str, seq: int, visitor: str, t0: int) -> None:
@@ -171,6 +171,7 @@ class Chat:
         # its place in the queue when first queued (0: not yet; -1: assigned
         # since, or never queued): its wait measures the queue's pace (engine/eta.py)
         self.place = 0
+        self.queued_since = t0  # when it was first queued (its measured wait starts)
         # derived, not persisted
         self.base = 0.0
         self.qkey: tuple[float, int, str] | None = None
@@ -197,7 +198,7 @@ class Chat:
             "reserve_kind": self.reserve_kind, "reserve_until": self.reserve_until,
             "to": self.to, "mode": self.mode, "units": self.units, "step": self.step,
             "step_since": self.step_since, "transfer_to": self.transfer_to,
-            "place": self.place,
+            "place": self.place, "queued_since": self.queued_since,
         }
 
     @classmethod
@@ -212,4 +213,5 @@ class Chat:
         c.step, c.step_since = r.get("step", 0), r.get("step_since", c.t0)
         c.transfer_to = r.get("transfer_to")
         c.place = r.get("place", -1)
+        c.queued_since = r.get("queued_since", c.t0)
         return c

@@ -146,12 +146,13 @@ class Tenant:
 
     def measured(self, c: Chat) -> None:
         """Chat ``c``, queued once at ``c.place``, is assigned for the first
-        time now: its wait goes into its pace."""
+        time now: its wait in the queue (not its time with the bot, nor at the
+        merchant it overflowed from) goes into its pace."""
         key = c.skill if self.rules.requires(c.skill) else None
         pace = self.paces.get(key)
         if pace is None:
             pace = self.paces[key] = QueuePace()
-        pace.measured(self.now, self.now - c.t0, c.place, self.rules.eta_window_ms)
+        pace.measured(self.now, self.now - c.queued_since, c.place, self.rules.eta_window_ms)
 
     def all_queues(self) -> Iterator[WaitQueue]:
         """Every queue of waiting chats: shared or per skill, and reserved."""

@@ -358,7 +358,8 @@ class ChatServerModel:
     def _check_transfer(self, step: Step, ev: Obj, held_by: AgentKey | None) -> None:
         """A chat.transferred from the agent holding it takes the chat from
         them: its chat.requeued (``transferred``), then, for the same cause,
-        the chat's chat.queued or chat.assigned. From anyone else (a chat
+        the chat's chat.queued or chat.assigned (or its chat.overflowed, where
+        its next routing step names the platform). From anyone else (a chat
         unknown, waiting, ended or held by another agent) it gives no output."""
         own = [o for o in step.outputs if o.get("cause") == ev["id"]]
         if held_by is None:
@@ -378,9 +379,11 @@ class ChatServerModel:
                     and mine[0]["why"] == "transferred", step,
                     "a chat transferred by the agent holding it is requeued (transferred)",
                     mine[0] if mine else None)
-        self._check(len(mine) > 1 and mine[1]["type"] in ("chat.queued", "chat.assigned"),
+        self._check(len(mine) > 1 and mine[1]["type"] in ("chat.queued", "chat.assigned",
+                                                          "chat.overflowed"),
                     step, "a chat.requeued is followed, for the same cause, by the chat's "
-                    "chat.queued or chat.assigned", mine[1] if len(mine) > 1 else mine[0])
+                    "chat.queued, chat.assigned or (a routing step naming the platform) "
+                    "chat.overflowed", mine[1] if len(mine) > 1 else mine[0])
 
     def _check_hours(self, step: Step, ev: Obj, c: Chat) -> None:
         """Outside its hours a tenant's new chat goes to the bot or is closed;

@@ -91,3 +91,20 @@ def test_a_predictive_step_is_left_at_the_event_that_makes_the_wait_too_long() -
     moved = [o["chat"] for o in of(out, "chat.overflowed")]
     assert moved == ["c3", "c4"] and all(o["cause"] == away["id"] for o in out)
     assert d.engine.tenants["shop"].order() == ["c2"]
+
+
+def test_the_pace_counts_the_wait_in_the_queue_not_the_time_with_the_bot() -> None:
+    b = EventBuilder()
+    d = Driver({"modes": {"default": "robot_first"}, "assignment": {"eta_handle_s": 600.0}})
+    d.feed(b.agent("a1", capacity=1))
+    d.feed(b.request("v0", "c0"), b.escalate("c0"))  # a1 takes it
+    for i in range(1, 3 + MIN_SAMPLES):
+        d.feed(b.request(f"v{i}", f"c{i}"))
+        b.wait(299)  # 5 minutes with the bot
+        d.feed(b.escalate(f"c{i}"))  # queued behind the one a1 holds
+        b.wait(9)
+        d.feed(b.end(f"c{i - 1}"))  # 10 s in the queue at place 1
+    d.feed(b.request("vx", "cx"))
+    b.wait(299)
+    q = one(d.feed(b.escalate("cx")), "chat.queued")
+    assert q["position"] == 1 and q["eta_s"] == 10  # 10 s a place, not 310

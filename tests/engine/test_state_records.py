@@ -47,12 +47,12 @@ def test_chat_record_round_trips_every_persisted_field() -> None:
     c.origin, c.skill, c.reserved_for, c.reserve_kind, c.reserve_until = (
         "M", "sales", "a1", "sticky", 9)
     c.excluded = ["a0"]
-    c.step, c.step_since, c.transfer_to, c.place = -1, 8, "a2", 3
+    c.step, c.step_since, c.transfer_to, c.place, c.queued_since = -1, 8, "a2", 3, 6
     r = c.to_record()
     assert list(r) == ["id", "origin", "seq", "visitor", "t0", "status", "skill", "agent",
                        "accepted", "offer_until", "excluded", "reserved_for", "reserve_kind",
                        "reserve_until", "to", "mode", "units", "step", "step_since",
-                       "transfer_to", "place"]
+                       "transfer_to", "place", "queued_since"]
     back = Chat.from_record("M/c1", r)
     assert back.to_record() == r and back.excluded is not c.excluded and back.key == "M/c1"
 
@@ -60,10 +60,11 @@ def test_chat_record_round_trips_every_persisted_field() -> None:
 def test_a_chat_record_written_before_routing_steps_reads_as_in_its_first_step() -> None:
     c = Chat("c1", "c1", 7, "v1", 5)
     r = c.to_record()
-    for key in ("step", "step_since", "transfer_to", "place"):
+    for key in ("step", "step_since", "transfer_to", "place", "queued_since"):
         del r[key]
     back = Chat.from_record("c1", r)
-    assert (back.step, back.step_since, back.transfer_to, back.place) == (0, 5, None, -1)
+    assert (back.step, back.step_since, back.transfer_to, back.place, back.queued_since) == (
+        0, 5, None, -1, 5)
 
 
 def test_agent_record_round_trips_presence_and_capacity() -> None:

@@ -60,7 +60,11 @@ def test_rules_read_steps_and_a_tenants_own_list() -> None:
     ([{"name": "x", "agents": "any", "predictive": True}], "needs a timeout_s > 0"),
     ([{"name": "x", "agents": "any", "wait": 3}], "unknown key 'routing.steps[0].wait'"),
     ([{"name": "x", "agents": "any"}, {"name": "x", "agents": "any"}], "repeats the step name"),
-    ([{"name": "x", "agents": "any", "tenant": "elsewhere"}], "is not the platform tenant"),
+    ([{"name": "x", "agents": "any", "tenant": "elsewhere"}],
+     "key 'routing.steps[0].tenant' must be the platform tenant"),
+    ([{"name": "transfer", "agents": "any"}], "other than 'transfer'"),
+    ([{"name": "x", "agents": "any", "timeout_s": 0.0001}], "must be 0 or a number of seconds"),
+    ([{"name": "x", "agents": "any", "timeout_s": 1e12}], "must be 0 or a number of seconds"),
     ([{"name": "x", "agents": "skilled", "min_level": 0}], "must be an integer >= 1"),
     ({"name": "x"}, "must be a list of tables"),
 ])
@@ -252,3 +256,37 @@ def test_steps_apply_under_a_baseline_policy_too() -> None:
     out = d.feed(b.request("v1", "c1", skill="sales"))
     assert types(out) == ["chat.queued"]
     assert of(d.feed(b.clock(ts=b.now + 30_000)), "chat.assigned", step="anyone")
+
+
+def test_a_reserving_step_after_a_skilled_one_does_not_keep_its_skill_level() -> None:
+    """The visitor's last agent (level 1) is held for them after the experts' step."""
+    rules = steps_rules({"name": "experts", "agents": "skilled", "min_level": 3, "timeout_s": 10},
+                        {"name": "mine", "agents": "last", "timeout_s": 60},
+                        {"name": "anyone", "agents": "any"}, modes={"default": "human_only"})
+    b, d = EventBuilder(), Driver(rules)
+    d.feed(b.agent("L", capacity=1, skills={"s": 1}))
+    d.feed(b.request("v1", "c0"), b.end("c0"))  # L served v1 (no skill: experts skipped)
+    d.feed(b.agent("E", capacity=1, skills={"s": 3}), b.request("vx", "cx", skill="s"))
+    d.feed(b.request("vy", "cy"))  # L busy
+    d.feed(b.agent("G", capacity=1))  # free, without the skill
+    d.feed(b.request("v1", "c1", skill="s"))
+    b.wait(10)
+    assert d.feed(b.clock()) == []  # on to "mine": held for L, not given to G
+    a = one(d.feed(b.end("cy")), "chat.assigned", chat="c1")
+    assert (a["agent"], a["step"], a["reason"]) == ("L", "mine", "sticky")
+
+
+def test_a_transfer_after_a_skilled_step_reaches_an_agent_below_its_level() -> None:
+    """The transfer's target needs no level; a restored engine agrees."""
+    from engine import Engine
+    rules = steps_rules({"name": "experts", "agents": "skilled", "min_level": 3},
+                        modes={"default": "human_only"})
+    b, d = EventBuilder(), Driver(rules)
+    d.feed(b.agent("x", capacity=1, skills={"s": 3}), b.agent("bob", capacity=1,
+                                                               skills={"s": 1}))
+    d.feed(b.request("v1", "c1", skill="s"))
+    restored = Engine.restore(d.engine.rules, d.engine.snapshot())
+    move = b.transfer("c1", "x", to_agent="bob")
+    for eng in (d.engine, restored):
+        a = one(eng.apply(move), "chat.assigned")
+        assert (a["agent"], a["reason"], a["step"]) == ("bob", "transfer", "transfer")

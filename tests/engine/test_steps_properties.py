@@ -96,9 +96,9 @@ def test_moving_between_steps_keeps_priority_and_place(r: Rules, events: list[di
     for i, ev in enumerate(events):
         before = _waiting(eng)
         order_before = {t.name: t.order() for t in eng.tenants.values()}
-        eng.apply(validate(ev), i)
-        if ev["type"] in REKEYING:
-            continue
+        out = eng.apply(validate(ev), i)
+        if ev["type"] in REKEYING or any(o["type"] == "chat.overflowed" for o in out):
+            continue  # (a chat handed over brings its visitor's priority to the platform)
         after = _waiting(eng)
         for k in before.keys() & after.keys():
             assert before[k] == after[k], f"{k} re-keyed by {ev['type']}"

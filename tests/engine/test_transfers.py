@@ -100,3 +100,42 @@ def test_the_target_declining_sends_the_chat_through_the_tenants_steps() -> None
     a = one(out, "chat.assigned", chat="c1")
     # neither the agent who handed it over nor the one who declined
     assert (a["agent"], a["step"]) == (third, "any")
+
+
+def test_no_transfer_wait_gives_the_target_the_chat_only_if_free_now() -> None:
+    b = EventBuilder()
+    d = Driver({**HUMANS, "assignment": {"transfer_wait_s": 0}})
+    d.feed(b.agent("ann", capacity=1), b.agent("bob", capacity=1), b.agent("cy", capacity=1))
+    held = {one(d.feed(b.request(f"v{i}", f"c{i}")), "chat.assigned")["agent"]: f"c{i}"
+            for i in range(2)}
+    free = ({"ann", "bob", "cy"} - set(held)).pop()
+    frm, to = sorted(held)
+    out = d.feed(b.transfer(held[frm], frm, to_agent=to))  # the target is busy: anyone
+    a = one(out, "chat.assigned")
+    assert (a["agent"], a["step"]) == (free, "any")
+    out = d.feed(b.transfer(held[to], to, to_skill="nobody"))  # nobody has it: anyone
+    assert one(out, "chat.assigned")["agent"] == frm
+
+
+def test_a_transferred_chat_waits_for_its_target_before_the_overflow_bound() -> None:
+    """Served past [overflow] after_s, a transferred chat waits for its agent;
+    the bound applies again when it reaches the tenant's steps."""
+    b = EventBuilder()
+    d = Driver({**HUMANS, "overflow": {"enabled": True, "after_s": 120},
+                "assignment": {"transfer_wait_s": 30}})
+    d.feed(b.agent("ann", capacity=1), b.agent("bob", capacity=1))
+    first = one(d.feed(b.request("v1", "c1")), "chat.assigned")["agent"]
+    other = "bob" if first == "ann" else "ann"
+    d.feed(b.request("v2", "c2"))  # the other agent is busy
+    b.wait(300)
+    out = d.feed(b.transfer("c1", first, to_agent=other))
+    assert types(out) == ["chat.requeued", "chat.queued"]
+    out = d.feed(b.end("c2"))
+    assert one(out, "chat.assigned", chat="c1")["agent"] == other
+    # a second one, whose target stays busy: overflows when the transfer wait ends
+    d.feed(b.request("v3", "c3"))
+    b.wait(200)
+    out = d.feed(b.transfer("c3", first, to_agent=other))
+    assert types(out) == ["chat.requeued", "chat.queued"]
+    b.wait(30)
+    assert types(d.feed(b.clock()))[0] == "chat.overflowed"
