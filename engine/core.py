@@ -122,9 +122,7 @@ class Engine:
             t = self._tenant(name, ts)
         if not t.ids.admit(eid, ts if ts > t.now else t.now):
             return out  # a duplicate
-        # predictive steps are checked at the first input of each second of the
-        # tenant's time and at every agent.state (what takes capacity away)
-        due_check = ts // 1000 > t.now // 1000 or event["type"] == "agent.state"
+        before = t.now
         self._advance(t, ts)
         etype = event["type"]
         if etype == "page.viewed":  # nine events in ten: no dict lookup
@@ -136,10 +134,12 @@ class Engine:
             # a deadline the event itself left behind (a chat requeued after its
             # overflow bound): it fires now, not at the tenant's next event
             self._advance(t, t.now)
-        if due_check:
+        # predictive steps are checked at the first input of each second of the
+        # tenant's time and at every agent.state (what takes capacity away)
+        if self.rules.predictive and (ts // 1000 > before // 1000 or etype == "agent.state"):
             self._predict(t)
             p = self.tenants.get(self.rules.platform)
-            if p is not None and p is not t and p.predictive and self.handoff == handover.INLINE:
+            if p is not None and p is not t and self.handoff == handover.INLINE:
                 self._predict(p)  # a chat handed over inline went ahead of its chats
         return out
 
@@ -152,9 +152,9 @@ class Engine:
         # it their chats at the deadline, before its own clock moves on to ts
         platform = self.rules.platform
         for t in sorted(self.tenants.values(), key=lambda t: t.name == platform):
-            due_check = ts // 1000 > t.now // 1000
+            before = t.now
             self._advance(t, ts)
-            if due_check:
+            if self.rules.predictive and ts // 1000 > before // 1000:
                 self._predict(t)
         if ts > self.now:
             self.now = ts
@@ -610,8 +610,10 @@ class Engine:
             c.step = 0  # derived steps: windows from arrival, looked at from the first
         # a transfer with no time to wait: its target takes the chat now or not at all
         at_once = c.step < 0 and not rules.transfer_wait_ms
+        n = len(steps)
         while True:
-            step = self._step(t, c)
+            i = c.step
+            step = steps[i] if 0 <= i < n else rules.step_at(t.name, i, c.transfer_to)
             # the least skill level the step asks (the checks of ``_applies`` use it)
             c.need = step.min_level if step.agents == SKILLED else 0
             if c.step < len(steps) and not self._applies(t, c, v, step):
@@ -685,12 +687,12 @@ class Engine:
         return self.rules.step_at(t.name, c.step, c.transfer_to)
 
     def _enter(self, t: Tenant, c: Chat, index: int) -> None:
-        """The chat moves to step ``index`` (nothing is emitted)."""
+        """The chat moves to step ``index`` (nothing is emitted; ``_route``,
+        which follows, notes the chat changed)."""
         if index == 0 and c.step < 0:
             c.transfer_to = None
         c.step = index
         c.step_since = t.now
-        self._note_chat(t, c)
 
     def _step_end(self, c: Chat, step: Step) -> int:
         """When the chat's time in ``step`` is up (0: never)."""

@@ -432,6 +432,7 @@ class Rules:
     steps: tuple[Step, ...]  # every tenant's but those with their own
     tenant_steps: dict[str, tuple[Step, ...]]
     steps_given: bool  # [[routing.steps]] named; else derived from the older keys
+    predictive: bool  # some step is predictive (the engine checks them then only)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # pickled field by field into the constructor: compiled by mypyc, a
@@ -607,6 +608,7 @@ def parse_rules(data: Mapping[str, Any] | None = None) -> Rules:
         steps=steps,
         tenant_steps=tenant_steps,
         steps_given=bool(routing["steps"]),
+        predictive=any(s.predictive for ss in (steps, *tenant_steps.values()) for s in ss),
     )
 
 
