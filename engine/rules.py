@@ -260,6 +260,9 @@ def _step(key: str, v: object) -> dict[str, Any]:
     out["timeout_s"] = _wait_s(f"{key}.timeout_s", v.get("timeout_s", 0.0))
     if out["agents"] == SKILLED:
         out["min_level"] = _int(1)(f"{key}.min_level", v.get("min_level", 1))
+        if out["min_level"] > 5:
+            raise RulesError(f"rules: key '{key}.min_level' must be a skill level 1-5, got "
+                             f"{_show(v['min_level'])}")
     elif "min_level" in v:
         raise RulesError(f"rules: key '{key}.min_level' applies to agents = \"skilled\" only")
     out["predictive"] = _bool(f"{key}.predictive", v.get("predictive", False))
@@ -286,8 +289,13 @@ def _steps(key: str, v: object) -> list[dict[str, Any]]:
 
 
 def _tenant_routing(key: str, v: object) -> dict[str, Any]:
-    if type(v) is not dict or set(v) != {"steps"}:
+    if type(v) is not dict:
         raise RulesError(f"rules: key '{key}' must be a table with steps, got {_show(v)}")
+    for k in v:
+        if k != "steps":
+            raise RulesError(f"rules: unknown key '{key}.{k}' (expected steps)")
+    if "steps" not in v:
+        raise RulesError(f"rules: key '{key}.steps' is missing")
     steps = _steps(f"{key}.steps", v["steps"])
     if not steps:
         raise RulesError(f"rules: key '{key}.steps' must name at least one step")

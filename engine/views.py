@@ -136,6 +136,7 @@ def queue_rows(engine: Engine, tenant: str) -> tuple[int, list[dict[str, Any]]] 
             "waited_ms": max(0, t.now - c.t0),
             "priority": priority_at(engine.rules, c, t.now),
             "reserved_for": c.reserved_for, "origin": c.origin,
+            "step": engine.rules.step_at(t.name, c.step, c.transfer_to).name,
         }
         if weights:
             units = row["units"] = units_of(engine.rules, c.skill)

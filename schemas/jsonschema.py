@@ -300,7 +300,7 @@ def _view_schemas() -> dict[str, Schema]:
     waiting = _obj({
         "chat": s, "visitor": s, "position": cnt, "eta_s": cnt, "skill": _n(s),
         "page": _n(s), "waited_ms": cnt, "priority": num, "reserved_for": _n(s),
-        "origin": _n(s)})
+        "origin": _n(s), "step": {**s, "description": "the routing step it waits in"}})
     agent = _obj({"agent": s, "status": _STATUS, "load": cnt, "capacity": cnt,
                   "skills": {"type": "object", "additionalProperties": {"type": "integer"}},
                   "chats": {"type": "array", "items": s}})

@@ -28,7 +28,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
         description="`routeq rules check FILE`: validate a rules file (errors name the key; "
         "exit 2) and print its hash, the one every chat.assigned carries and serve and "
         "worker print at start. `routeq rules show [FILE]`: the rules in force, every key "
-        "with its default filled in, as TOML (the built-in rules without FILE).",
+        "with its default filled in, as TOML (the built-in rules without FILE). Every key "
+        "and what it does: examples/rules.toml; routing steps ([[routing.steps]]: the "
+        "targets a waiting chat widens through, predictive overflow) and transfers "
+        "(chat.transferred, [assignment] transfer_wait_s): README, 'Routing steps'.",
     )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     check = actions.add_parser("check", help="validate a rules file and print its hash")

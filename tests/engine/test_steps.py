@@ -66,6 +66,7 @@ def test_rules_read_steps_and_a_tenants_own_list() -> None:
     ([{"name": "x", "agents": "any", "timeout_s": 0.0001}], "must be 0 or a number of seconds"),
     ([{"name": "x", "agents": "any", "timeout_s": 1e12}], "must be 0 or a number of seconds"),
     ([{"name": "x", "agents": "skilled", "min_level": 0}], "must be an integer >= 1"),
+    ([{"name": "x", "agents": "skilled", "min_level": 6}], "must be a skill level 1-5"),
     ({"name": "x"}, "must be a list of tables"),
 ])
 def test_bad_steps_are_refused_naming_the_key(steps: object, message: str) -> None:
@@ -76,8 +77,10 @@ def test_bad_steps_are_refused_naming_the_key(steps: object, message: str) -> No
 def test_a_tenant_table_needs_steps() -> None:
     with pytest.raises(RulesError, match="must name at least one step"):
         parse_rules({"routing": {"tenants": {"acme": {"steps": []}}}})
-    with pytest.raises(RulesError, match="must be a table with steps"):
-        parse_rules({"routing": {"tenants": {"acme": {"agents": "any"}}}})
+    with pytest.raises(RulesError, match=r"unknown key 'routing.tenants.acme.step' \(expected"):
+        parse_rules({"routing": {"tenants": {"acme": {"step": []}}}})
+    with pytest.raises(RulesError, match="key 'routing.tenants.acme.steps' is missing"):
+        parse_rules({"routing": {"tenants": {"acme": {}}}})
 
 
 # ------------------------------------------------------------ step kinds

@@ -34,13 +34,17 @@ def test_the_guides_events_do_what_it_says(tmp_path: Path) -> None:
         for out in client.outputs(last_event_id="0", query="?tenant=shop-1"):  # from 0
             got.append((out.type, out.data.get("chat"), out.data.get("agent"),
                         out.data.get("why")))
-            if out.type == "chat.abandoned":
+            if out.type == "chat.queued" and out.data.get("chat") == "c-3":
                 break
         assert got == [("chat.assigned", "c-1", "anna", None),
                        ("chat.assigned", "c-2", "anna", None),
                        ("chat.requeued", "c-2", "anna", "declined"),
                        ("chat.queued", "c-2", None, None),
-                       ("chat.abandoned", "c-2", None, None)]
+                       ("chat.abandoned", "c-2", None, None),
+                       ("chat.assigned", "c-3", "anna", None),
+                       ("chat.requeued", "c-3", "anna", "transferred"),
+                       ("chat.queued", "c-3", None, None)]
+        assert client.get("/v1/chats/c-3?tenant=shop-1")["step"] == "transfer"
         [anna] = client.get("/v1/agents?tenant=shop-1")["agents"]
         assert (anna["status"], anna["capacity"], anna["skills"]) == (
             "online", 3, {"presales": 4, "after_sales": 2})  # away and back kept them
