@@ -26,14 +26,23 @@ def test_a_transfer_to_a_free_agent_assigns_at_once_keeping_the_arrival() -> Non
     assert a["priority"] >= first["priority"]  # the same base, aged
 
 
-def test_a_transfer_waits_for_a_busy_agent_then_anyone_after_the_transfer_wait() -> None:
+def two_of_three_busy(transfer_wait_s: float) -> tuple[EventBuilder, Driver, dict[str, str],
+                                                       str, str, str]:
+    """Agents ann, bob and cy (one chat each at most), two of them holding a
+    chat: (builder, driver, agent -> chat held, the free agent, the busy
+    agent who will transfer, the busy agent it goes to)."""
     b = EventBuilder()
-    d = Driver({**HUMANS, "assignment": {"transfer_wait_s": 20}})
+    d = Driver({**HUMANS, "assignment": {"transfer_wait_s": transfer_wait_s}})
     d.feed(b.agent("ann", capacity=1), b.agent("bob", capacity=1), b.agent("cy", capacity=1))
     held = {one(d.feed(b.request(f"v{i}", f"c{i}")), "chat.assigned")["agent"]: f"c{i}"
             for i in range(2)}
     free = ({"ann", "bob", "cy"} - set(held)).pop()
     frm, to = sorted(held)
+    return b, d, held, free, frm, to
+
+
+def test_a_transfer_waits_for_a_busy_agent_then_anyone_after_the_transfer_wait() -> None:
+    b, d, held, free, frm, to = two_of_three_busy(20)
     out = d.feed(b.transfer(held[frm], frm, to_agent=to))
     # the chat waits for its busy agent: not for the free one, nor back to the one
     # who handed it over (who is free now too)
@@ -103,13 +112,7 @@ def test_the_target_declining_sends_the_chat_through_the_tenants_steps() -> None
 
 
 def test_no_transfer_wait_gives_the_target_the_chat_only_if_free_now() -> None:
-    b = EventBuilder()
-    d = Driver({**HUMANS, "assignment": {"transfer_wait_s": 0}})
-    d.feed(b.agent("ann", capacity=1), b.agent("bob", capacity=1), b.agent("cy", capacity=1))
-    held = {one(d.feed(b.request(f"v{i}", f"c{i}")), "chat.assigned")["agent"]: f"c{i}"
-            for i in range(2)}
-    free = ({"ann", "bob", "cy"} - set(held)).pop()
-    frm, to = sorted(held)
+    b, d, held, free, frm, to = two_of_three_busy(0)
     out = d.feed(b.transfer(held[frm], frm, to_agent=to))  # the target is busy: anyone
     a = one(out, "chat.assigned")
     assert (a["agent"], a["step"]) == (free, "any")
