@@ -112,9 +112,9 @@ class Feed(threading.Thread):
         self.sent = 0
 
     def run(self) -> None:
-        from kafka import KafkaProducer
+        from streams.cli.produce import ordered_producer
 
-        producer = KafkaProducer(bootstrap_servers=self.broker, linger_ms=5, acks=1)
+        producer = ordered_producer(self.broker)
         dumps = orjson.dumps
         now = int(time.time() * 1000)
         for t in self.tenants:
@@ -289,10 +289,9 @@ def stats(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def load_state(address: str, topic: str, tenants: list[str], visitors: int,
                chats: int) -> int:
-    from kafka import KafkaProducer
+    from streams.cli.produce import ordered_producer
 
-    producer = KafkaProducer(bootstrap_servers=address, linger_ms=20, acks=1,
-                             batch_size=1 << 20)
+    producer = ordered_producer(address, linger_ms=20, batch_size=1 << 20)
     now = int(time.time() * 1000)
     n = 0
     for t in tenants:

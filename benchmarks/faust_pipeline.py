@@ -102,10 +102,9 @@ class Workers:
 
 
 def producer(address: str) -> Any:
-    from kafka import KafkaProducer
+    from streams.cli.produce import ordered_producer
 
-    return KafkaProducer(bootstrap_servers=address, linger_ms=5, batch_size=1 << 20,
-                         max_request_size=8 << 20, acks=1)
+    return ordered_producer(address, batch_size=1 << 20, max_request_size=8 << 20)
 
 
 def output_times(address: str, topic: str, expected: int, timeout: float) -> list[Any]:

@@ -116,13 +116,24 @@ def produce(lines: Iterator[bytes], producer: Any, topic: str, rate: float = 0.0
     return sent
 
 
-def main(args: argparse.Namespace) -> int:
+def ordered_producer(bootstrap: str, **options: Any) -> Any:
+    """A kafka-python producer that keeps each partition's messages in the
+    order sent. With ``acks=1`` kafka-python turns its idempotence off, and
+    then a request retried (a slow broker, a timeout) while later ones are in
+    flight lands after them: a tenant's events out of order. One request in
+    flight per connection keeps the order; a retry may still write a batch
+    twice (at least once), which the engine's event ids make harmless."""
     from kafka import KafkaProducer
 
+    config: dict[str, Any] = {"linger_ms": 5, "acks": 1,
+                              "max_in_flight_requests_per_connection": 1, **options}
+    return KafkaProducer(bootstrap_servers=bootstrap, **config)
+
+
+def main(args: argparse.Namespace) -> int:
     s = settings_from(args)
     ensure_topics(s)
-    producer = KafkaProducer(bootstrap_servers=s.bootstrap, linger_ms=5,
-                             batch_size=1 << 20, max_request_size=8 << 20, acks=1)
+    producer = ordered_producer(s.bootstrap, batch_size=1 << 20, max_request_size=8 << 20)
     t0 = time.perf_counter()
     try:
         n = produce(lines_of(args.trace), producer, s.input_topic, args.rate,

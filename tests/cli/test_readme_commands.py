@@ -339,13 +339,12 @@ def check_serve(r: Readme, cmd: Command, p: Running) -> None:
 
 def check_worker(r: Readme, cmd: Command, p: Running) -> None:
     """Routing: a chat produced to its input topic comes out assigned."""
-    from kafka import KafkaProducer
-
+    from streams.cli.produce import ordered_producer
     from streams.kafka.settings import ensure_topics, settings_from
 
     s = settings_from(parsed(cmd, r.substitute(cmd.text)))
     ensure_topics(s)
-    producer = KafkaProducer(bootstrap_servers=s.bootstrap, acks=1)
+    producer = ordered_producer(s.bootstrap)
     try:
         for ev in probe_events("readme-worker"):
             producer.send(s.input_topic, key=ev["tenant"].encode(), value=orjson.dumps(ev))

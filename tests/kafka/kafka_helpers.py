@@ -35,13 +35,11 @@ class Worker(kafka_cluster.Worker):
 
 
 def produce(topics: Topics, path: Path, pack: int = 1, rate: float = 0.0) -> int:
-    from kafka import KafkaProducer
-
-    from streams.cli.produce import lines_of
+    from streams.cli.produce import lines_of, ordered_producer
     from streams.cli.produce import produce as send_all
 
     topics.create()
-    producer = KafkaProducer(bootstrap_servers=topics.broker, linger_ms=5, acks=1)
+    producer = ordered_producer(topics.broker)
     try:
         return send_all(lines_of(str(path)), producer, topics.input, rate, pack)
     finally:
