@@ -554,20 +554,13 @@ class Engine:
         if c.status != ASSIGNED or c.agent != ev["agent"]:
             return  # not theirs to hand over: nothing changes
         a = t.agents[ev["agent"]]
-        self._release(t, a, c)
-        c.excluded.append(a.id)  # handed away: not back to them
         c.transfer_to = ev.get("to_agent")
         skill = ev.get("to_skill")
         if skill is not None:
             c.skill = skill
-        c.step = -1
+        c.step = -1  # the transfer's own step first
         c.step_since = t.now
-        out = self._head(t, "chat.requeued", c)
-        out["chat"] = c.id
-        out["agent"] = a.id
-        out["why"] = "transferred"
-        self._out.append(out)
-        self._route(t, c, t.visitors[c.visitor])
+        self._requeue(t, c, "transferred")
         self._fill(t, a)
 
     def _on_chat_ended(self, t: Tenant, ev: Event) -> None:
@@ -616,14 +609,14 @@ class Engine:
             step = steps[i] if 0 <= i < n else rules.step_at(t.name, i, c.transfer_to)
             # the least skill level the step asks (the checks of ``_applies`` use it)
             c.need = step.min_level if step.agents == SKILLED else 0
-            if c.step < len(steps) and not self._applies(t, c, v, step):
+            if i < n and not self._applies(t, c, v, step):
                 self._enter(t, c, c.step + 1)
                 continue
             if step.tenant is not None and c.origin is None and step.tenant != t.name:
                 self._overflow(t, c)
                 return
             c.step_until = self._step_end(c, step)
-            if step.agents in RESERVING and c.step < len(steps):
+            if step.agents in RESERVING and i < n:
                 a = self._target(t, c, v, step)
                 assert a is not None  # it applies
                 kind = "transfer" if c.step < 0 else (
@@ -908,8 +901,8 @@ class Engine:
     def _requeue(self, t: Tenant, c: Chat, why: str) -> None:
         a = t.agents[c.agent]  # type: ignore[index]
         self._release(t, a, c)
-        if why in ("declined", "offer_timeout"):
-            c.excluded.append(a.id)
+        if why in ("declined", "offer_timeout", "transferred"):
+            c.excluded.append(a.id)  # never offered to them again
         out = self._head(t, "chat.requeued", c)
         out["chat"] = c.id
         out["agent"] = a.id
