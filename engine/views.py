@@ -112,6 +112,8 @@ def chat(engine: Engine, tenant: str, chat: str) -> dict[str, Any] | None:
             view["reserve_kind"] = c.reserve_kind
     elif c.status == ASSIGNED:
         view.update(agent=c.agent, accepted=c.accepted)
+    elif c.status == BOT:
+        view["mode"] = c.mode
     return view
 
 

@@ -344,6 +344,9 @@ def _view_schemas() -> dict[str, Schema]:
             "position": cnt, "queue_length": cnt, "eta_s": cnt, "priority": num,
             "step": {**s, "description": "the routing step a waiting chat is in"},
             "reserved_for": s, "reserve_kind": s, "agent": s, "accepted": {"type": "boolean"},
+            "mode": {"type": "string", "enum": ["human_first", "robot_first", "robot_only"],
+                     "description": "a chat with the bot: the mode it was opened in "
+                     "(robot_only: bot.escalated is ignored)"},
             "ended_ms": {**cnt, "description": "when it ended or was abandoned (event time; "
                          "the last 100,000 chats that ended are kept)"},
         }, ("tenant", "chat", "state")),

@@ -679,6 +679,8 @@ def _objective_words(text: str, sl: float) -> str:
 #: what a history holds, in words: key of ``holds`` -> (one, many)
 HOLDS: dict[str, tuple[str, str]] = {
     "declined offers": ("offer an agent declined", "offers agents declined"),
+    "chats given back after being accepted": ("chat its agent declined after accepting it",
+                                              "chats their agents declined after accepting them"),
     "offers timed out": ("offer nobody answered in time", "offers nobody answered in time"),
     "timer ticks after the deadline": ("clock event that fired a timer late",
                                        "clock events that fired timers late"),

@@ -27,6 +27,9 @@ From the endogenous events each chat keeps what was observed about it:
 - how each offer was answered (accepted after a delay, declined, left to time
   out), replayed on the chat's offers in order; later offers are accepted
   after the chat's last observed delay;
+- where an agent gave a chat back during its service (transferred it, or
+  declined it after accepting it): how long the service had run, replayed on
+  the same service;
 - what the bot did (resolved, ended or escalated after a delay);
 - whether an order followed. The chance of an order after a served chat is
   modelled as ``p(page) * exp(-wait / tau)``, fitted to the trace by maximum
@@ -94,7 +97,7 @@ class Obs:
     __slots__ = ("tenant", "chat", "visitor", "page", "t_req", "entered", "status", "human",
                  "wait_ms", "handle_ms", "start_t", "offers", "offer_t", "patience_ms",
                  "abandon", "end", "bot", "bot_t", "order", "end_t", "open_ms",
-                 "survived_ms", "assignments", "cuts", "transfers", "agent")
+                 "survived_ms", "assignments", "cuts", "given_back", "agent")
 
     def __init__(self, tenant: str, chat: str, visitor: str, page: str | None, t: int) -> None:
         self.tenant = tenant
@@ -128,8 +131,9 @@ class Obs:
         # agent went away or offline (it was cut, not ended: longer than that)
         self.cuts: dict[int, int] = {}
         # n -> (how long the service begun by the n-th assignment ran before its
-        # agent transferred the chat, to whom, to which skill)
-        self.transfers: dict[int, tuple[int, str | None, str | None]] = {}
+        # agent gave the chat back: the input that did (chat.transferred, to
+        # whom, to which skill; or chat.declined after accepting it))
+        self.given_back: dict[int, tuple[int, str, str | None, str | None]] = {}
         self.agent = ""  # who holds it, or has it offered, now
 
     def waited_ms(self) -> int:
@@ -339,6 +343,12 @@ class _Reader:
                     self.declines = True
                 o.offer_t = -1
                 return DROP
+            if (typ == "chat.declined" and o is not None and o.status == ASSIGNED
+                    and ev["agent"] == o.agent):
+                # declined after accepting it: the agent gives it back mid-chat
+                self._count("chats given back after being accepted")
+                o.given_back[o.assignments - 1] = (ts - o.start_t, typ, None, None)
+                return DROP
             self._count("events that changed nothing (kept for their time)")
             return KEEP
         if typ == "chat.transferred":
@@ -349,14 +359,17 @@ class _Reader:
                 if o.offer_t >= 0:  # handed on before any answer to the offer
                     o.offers.append(("transfer", ts - o.offer_t))
                     o.offer_t = -1
-                o.transfers[o.assignments - 1] = (ts - o.start_t, ev.get("to_agent"),
-                                                  ev.get("to_skill"))
+                o.given_back[o.assignments - 1] = (ts - o.start_t, typ, ev.get("to_agent"),
+                                                   ev.get("to_skill"))
                 return DROP
             self._count("events that changed nothing (kept for their time)")
             return KEEP
         if typ == "bot.escalated":
             o = self.chats.get((tenant, ev["chat"]))
-            if o is not None and o.status == BOT:
+            view = views.chat(self.engine, tenant, ev["chat"]) if o is not None else None
+            # (a robot_only chat stays with the bot: the escalation changes nothing)
+            if o is not None and o.status == BOT and view is not None \
+                    and view.get("mode") != "robot_only":
                 o.bot = ("escalate", ts - o.bot_t, False)
                 o.entered = ts
                 return DROP
@@ -516,9 +529,11 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
     fd, exo_path = tempfile.mkstemp(prefix="routeq-whatif-", suffix=".jsonl", dir=workdir)
     events = exo_n = rejected = duplicates = 0
     t_end = span[0]
-    last_ts = -1  # the previous event's time, and how many events the
-    endo_at_ts = 0  # re-simulation re-creates came at that time since it changed,
-    clocks_at_ts = 0  # and of the clock events (which it re-creates where on time)
+    # per tenant: its previous event's time, how many events the re-simulation
+    # re-creates came at that time since it changed, and how many clock events
+    # (which it re-creates where on time)
+    at_ts: dict[str | None, list[int]] = {}
+    last_ts = -1
     ties: dict[int, int] = {}
     ties_clocks: dict[int, int] = {}
     bufs: list[bytes] = []
@@ -549,20 +564,22 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
                 ts = ev["ts"]
                 if ts > t_end:
                     t_end = ts
-                if ts != last_ts:
-                    last_ts, endo_at_ts, clocks_at_ts = ts, 0, 0
+                last_ts = ts
+                tie = at_ts.get(tenant)
+                if tie is None or tie[0] != ts:
+                    tie = at_ts[tenant] = [ts, 0, 0]
                 keep = reader.classify(ev)
                 # decoded, as it was before the engine saw it: no candidate checks it again
                 kept = orjson.dumps(ev) if keep else b""
                 if keep == DROP:
-                    endo_at_ts += 1
+                    tie[1] += 1
                 elif ev["type"] == "clock":
-                    clocks_at_ts += 1
+                    tie[2] += 1
                 else:
-                    if endo_at_ts:
-                        ties[exo_n] = endo_at_ts
-                    if endo_at_ts + clocks_at_ts:
-                        ties_clocks[exo_n] = endo_at_ts + clocks_at_ts
+                    if tie[1]:
+                        ties[exo_n] = tie[1]
+                    if tie[1] + tie[2]:
+                        ties_clocks[exo_n] = tie[1] + tie[2]
                 outs = engine.apply(ev, offset)
                 if recorded_outs is not None:
                     recorded_outs.check(offset, outs)
@@ -854,11 +871,13 @@ class Replay:
         self.rules = rules
         self.seed = seed
         self.switches = list(trace.deployments) if recorded else []
-        self.tie_ts, self.tie_done = -1, 0  # own events emitted at a tie's time
+        # own events emitted at a tie: its (tenant, time), and how many
+        self.tie: tuple[str | None, int] = (None, -1)
+        self.tie_done = 0
         self.engine = Engine(rules, track_changes=False)
         self.collector = Figures(t0=trace.t0, t1=trace.t1, wrap_up_ms=rules.wrap_up_ms,
                                  tenants=trace.tenants)
-        self.heap: list[tuple[int, int, Callable[[int, Any], None], Any]] = []
+        self.heap: list[tuple[int, int, str, Callable[[int, Any], None], Any]] = []
         self._seq = itertools.count()
         self.offset = 0
         self.n_ids = 0
@@ -878,8 +897,8 @@ class Replay:
             "chat.abandoned": self._on_abandoned,
         }
 
-    def _push(self, t: int, action: Callable[[int, Any], None], arg: Any) -> None:
-        heapq.heappush(self.heap, (t, next(self._seq), action, arg))
+    def _push(self, t: int, tenant: str, action: Callable[[int, Any], None], arg: Any) -> None:
+        heapq.heappush(self.heap, (t, next(self._seq), tenant, action, arg))
 
     def _id(self) -> str:
         self.n_ids += 1
@@ -896,7 +915,7 @@ class Replay:
             while switches and switches[0][0] <= index:
                 _, before, new = switches.pop(0)
                 while heap and heap[0][0] <= before:  # what came before it, under the old
-                    t, _, action, arg = pop(heap)
+                    t, _, _, action, arg = pop(heap)
                     action(t, arg)
                 self.engine = Engine.restore(new, self.engine.snapshot(), track_changes=False)
             n += 1
@@ -909,30 +928,41 @@ class Replay:
                 continue  # on time: the engine's own deadlines clock it here
             ts = ev["ts"]
             while heap and heap[0][0] < ts:
-                t, _, action, arg = pop(heap)
+                t, _, _, action, arg = pop(heap)
                 action(t, arg)
-            # at a tie, as many of the re-simulation's own events go first as did
-            # in the history
             first = ties.get(index, 0)
             if first:
-                if self.tie_ts != ts:
-                    self.tie_ts, self.tie_done = ts, 0
-                while heap and heap[0][0] == ts and self.tie_done < first:
-                    t, _, action, arg = pop(heap)
-                    before = self.offset
-                    action(t, arg)
-                    self.tie_done += self.offset - before
+                self._tie(ev.get("tenant"), ts, first)
             self.emit(ev)
         # the trace ends at its last event: what it had not seen happen by
         # then (a chat still waiting or held) does not happen here either
         end = self.trace.t_end
         while heap and heap[0][0] <= end:
-            t, _, action, arg = pop(heap)
+            t, _, _, action, arg = pop(heap)
             action(t, arg)
         if tick is not None and n:
             tick(n)
         self.collector.end_at(end)
         return self.collector.summary()
+
+    def _tie(self, tenant: str | None, ts: int, first: int) -> None:
+        """At a tie, as many of the re-simulation's own events of the tenant go
+        first as did in the history (tenants' times differ where events came
+        late, so ties are counted per tenant)."""
+        if self.tie != (tenant, ts):
+            self.tie, self.tie_done = (tenant, ts), 0
+        heap, pop = self.heap, heapq.heappop
+        others: list[tuple[int, int, str, Callable[[int, Any], None], Any]] = []
+        while heap and heap[0][0] == ts and self.tie_done < first:
+            item = pop(heap)
+            if item[2] != tenant:
+                others.append(item)
+                continue
+            before = self.offset
+            item[3](ts, item[4])
+            self.tie_done += self.offset - before
+        for item in others:
+            heapq.heappush(heap, item)
 
     def emit(self, ev: dict[str, Any]) -> None:
         if ev["type"] == "chat.requested":
@@ -969,7 +999,7 @@ class Replay:
             d = self.engine.next_deadline(name)
             if d is not None and (name, d) not in self.clocks:
                 self.clocks.add((name, d))
-                self._push(d + lag, self._clock, name)
+                self._push(d + lag, name, self._clock, name)
 
     # ------------------------------------------------------------ reactions
 
@@ -983,7 +1013,7 @@ class Replay:
             if not math.isinf(p):
                 c.gave_up_at = c.entered + int(p)
         if c.gave_up_at >= 0:  # (again: patience may have run out while it was offered)
-            self._push(max(c.gave_up_at, o["ts"]), self._give_up, c)
+            self._push(max(c.gave_up_at, o["ts"]), c.tenant, self._give_up, c)
 
     def _on_assigned(self, c: _Chat, o: dict[str, Any]) -> None:
         t = o["ts"]
@@ -1000,19 +1030,19 @@ class Replay:
         kind, delay = seen[c.offers] if c.offers < len(seen) else ("accept", c.draws.accept_ms)
         c.offers += 1
         if kind == "accept":
-            self._push(t + delay, self._accept, (c, c.gen, c.offers - 1))
+            self._push(t + delay, c.tenant, self._accept, (c, c.gen, c.offers - 1))
         elif kind == "decline":
-            self._push(t + delay, self._decline, (c, c.gen))
+            self._push(t + delay, c.tenant, self._decline, (c, c.gen))
         elif kind == "end":  # the chat ended (the visitor left) before an answer
-            self._push(t + delay, self._end, (c, c.gen))
+            self._push(t + delay, c.tenant, self._end, (c, c.gen))
         elif kind == "transfer":  # handed on before an answer
-            self._push(t + delay, self._transfer, (c, c.gen, c.offers - 1))
+            self._push(t + delay, c.tenant, self._give_back, (c, c.gen, c.offers - 1))
         # "none": the offer times out (the engine's timer)
 
     def _on_to_bot(self, c: _Chat, o: dict[str, Any]) -> None:
         c.status = BOT
         c.gen += 1
-        self._push(o["ts"] + c.draws.bot[1], self._bot_done, (c, c.gen))
+        self._push(o["ts"] + c.draws.bot[1], c.tenant, self._bot_done, (c, c.gen))
 
     def _on_requeued(self, c: _Chat, o: dict[str, Any]) -> None:
         if c.status != CLOSED:
@@ -1049,19 +1079,20 @@ class Replay:
 
     def _serve(self, c: _Chat, t: int, n: int) -> None:
         """The service the chat's ``n``-th assignment begins at ``t``: it ends
-        after its handle time, or its agent transfers it where the trace's did."""
-        moved = c.obs.transfers.get(n) if c.obs is not None else None
-        if moved is not None:
-            self._push(t + moved[0], self._transfer, (c, c.gen, n))
+        after its handle time, or its agent gives it back (transfers it or
+        declines it) where the trace's did."""
+        back = c.obs.given_back.get(n) if c.obs is not None else None
+        if back is not None:
+            self._push(t + back[0], c.tenant, self._give_back, (c, c.gen, n))
         else:
-            self._push(t + self._handle(c, n), self._end, (c, c.gen))
+            self._push(t + self._handle(c, n), c.tenant, self._end, (c, c.gen))
 
-    def _transfer(self, t: int, arg: tuple[_Chat, int, int]) -> None:
+    def _give_back(self, t: int, arg: tuple[_Chat, int, int]) -> None:
         c, gen, n = arg
         if c.gen != gen or c.status != ASSIGNED or c.obs is None:
             return
-        _, to_agent, to_skill = c.obs.transfers[n]
-        ev: dict[str, Any] = {"type": "chat.transferred", "id": self._id(), "ts": t,
+        _, typ, to_agent, to_skill = c.obs.given_back[n]
+        ev: dict[str, Any] = {"type": typ, "id": self._id(), "ts": t,
                               "tenant": c.tenant, "chat": c.key[1], "agent": c.agent}
         if to_agent is not None:
             ev["to_agent"] = to_agent
@@ -1103,7 +1134,7 @@ class Replay:
             return
         d = c.draws
         if d.u_order < _order_chance(self.trace, obs.page or "", c.wait_ms):
-            self._push(t + d.delay, self._order, (c, d.amount))
+            self._push(t + d.delay, c.tenant, self._order, (c, d.amount))
 
     def _order(self, t: int, arg: tuple[_Chat, float]) -> None:
         c, amount = arg

@@ -86,3 +86,13 @@ def test_the_dashboard_says_its_times_are_utc(server: Server) -> None:
     status, script = server.get("/static/dashboard.js", None)
     assert status == 200 and '" UTC"' in script
     assert "admin token" not in script or "its own" in script
+
+
+def test_a_chat_with_the_bot_says_its_mode(server: Server) -> None:
+    """With no agent online a human_first chat goes to the bot; its view says
+    which mode it came in, so a chat server knows bot.escalated will work."""
+    status, ans = server.post(TOKEN_B, [
+        ev("chat.requested", "bm-1", 30_000, "shopB", visitor="v-bm", chat="botchat")])
+    assert status == 200 and ans["accepted"] == 1, ans
+    status, view = server.get("/v1/chats/botchat", TOKEN_B)
+    assert status == 200 and view["state"] == "bot" and view["mode"] == "human_first", view

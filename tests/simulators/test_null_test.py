@@ -261,6 +261,10 @@ WRITTEN = {
     "reused_id": None,  # a chat id requested again after its chat ended: a new chat
     "transfer": None,   # to an agent, to a skill no agent has, to another agent's skill
     "transfer_acc": "acc",  # the same with offers accepted
+    "giveback": None,   # chats declined by their agent after accepting them
+    "reused_bot": "bot",  # a bot chat escalated, ended and requested again, all at once
+    "late_tenants": None,  # one tenant's events late behind its clock, another's on time
+    "robot_only": "robot_only",  # an escalation the engine ignores (robot_only)
 }
 
 
