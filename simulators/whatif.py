@@ -63,6 +63,7 @@ import os
 import random
 import tempfile
 import time
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,6 +180,10 @@ class Trace:
     # exogenous event index -> how many events the re-simulation re-creates came
     # at that same time before it in the history (the order of a tie)
     ties: dict[int, int] = field(default_factory=dict)
+    # exogenous event index -> an earlier time than its own: later events (of
+    # tenants whose clocks are behind) come at that time, so the re-simulation's
+    # own events go first only where they are earlier than that
+    behind: dict[int, int] = field(default_factory=dict)
     tenants: tuple[str, ...] = ()  # the figures cover these tenants (none named: all)
     # what the history holds that the closed-loop simulator does not do by
     # itself (counts; the null test names them as likely causes)
@@ -536,6 +541,7 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
     last_ts = -1
     ties: dict[int, int] = {}
     ties_clocks: dict[int, int] = {}
+    exo_ts = array("q")  # each kept event's time
     bufs: list[bytes] = []
     try:
         with os.fdopen(fd, "wb") as exo:
@@ -568,13 +574,17 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
                 tie = at_ts.get(tenant)
                 if tie is None or tie[0] != ts:
                     tie = at_ts[tenant] = [ts, 0, 0]
+                clock = ev["type"] == "clock"
+                due = engine.next_deadline(tenant) if clock else None
                 keep = reader.classify(ev)
                 # decoded, as it was before the engine saw it: no candidate checks it again
                 kept = orjson.dumps(ev) if keep else b""
                 if keep == DROP:
                     tie[1] += 1
-                elif ev["type"] == "clock":
-                    tie[2] += 1
+                elif clock:
+                    # only a clock that fires a timer is re-created where on time
+                    if due is not None and due <= ts:
+                        tie[2] += 1
                 else:
                     if tie[1]:
                         ties[exo_n] = tie[1]
@@ -589,6 +599,7 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
                     reader.output(o)
                 if keep:
                     exo_n += 1
+                    exo_ts.append(ts)
                     bufs.append(kept)
                     if len(bufs) >= 8192:
                         exo.write(b"\n".join(bufs) + b"\n")
@@ -613,6 +624,7 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
     trace.timer_lag_ms = _timer_lag(reader, path, simulated)
     # on time, the history's clock events are re-created by the re-simulation's
     trace.ties = ties_clocks if trace.timer_lag_ms == 0 else ties
+    trace.behind = _behind(exo_ts)
     if recorded_outs is not None:
         trace.unexplained = recorded_outs.verdict()
     trace.tenants = tuple(tenants)
@@ -627,6 +639,22 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
     trace.recorded = col.summary()
     trace.read_s = time.perf_counter() - started
     return trace
+
+
+def _behind(times: array[int]) -> dict[int, int]:
+    """Index -> the earliest time at or after it, where that is earlier than
+    its own (the sparse suffix minimum: one tenant's clock ahead of another's)."""
+    behind: dict[int, int] = {}
+    if not times:
+        return behind
+    low = times[-1]
+    for i in range(len(times) - 1, -1, -1):
+        ts = times[i]
+        if ts < low:
+            low = ts
+        elif low < ts:
+            behind[i] = low
+    return behind
 
 
 def _timer_lag(reader: _Reader, path: str, simulated: bool | None) -> int:
@@ -911,6 +939,7 @@ class Replay:
         n = 0
         switches = self.switches
         ties = self.trace.ties
+        behind = self.trace.behind
         for index, line in enumerate(_lines(Path(self.trace.exo))):
             while switches and switches[0][0] <= index:
                 _, before, new = switches.pop(0)
@@ -927,7 +956,8 @@ class Replay:
             if self.lag == 0 and ev["type"] == "clock":
                 continue  # on time: the engine's own deadlines clock it here
             ts = ev["ts"]
-            while heap and heap[0][0] < ts:
+            until = behind.get(index, ts) if behind else ts
+            while heap and heap[0][0] < until:
                 t, _, _, action, arg = pop(heap)
                 action(t, arg)
             first = ties.get(index, 0)

@@ -265,6 +265,7 @@ WRITTEN = {
     "reused_bot": "bot",  # a bot chat escalated, ended and requested again, all at once
     "late_tenants": None,  # one tenant's events late behind its clock, another's on time
     "robot_only": "robot_only",  # an escalation the engine ignores (robot_only)
+    "tenant_ahead": None,  # a tenant's clock ahead of another's still sending at its time
 }
 
 
