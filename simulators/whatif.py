@@ -911,6 +911,7 @@ class Replay:
         self.n_ids = 0
         self.chats: dict[tuple[str, str], _Chat] = {}
         self.again: dict[tuple[str, str], int] = {}  # ids requested again after their end
+        self.by_visitor: dict[tuple[str, str], list[_Chat]] = {}  # (tenant, visitor) -> chats
         self.clocks: set[tuple[str, int]] = set()
         # offers are answered one by one as the history answered them where it
         # answered any (a decline requeues a chat even without acceptance)
@@ -975,6 +976,20 @@ class Replay:
         self.collector.end_at(end)
         return self.collector.summary()
 
+    def _closed(self, ev: dict[str, Any]) -> None:
+        """The chats an end closed are closed here too, and what was planned
+        for them is void (a visitor leaving ends every chat they have open)."""
+        tenant = ev["tenant"]
+        if ev["type"] == "visitor.left":
+            named = self.by_visitor.get((tenant, ev["visitor"]), [])
+        else:
+            one = self.chats.get((tenant, ev["chat"]))
+            named = [one] if one is not None else []
+        for c in named:
+            if c.status != CLOSED and not views.is_open(self.engine, c.tenant, c.key[1]):
+                c.status = CLOSED
+                c.gen += 1
+
     def _tie(self, tenant: str | None, ts: int, first: int) -> None:
         """At a tie, as many of the re-simulation's own events of the tenant go
         first as did in the history (tenants' times differ where events came
@@ -1019,7 +1034,11 @@ class Replay:
                     obs = self.trace.chats.get(which)
                     c = self.chats[key] = _Chat(key, obs,
                                                 _Draws(self.trace, obs, which, self.seed), o["ts"])
+                    if obs is not None:
+                        self.by_visitor.setdefault((key[0], obs.visitor), []).append(c)
                 f(c, o)
+        if ev["type"] in ("visitor.left", "chat.ended"):
+            self._closed(ev)
         lag = self.lag
         if lag < 0:  # no clock in the history: timers fire at the next event
             return

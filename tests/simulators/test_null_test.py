@@ -266,6 +266,7 @@ WRITTEN = {
     "late_tenants": None,  # one tenant's events late behind its clock, another's on time
     "robot_only": "robot_only",  # an escalation the engine ignores (robot_only)
     "tenant_ahead": None,  # a tenant's clock ahead of another's still sending at its time
+    "left_two": None,   # a visitor leaving two chats, then asking again with one's id
 }
 
 
