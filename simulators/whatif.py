@@ -180,10 +180,10 @@ class Trace:
     # exogenous event index -> how many events the re-simulation re-creates came
     # at that same time before it in the history (the order of a tie)
     ties: dict[int, int] = field(default_factory=dict)
-    # exogenous event index -> an earlier time than its own: later events (of
-    # tenants whose clocks are behind) come at that time, so the re-simulation's
-    # own events go first only where they are earlier than that
-    behind: dict[int, int] = field(default_factory=dict)
+    # exogenous event index -> tenant -> an earlier time than its own: the
+    # tenant's later events come at that time (its clock is behind another's),
+    # so its own events in the re-simulation go first only where earlier
+    behind: dict[int, dict[str, int]] = field(default_factory=dict)
     tenants: tuple[str, ...] = ()  # the figures cover these tenants (none named: all)
     # what the history holds that the closed-loop simulator does not do by
     # itself (counts; the null test names them as likely causes)
@@ -541,7 +541,9 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
     last_ts = -1
     ties: dict[int, int] = {}
     ties_clocks: dict[int, int] = {}
-    exo_ts = array("q")  # each kept event's time
+    exo_ts = array("q")  # each kept event's time, and its tenant's number
+    exo_tenant = array("i")
+    numbers: dict[str | None, int] = {None: -1}
     bufs: list[bytes] = []
     try:
         with os.fdopen(fd, "wb") as exo:
@@ -600,6 +602,7 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
                 if keep:
                     exo_n += 1
                     exo_ts.append(ts)
+                    exo_tenant.append(numbers.setdefault(tenant, len(numbers) - 1))
                     bufs.append(kept)
                     if len(bufs) >= 8192:
                         exo.write(b"\n".join(bufs) + b"\n")
@@ -624,7 +627,7 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
     trace.timer_lag_ms = _timer_lag(reader, path, simulated)
     # on time, the history's clock events are re-created by the re-simulation's
     trace.ties = ties_clocks if trace.timer_lag_ms == 0 else ties
-    trace.behind = _behind(exo_ts)
+    trace.behind = _behind(exo_ts, exo_tenant, [n for n in numbers if n is not None])
     if recorded_outs is not None:
         trace.unexplained = recorded_outs.verdict()
     trace.tenants = tuple(tenants)
@@ -641,19 +644,29 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
     return trace
 
 
-def _behind(times: array[int]) -> dict[int, int]:
-    """Index -> the earliest time at or after it, where that is earlier than
-    its own (the sparse suffix minimum: one tenant's clock ahead of another's)."""
-    behind: dict[int, int] = {}
-    if not times:
-        return behind
-    low = times[-1]
+def _behind(times: array[int], tenants: array[int],
+            names: list[str]) -> dict[int, dict[str, int]]:
+    """Index -> tenant -> the earliest time of the tenant's events at or after
+    it, where that is earlier than the event's own (one tenant's clock ahead of
+    another's). An event for every tenant (-1: a server's clock) is each one's."""
+    behind: dict[int, dict[str, int]] = {}
+    big = 2**63 - 1
+    lows = [big] * len(names)  # per tenant, the earliest from here on
+    every = big  # of events for every tenant
+    low = big  # the earliest of all
     for i in range(len(times) - 1, -1, -1):
         ts = times[i]
+        n = tenants[i]
+        if n < 0:
+            if ts < every:
+                every = ts
+        elif ts < lows[n]:
+            lows[n] = ts
         if ts < low:
             low = ts
         elif low < ts:
-            behind[i] = low
+            behind[i] = {name: min(lows[k], every) for k, name in enumerate(names)
+                         if min(lows[k], every) < ts}
     return behind
 
 
@@ -957,10 +970,13 @@ class Replay:
             if self.lag == 0 and ev["type"] == "clock":
                 continue  # on time: the engine's own deadlines clock it here
             ts = ev["ts"]
-            until = behind.get(index, ts) if behind else ts
-            while heap and heap[0][0] < until:
-                t, _, _, action, arg = pop(heap)
-                action(t, arg)
+            lows = behind.get(index) if behind else None
+            if lows is None:
+                while heap and heap[0][0] < ts:
+                    t, _, _, action, arg = pop(heap)
+                    action(t, arg)
+            else:
+                self._before(ts, lows)
             first = ties.get(index, 0)
             if first:
                 self._tie(ev.get("tenant"), ts, first)
@@ -975,6 +991,21 @@ class Replay:
             tick(n)
         self.collector.end_at(end)
         return self.collector.summary()
+
+    def _before(self, ts: int, lows: dict[str, int]) -> None:
+        """The own events before ``ts``, except those of a tenant whose later
+        events in the history come no later than them (its clock is behind)."""
+        heap, pop = self.heap, heapq.heappop
+        held: list[tuple[int, int, str, Callable[[int, Any], None], Any]] = []
+        while heap and heap[0][0] < ts:
+            item = pop(heap)
+            low = lows.get(item[2])
+            if low is not None and item[0] >= low:
+                held.append(item)
+            else:
+                item[3](item[0], item[4])
+        for item in held:
+            heapq.heappush(heap, item)
 
     def _closed(self, ev: dict[str, Any]) -> None:
         """The chats an end closed are closed here too, and what was planned

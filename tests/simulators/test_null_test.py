@@ -267,6 +267,7 @@ WRITTEN = {
     "robot_only": "robot_only",  # an escalation the engine ignores (robot_only)
     "tenant_ahead": None,  # a tenant's clock ahead of another's still sending at its time
     "left_two": None,   # a visitor leaving two chats, then asking again with one's id
+    "behind_other": None,  # a chat's end before its id is reused; another tenant behind
 }
 
 
