@@ -10,6 +10,7 @@ chat), so the numbers do not depend on the number of processes or their order.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -145,6 +146,9 @@ def run_all(trace: Trace, runs: list[Run], jobs: int | None = None,
         else:
             _TRACE = trace
             _DONE = ctx.Value("q", 0) if bar is not None else None
+            # the forked workers share the trace's pages until written: kept out
+            # of the cyclic collector's passes, which would copy every one
+            gc.freeze()
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
                 pending = {pool.submit(_work, i, run) for i, run in enumerate(todo)}
                 while pending:
@@ -158,6 +162,7 @@ def run_all(trace: Trace, runs: list[Run], jobs: int | None = None,
                         bar.set_postfix(done=f"{sum(r is not None for r in results)}/{n}",
                                         refresh=False)
     finally:
+        gc.unfreeze()
         _TRACE = None
         _DONE = None
         if bar is not None:

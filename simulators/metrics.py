@@ -163,10 +163,12 @@ class Collector:
         self.agents: dict[tuple[str, str], tuple[str, int, dict[str, int]]] = {}
         self.held: dict[tuple[str, str], int] = {}
         # wrap-up: an ended chat's units stay busy this long (the rules', or
-        # the agent's own from agent.state); a heap of (until, tenant, agent, units)
+        # the agent's own from agent.state); per tenant, a heap of (until,
+        # agent, units), given back when that tenant's time passes ``until``
+        # (each tenant has its own clock: another's later events do not)
         self.wrap_up_ms = wrap_up_ms
         self.agent_wrap: dict[tuple[str, str], int] = {}
-        self.wrapping: list[tuple[int, str, str, int]] = []
+        self.wrapping: dict[str, list[tuple[int, str, int]]] = {}
         self.first_ts: int | None = None
         self.last_ts: int | None = None
         self.outcomes: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
@@ -198,7 +200,12 @@ class Collector:
     def event(self, ev: dict[str, Any]) -> None:
         ts = ev["ts"]
         if self.wrapping:
-            self._unwrap(ts)
+            tenant = ev.get("tenant")
+            if tenant is not None:
+                self._unwrap(tenant, ts)
+            else:  # a clock for every tenant
+                for name in list(self.wrapping):
+                    self._unwrap(name, ts)
         if self.first_ts is None:
             self.first_ts = ts
         if self.last_ts is None or ts > self.last_ts:
@@ -209,7 +216,7 @@ class Collector:
 
     def output(self, o: dict[str, Any]) -> None:
         if self.wrapping:
-            self._unwrap(o["ts"])
+            self._unwrap(o["tenant"], o["ts"])
         f = self._on_output.get(o["type"])
         if f is not None:
             f(o)
@@ -240,18 +247,23 @@ class Collector:
         key = (c.agent_tenant, c.agent)
         wrap = self.agent_wrap.get(key, self.wrap_up_ms)
         if wrap > 0:
-            heapq.heappush(self.wrapping, (ts + wrap, c.agent_tenant, c.agent, c.units))
+            heap = self.wrapping.get(c.agent_tenant)
+            if heap is None:
+                heap = self.wrapping[c.agent_tenant] = []
+            heapq.heappush(heap, (ts + wrap, c.agent, c.units))
         else:
             self._hold(c.agent_tenant, c.agent, -c.units, ts)
 
-    def _unwrap(self, now: int) -> None:
-        """The wrap-ups over by ``now`` give their units back, each at its time."""
-        wrapping = self.wrapping
-        while wrapping and wrapping[0][0] <= now:
-            until, tenant, agent, units = heapq.heappop(wrapping)
+    def _unwrap(self, tenant: str, now: int) -> None:
+        """The tenant's wrap-ups over by ``now`` give their units back, each at its time."""
+        heap = self.wrapping.get(tenant)
+        while heap and heap[0][0] <= now:
+            until, agent, units = heapq.heappop(heap)
             self._hold(tenant, agent, -units, until)
 
     def _hold(self, tenant: str, agent: str, delta: int, now: int) -> None:
+        if self.wrapping:
+            self._unwrap(tenant, now)
         t = self._tally(tenant)
         self._integrate(t, now)
         t.held += delta
@@ -522,8 +534,8 @@ class Collector:
     def summary(self) -> dict[str, Any]:
         """``{"overall": {...}, "tenants": {name: {...}}}``; see the module doc."""
         end = self.last_ts if self.last_ts is not None else 0
-        if self.wrapping:
-            self._unwrap(end)
+        for name in list(self.wrapping):
+            self._unwrap(name, end)
         for t in self.tenants.values():
             self._integrate(t, end)
         tallies = {name: t for name, t in sorted(self.tenants.items()) if self._in(name)}

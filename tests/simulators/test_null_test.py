@@ -268,6 +268,7 @@ WRITTEN = {
     "tenant_ahead": None,  # a tenant's clock ahead of another's still sending at its time
     "left_two": None,   # a visitor leaving two chats, then asking again with one's id
     "behind_other": None,  # a chat's end before its id is reused; another tenant behind
+    "wrap_behind": None,  # a wrap-up ending in a tenant's future, another tenant ahead
 }
 
 
