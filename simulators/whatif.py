@@ -86,6 +86,10 @@ TAU_GRID_S = (15.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 240.0, 360.0, 600.0, 1
 NEW, BOT, WAITING, ASSIGNED, CLOSED = range(5)
 # what the reader does with an input event (``_Reader.classify``)
 DROP, KEEP = range(2)
+LAST = 2**62  # at equal times after the events planned at a line of the history
+#: a planned action: (time, line of the history it re-creates, order planned,
+#: tenant, action, its argument)
+_Item = tuple[int, int, int, str, Callable[[int, Any], None], Any]
 
 
 class TraceError(ValueError):
@@ -98,7 +102,7 @@ class Obs:
     __slots__ = ("tenant", "chat", "visitor", "page", "t_req", "entered", "status", "human",
                  "wait_ms", "handle_ms", "start_t", "offers", "offer_t", "patience_ms",
                  "abandon", "end", "bot", "bot_t", "order", "end_t", "open_ms",
-                 "survived_ms", "assignments", "cuts", "given_back", "agent")
+                 "survived_ms", "assignments", "cuts", "given_back", "agent", "close")
 
     def __init__(self, tenant: str, chat: str, visitor: str, page: str | None, t: int) -> None:
         self.tenant = tenant
@@ -136,6 +140,9 @@ class Obs:
         # whom, to which skill; or chat.declined after accepting it))
         self.given_back: dict[int, tuple[int, str, str | None, str | None]] = {}
         self.agent = ""  # who holds it, or has it offered, now
+        # (time, line) of the event that closed it in the history: at equal
+        # times the re-simulation closes chats in that order
+        self.close = (-1, -1)
 
     def waited_ms(self) -> int:
         """The longest the visitor was seen waiting without giving up: to the
@@ -288,6 +295,7 @@ class _Reader:
         self.on_time = 0  # clock events at the deadline due (a simulation's)
         self.late_own = 0  # a tenant's own clock events after a deadline due
         self.seen: dict[str, int] = {}
+        self.line = -1  # the history's line being read
         self.react: dict[str, Callable[[Obs, dict[str, Any]], None]] = {
             "chat.queued": self._queued, "chat.assigned": self._assigned,
             "chat.requeued": self._requeued, "chat.to_bot": self._to_bot,
@@ -410,6 +418,7 @@ class _Reader:
         self.seen[what] = self.seen.get(what, 0) + 1
 
     def _end(self, o: Obs, ts: int, how: tuple[str, bool]) -> None:
+        o.close = (ts, self.line)
         if o.status == ASSIGNED:
             if how[0] == "visitor.left":
                 self._count("visitors leaving in the middle of a chat")
@@ -578,6 +587,7 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
                     tie = at_ts[tenant] = [ts, 0, 0]
                 clock = ev["type"] == "clock"
                 due = engine.next_deadline(tenant) if clock else None
+                reader.line = line_no
                 keep = reader.classify(ev)
                 # decoded, as it was before the engine saw it: no candidate checks it again
                 kept = orjson.dumps(ev) if keep else b""
@@ -918,7 +928,7 @@ class Replay:
         self.engine = Engine(rules, track_changes=False)
         self.collector = Figures(t0=trace.t0, t1=trace.t1, wrap_up_ms=rules.wrap_up_ms,
                                  tenants=trace.tenants)
-        self.heap: list[tuple[int, int, str, Callable[[int, Any], None], Any]] = []
+        self.heap: list[_Item] = []
         self._seq = itertools.count()
         self.offset = 0
         self.n_ids = 0
@@ -939,8 +949,18 @@ class Replay:
             "chat.abandoned": self._on_abandoned,
         }
 
-    def _push(self, t: int, tenant: str, action: Callable[[int, Any], None], arg: Any) -> None:
-        heapq.heappush(self.heap, (t, next(self._seq), tenant, action, arg))
+    def _push(self, t: int, tenant: str, action: Callable[[int, Any], None], arg: Any,
+              line: int = LAST) -> None:
+        """Plan ``action`` at ``t``; at equal times in the order of the history's
+        ``line`` (where it re-creates that line's event), then as planned."""
+        heapq.heappush(self.heap, (t, line, next(self._seq), tenant, action, arg))
+
+    def _push_close(self, t: int, c: _Chat, action: Callable[[int, Any], None],
+                    arg: Any) -> None:
+        """Plan the action that closes ``c`` at ``t`` (where the history closed
+        it then, at its line)."""
+        close = c.obs.close if c.obs is not None else (-1, -1)
+        self._push(t, c.tenant, action, arg, close[1] if close[0] == t else LAST)
 
     def _id(self) -> str:
         self.n_ids += 1
@@ -958,7 +978,7 @@ class Replay:
             while switches and switches[0][0] <= index:
                 _, before, new = switches.pop(0)
                 while heap and heap[0][0] <= before:  # what came before it, under the old
-                    t, _, _, action, arg = pop(heap)
+                    t, _, _, _, action, arg = pop(heap)
                     action(t, arg)
                 self.engine = Engine.restore(new, self.engine.snapshot(), track_changes=False)
             n += 1
@@ -973,7 +993,7 @@ class Replay:
             lows = behind.get(index) if behind else None
             if lows is None:
                 while heap and heap[0][0] < ts:
-                    t, _, _, action, arg = pop(heap)
+                    t, _, _, _, action, arg = pop(heap)
                     action(t, arg)
             else:
                 self._before(ts, lows)
@@ -985,7 +1005,7 @@ class Replay:
         # then (a chat still waiting or held) does not happen here either
         end = self.trace.t_end
         while heap and heap[0][0] <= end:
-            t, _, _, action, arg = pop(heap)
+            t, _, _, _, action, arg = pop(heap)
             action(t, arg)
         if tick is not None and n:
             tick(n)
@@ -996,14 +1016,14 @@ class Replay:
         """The own events before ``ts``, except those of a tenant whose later
         events in the history come no later than them (its clock is behind)."""
         heap, pop = self.heap, heapq.heappop
-        held: list[tuple[int, int, str, Callable[[int, Any], None], Any]] = []
+        held: list[_Item] = []
         while heap and heap[0][0] < ts:
             item = pop(heap)
-            low = lows.get(item[2])
+            low = lows.get(item[3])
             if low is not None and item[0] >= low:
                 held.append(item)
             else:
-                item[3](item[0], item[4])
+                item[4](item[0], item[5])
         for item in held:
             heapq.heappush(heap, item)
 
@@ -1028,14 +1048,14 @@ class Replay:
         if self.tie != (tenant, ts):
             self.tie, self.tie_done = (tenant, ts), 0
         heap, pop = self.heap, heapq.heappop
-        others: list[tuple[int, int, str, Callable[[int, Any], None], Any]] = []
+        others: list[_Item] = []
         while heap and heap[0][0] == ts and self.tie_done < first:
             item = pop(heap)
-            if item[2] != tenant:
+            if item[3] != tenant:
                 others.append(item)
                 continue
             before = self.offset
-            item[3](ts, item[4])
+            item[4](ts, item[5])
             self.tie_done += self.offset - before
         for item in others:
             heapq.heappush(heap, item)
@@ -1093,7 +1113,7 @@ class Replay:
             if not math.isinf(p):
                 c.gave_up_at = c.entered + int(p)
         if c.gave_up_at >= 0:  # (again: patience may have run out while it was offered)
-            self._push(max(c.gave_up_at, o["ts"]), c.tenant, self._give_up, c)
+            self._push_close(max(c.gave_up_at, o["ts"]), c, self._give_up, c)
 
     def _on_assigned(self, c: _Chat, o: dict[str, Any]) -> None:
         t = o["ts"]
@@ -1114,7 +1134,7 @@ class Replay:
         elif kind == "decline":
             self._push(t + delay, c.tenant, self._decline, (c, c.gen))
         elif kind == "end":  # the chat ended (the visitor left) before an answer
-            self._push(t + delay, c.tenant, self._end, (c, c.gen))
+            self._push_close(t + delay, c, self._end, (c, c.gen))
         elif kind == "transfer":  # handed on before an answer
             self._push(t + delay, c.tenant, self._give_back, (c, c.gen, c.offers - 1))
         # "none": the offer times out (the engine's timer)
@@ -1165,7 +1185,7 @@ class Replay:
         if back is not None:
             self._push(t + back[0], c.tenant, self._give_back, (c, c.gen, n))
         else:
-            self._push(t + self._handle(c, n), c.tenant, self._end, (c, c.gen))
+            self._push_close(t + self._handle(c, n), c, self._end, (c, c.gen))
 
     def _give_back(self, t: int, arg: tuple[_Chat, int, int]) -> None:
         c, gen, n = arg

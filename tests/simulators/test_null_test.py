@@ -269,6 +269,7 @@ WRITTEN = {
     "left_two": None,   # a visitor leaving two chats, then asking again with one's id
     "behind_other": None,  # a chat's end before its id is reused; another tenant behind
     "wrap_behind": None,  # a wrap-up ending in a tenant's future, another tenant ahead
+    "close_order": None,  # a chat ended, then its visitor left another, at one time
 }
 
 
