@@ -637,7 +637,8 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
     trace.timer_lag_ms = _timer_lag(reader, path, simulated)
     # on time, the history's clock events are re-created by the re-simulation's
     trace.ties = ties_clocks if trace.timer_lag_ms == 0 else ties
-    trace.behind = _behind(exo_ts, exo_tenant, [n for n in numbers if n is not None])
+    trace.behind = _behind(exo_ts, exo_tenant, [n for n in numbers if n is not None],
+                           {r.platform for r in (rules, *(d[1] for d in deployments or ()))})
     if recorded_outs is not None:
         trace.unexplained = recorded_outs.verdict()
     trace.tenants = tuple(tenants)
@@ -654,14 +655,18 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
     return trace
 
 
-def _behind(times: array[int], tenants: array[int],
-            names: list[str]) -> dict[int, dict[str, int]]:
+def _behind(times: array[int], tenants: array[int], names: list[str],
+            platforms: set[str]) -> dict[int, dict[str, int]]:
     """Index -> tenant -> the earliest time of the tenant's events at or after
     it, where that is earlier than the event's own (one tenant's clock ahead of
-    another's). An event for every tenant (-1: a server's clock) is each one's."""
+    another's). An event for every tenant (-1: a server's clock) is each one's.
+    Overflow ties a platform to every tenant, and every tenant to it: a
+    platform's earliest is everyone's, and a tenant's is no later than the
+    platform's."""
     behind: dict[int, dict[str, int]] = {}
     big = 2**63 - 1
     lows = [big] * len(names)  # per tenant, the earliest from here on
+    shared = [k for k, name in enumerate(names) if name in platforms]
     every = big  # of events for every tenant
     low = big  # the earliest of all
     for i in range(len(times) - 1, -1, -1):
@@ -675,8 +680,13 @@ def _behind(times: array[int], tenants: array[int],
         if ts < low:
             low = ts
         elif low < ts:
-            behind[i] = {name: min(lows[k], every) for k, name in enumerate(names)
-                         if min(lows[k], every) < ts}
+            floor = min([every, *(lows[k] for k in shared)])
+            at: dict[str, int] = {}
+            for k, name in enumerate(names):
+                earliest = low if name in platforms else min(lows[k], floor)
+                if earliest < ts:
+                    at[name] = earliest
+            behind[i] = at
     return behind
 
 

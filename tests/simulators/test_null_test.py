@@ -270,6 +270,7 @@ WRITTEN = {
     "behind_other": None,  # a chat's end before its id is reused; another tenant behind
     "wrap_behind": None,  # a wrap-up ending in a tenant's future, another tenant ahead
     "close_order": None,  # a chat ended, then its visitor left another, at one time
+    "platform_ahead": "platform",  # an overflow into the platform, another tenant ahead
 }
 
 
