@@ -191,6 +191,7 @@ class Trace:
     # tenant's later events come at that time (its clock is behind another's),
     # so its own events in the re-simulation go first only where earlier
     behind: dict[int, dict[str, int]] = field(default_factory=dict)
+    grouped: bool = False  # chats may overflow: ties count over all tenants
     tenants: tuple[str, ...] = ()  # the figures cover these tenants (none named: all)
     # what the history holds that the closed-loop simulator does not do by
     # itself (counts; the null test names them as likely causes)
@@ -379,7 +380,8 @@ class _Reader:
             return KEEP
         if typ == "bot.escalated":
             o = self.chats.get((tenant, ev["chat"]))
-            view = views.chat(self.engine, tenant, ev["chat"]) if o is not None else None
+            view = (views.chat(self.engine, tenant, ev["chat"])
+                    if o is not None and o.status == BOT else None)
             # (a robot_only chat stays with the bot: the escalation changes nothing)
             if o is not None and o.status == BOT and view is not None \
                     and view.get("mode") != "robot_only":
@@ -494,7 +496,9 @@ class _Reader:
         if out.get("why") in ("agent_away", "agent_offline"):
             self._count("chats requeued by an agent going away or offline")
             if o.start_t >= 0:
-                o.cuts[o.assignments - 1] = out["ts"] - o.start_t
+                # (a timer's requeue is stamped with its deadline; the agent
+                # held the chat until the event that fired it)
+                o.cuts[o.assignments - 1] = max(out["ts"], self.now) - o.start_t
         if o.offer_t >= 0:  # an offer left without an answer: its place in the list
             if out.get("why") == "offer_timeout":
                 self._count("offers timed out")
@@ -543,10 +547,12 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
     fd, exo_path = tempfile.mkstemp(prefix="routeq-whatif-", suffix=".jsonl", dir=workdir)
     events = exo_n = rejected = duplicates = 0
     t_end = span[0]
-    # per tenant: its previous event's time, how many events the re-simulation
-    # re-creates came at that time since it changed, and how many clock events
-    # (which it re-creates where on time)
+    # per tenant (all as one, None, where chats may overflow): its previous
+    # event's time, how many events the re-simulation re-creates came at that
+    # time since it changed, and how many clock events (which it re-creates
+    # where on time)
     at_ts: dict[str | None, list[int]] = {}
+    grouped = any(r.overflow_enabled for r in (rules, *(d[1] for d in deployments or ())))
     last_ts = -1
     ties: dict[int, int] = {}
     ties_clocks: dict[int, int] = {}
@@ -582,9 +588,10 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
                 if ts > t_end:
                     t_end = ts
                 last_ts = ts
-                tie = at_ts.get(tenant)
+                group = None if grouped else tenant
+                tie = at_ts.get(group)
                 if tie is None or tie[0] != ts:
-                    tie = at_ts[tenant] = [ts, 0, 0]
+                    tie = at_ts[group] = [ts, 0, 0]
                 clock = ev["type"] == "clock"
                 due = engine.next_deadline(tenant) if clock else None
                 reader.line = line_no
@@ -637,6 +644,7 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
     trace.timer_lag_ms = _timer_lag(reader, path, simulated)
     # on time, the history's clock events are re-created by the re-simulation's
     trace.ties = ties_clocks if trace.timer_lag_ms == 0 else ties
+    trace.grouped = grouped
     trace.behind = _behind(exo_ts, exo_tenant, [n for n in numbers if n is not None],
                            {r.platform for r in (rules, *(d[1] for d in deployments or ()))})
     if recorded_outs is not None:
@@ -662,25 +670,24 @@ def _behind(times: array[int], tenants: array[int], names: list[str],
     another's). An event for every tenant (-1: a server's clock) is each one's.
     Overflow ties a platform to every tenant, and every tenant to it: a
     platform's earliest is everyone's, and a tenant's is no later than the
-    platform's."""
+    platform's. A clock for every tenant limits nobody (each applies it at its
+    own time, no earlier)."""
     behind: dict[int, dict[str, int]] = {}
     big = 2**63 - 1
     lows = [big] * len(names)  # per tenant, the earliest from here on
     shared = [k for k, name in enumerate(names) if name in platforms]
-    every = big  # of events for every tenant
     low = big  # the earliest of all
     for i in range(len(times) - 1, -1, -1):
         ts = times[i]
         n = tenants[i]
         if n < 0:
-            if ts < every:
-                every = ts
-        elif ts < lows[n]:
+            continue
+        if ts < lows[n]:
             lows[n] = ts
         if ts < low:
             low = ts
         elif low < ts:
-            floor = min([every, *(lows[k] for k in shared)])
+            floor = min([big, *(lows[k] for k in shared)])
             at: dict[str, int] = {}
             for k, name in enumerate(names):
                 earliest = low if name in platforms else min(lows[k], floor)
@@ -932,9 +939,10 @@ class Replay:
         self.rules = rules
         self.seed = seed
         self.switches = list(trace.deployments) if recorded else []
-        # own events emitted at a tie: its (tenant, time), and how many
-        self.tie: tuple[str | None, int] = (None, -1)
-        self.tie_done = 0
+        # per tenant (or None: all, where chats overflow), the time of its
+        # last tie and how many own events were emitted there
+        self.tie_at: dict[str | None, tuple[int, int]] = {}
+        self.group = trace.grouped
         self.engine = Engine(rules, track_changes=False)
         self.collector = Figures(t0=trace.t0, t1=trace.t1, wrap_up_ms=rules.wrap_up_ms,
                                  tenants=trace.tenants)
@@ -1046,27 +1054,39 @@ class Replay:
         else:
             one = self.chats.get((tenant, ev["chat"]))
             named = [one] if one is not None else []
+        kept: list[_Chat] = []
         for c in named:
             if c.status != CLOSED and not views.is_open(self.engine, c.tenant, c.key[1]):
+                served = c.status == ASSIGNED
                 c.status = CLOSED
                 c.gen += 1
+                if served:
+                    self._served(c, ev["ts"])
+            if c.status != CLOSED:
+                kept.append(c)
+        if ev["type"] == "visitor.left":
+            self.by_visitor[(tenant, ev["visitor"])] = kept
 
     def _tie(self, tenant: str | None, ts: int, first: int) -> None:
         """At a tie, as many of the re-simulation's own events of the tenant go
         first as did in the history (tenants' times differ where events came
-        late, so ties are counted per tenant)."""
-        if self.tie != (tenant, ts):
-            self.tie, self.tie_done = (tenant, ts), 0
+        late, so ties are counted per tenant; where chats may overflow, all
+        tenants are one). Events held back (their tenant is behind) wait."""
+        key = None if self.group else tenant
+        at, done = self.tie_at.get(key, (-1, 0))
+        if at != ts:
+            done = 0
         heap, pop = self.heap, heapq.heappop
         others: list[_Item] = []
-        while heap and heap[0][0] == ts and self.tie_done < first:
+        while heap and heap[0][0] <= ts and done < first:
             item = pop(heap)
-            if item[3] != tenant:
+            if item[0] < ts or (key is not None and item[3] != key):
                 others.append(item)
                 continue
             before = self.offset
             item[4](ts, item[5])
-            self.tie_done += self.offset - before
+            done += self.offset - before
+        self.tie_at[key] = (ts, done)
         for item in others:
             heapq.heappush(heap, item)
 
@@ -1240,6 +1260,11 @@ class Replay:
         else:
             self.emit({"type": "chat.ended", "id": self._id(), "ts": t, "tenant": c.tenant,
                        "chat": c.key[1], "resolved": resolved})
+        self._served(c, t)
+
+    def _served(self, c: _Chat, t: int) -> None:
+        """A service ended at ``t``: whether an order follows it."""
+        obs = c.obs
         if obs is None:
             return
         d = c.draws

@@ -271,6 +271,15 @@ WRITTEN = {
     "wrap_behind": None,  # a wrap-up ending in a tenant's future, another tenant ahead
     "close_order": None,  # a chat ended, then its visitor left another, at one time
     "platform_ahead": "platform",  # an overflow into the platform, another tenant ahead
+    "server_clock_behind": None,  # a clock for every tenant stamped behind their times
+    "server_clock_skew": None,  # the same, by a skewed server clock
+    "tie_held": None,   # a tie of one tenant while another's events are held back
+    "tie_two_tenants": None,  # two tenants' ties at the same time, interleaved
+    "overflow_tie": "ovf",  # an overflow at a tie with the platform's own request
+    "overflow_end_tie": "ovf10",  # the platform's end at a merchant's event's time
+    "overflow_merchant_tie": "ovf10",  # the same seen from the merchant's side
+    "left_order_held": None,  # an order after a chat its visitor's leaving closed
+    "grace_cut": "grace",  # a requeue after the offline grace, at the next event
 }
 
 
