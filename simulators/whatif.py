@@ -383,8 +383,7 @@ class _Reader:
             view = (views.chat(self.engine, tenant, ev["chat"])
                     if o is not None and o.status == BOT else None)
             # (a robot_only chat stays with the bot: the escalation changes nothing)
-            if o is not None and o.status == BOT and view is not None \
-                    and view.get("mode") != "robot_only":
+            if o is not None and view is not None and view.get("mode") != "robot_only":
                 o.bot = ("escalate", ts - o.bot_t, False)
                 o.entered = ts
                 return DROP
@@ -552,7 +551,8 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
     # time since it changed, and how many clock events (which it re-creates
     # where on time)
     at_ts: dict[str | None, list[int]] = {}
-    grouped = any(r.overflow_enabled for r in (rules, *(d[1] for d in deployments or ())))
+    ran_under = (rules, *(d[1] for d in deployments or ()))
+    grouped = any(r.overflow_enabled for r in ran_under)
     last_ts = -1
     ties: dict[int, int] = {}
     ties_clocks: dict[int, int] = {}
@@ -646,7 +646,7 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
     trace.ties = ties_clocks if trace.timer_lag_ms == 0 else ties
     trace.grouped = grouped
     trace.behind = _behind(exo_ts, exo_tenant, [n for n in numbers if n is not None],
-                           {r.platform for r in (rules, *(d[1] for d in deployments or ()))})
+                           {r.platform for r in ran_under})
     if recorded_outs is not None:
         trace.unexplained = recorded_outs.verdict()
     trace.tenants = tuple(tenants)
@@ -986,7 +986,6 @@ class Replay:
 
     def run(self, tick: Callable[[int], None] | None = None) -> dict[str, Any]:
         """Re-simulate; ``tick(n)`` is called after every ``TICK`` exogenous events."""
-        heap, pop = self.heap, heapq.heappop
         loads = orjson.loads
         n = 0
         switches = self.switches
@@ -995,9 +994,7 @@ class Replay:
         for index, line in enumerate(_lines(Path(self.trace.exo))):
             while switches and switches[0][0] <= index:
                 _, before, new = switches.pop(0)
-                while heap and heap[0][0] <= before:  # what came before it, under the old
-                    t, _, _, _, action, arg = pop(heap)
-                    action(t, arg)
+                self._drain(before)  # what came before it, under the old rules
                 self.engine = Engine.restore(new, self.engine.snapshot(), track_changes=False)
             n += 1
             if n == TICK:
@@ -1008,13 +1005,7 @@ class Replay:
             if self.lag == 0 and ev["type"] == "clock":
                 continue  # on time: the engine's own deadlines clock it here
             ts = ev["ts"]
-            lows = behind.get(index) if behind else None
-            if lows is None:
-                while heap and heap[0][0] < ts:
-                    t, _, _, _, action, arg = pop(heap)
-                    action(t, arg)
-            else:
-                self._before(ts, lows)
+            self._before(ts, behind.get(index) if behind else None)
             first = ties.get(index, 0)
             if first:
                 self._tie(ev.get("tenant"), ts, first)
@@ -1022,18 +1013,29 @@ class Replay:
         # the trace ends at its last event: what it had not seen happen by
         # then (a chat still waiting or held) does not happen here either
         end = self.trace.t_end
-        while heap and heap[0][0] <= end:
-            t, _, _, _, action, arg = pop(heap)
-            action(t, arg)
+        self._drain(end)
         if tick is not None and n:
             tick(n)
         self.collector.end_at(end)
         return self.collector.summary()
 
-    def _before(self, ts: int, lows: dict[str, int]) -> None:
-        """The own events before ``ts``, except those of a tenant whose later
-        events in the history come no later than them (its clock is behind)."""
+    def _drain(self, until: int) -> None:
+        """Every own event planned up to ``until``, in order."""
         heap, pop = self.heap, heapq.heappop
+        while heap and heap[0][0] <= until:
+            t, _, _, _, action, arg = pop(heap)
+            action(t, arg)
+
+    def _before(self, ts: int, lows: dict[str, int] | None) -> None:
+        """The own events before ``ts``, except those of a tenant whose later
+        events in the history come no later than them (``lows``: its clock is
+        behind)."""
+        heap, pop = self.heap, heapq.heappop
+        if lows is None:
+            while heap and heap[0][0] < ts:
+                t, _, _, _, action, arg = pop(heap)
+                action(t, arg)
+            return
         held: list[_Item] = []
         while heap and heap[0][0] < ts:
             item = pop(heap)
