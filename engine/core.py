@@ -28,6 +28,7 @@ from engine.scoring import (
     priority_at,
     priority_base,
     priority_parts,
+    round3,
     skill_of_request,
     units_of,
 )
@@ -841,12 +842,12 @@ class Engine:
         out["chat"], out["visitor"] = c.server_ids()
         out["agent"] = a.id
         out["wait_ms"] = t.now - c.t0
-        out["priority"] = round(c.base + aging, 3)
-        out["match"] = round(sum(match), 3)
+        out["priority"] = round3(c.base + aging)
+        out["match"] = round3(sum(match))
         out["score"] = {
-            "page": page, "loyalty": round(loyalty, 3), "returning": returning,
-            "level": level, "aging": round(aging, 3), "skill": skill,
-            "load": round(load, 3), "sticky": sticky, "exclusive": exclusive,
+            "page": page, "loyalty": round3(loyalty), "returning": returning,
+            "level": level, "aging": round3(aging), "skill": skill,
+            "load": round3(load), "sticky": sticky, "exclusive": exclusive,
             "region": region, "channel": channel,
         }
         out["reason"] = reason

@@ -8,6 +8,8 @@ Both are sums of named parts so every decision can be explained.
 
 from __future__ import annotations
 
+import math
+
 from engine.rules import Rules
 from engine.state import Agent, Chat, Visitor
 
@@ -40,7 +42,29 @@ def priority_base(rules: Rules, v: Visitor) -> float:
 
 def priority_at(rules: Rules, c: Chat, now: int) -> float:
     """The priority of waiting chat ``c`` at time ``now``, as outputs show it."""
-    return round(c.base + rules.aging_per_ms * (now - c.t0), 3)
+    return round3(c.base + rules.aging_per_ms * (now - c.t0))
+
+
+def round3(x: float) -> float:
+    """``round(x, 3)``, the same float, without its decimal conversion where
+    the thousandths are not within the product's error of a half.
+
+    ``round`` rounds the exact binary value to a decimal and takes the float
+    nearest to it; where ``x * 1000`` (off by at most half an ulp, under
+    1e-7 below 1e9) is not that close to a half, its nearest integer ``n`` is
+    the exact value's too, and ``n / 1000`` (one correctly rounded division)
+    is the float nearest to that decimal. Outputs carry a few such numbers
+    each, and the conversion was the larger part of building them.
+    """
+    y = x * 1000.0
+    if not -1e9 < y < 1e9:
+        return round(x, 3)  # large, infinite or NaN
+    f = math.floor(y)
+    d = y - f
+    if -1e-6 < d - 0.5 < 1e-6:
+        return round(x, 3)  # near a half: the exact value decides
+    n = f if d < 0.5 else f + 1
+    return math.copysign(n / 1000.0, x)  # -0.0 stays -0.0, as round keeps it
 
 
 def skill_of_request(
