@@ -401,14 +401,8 @@ def validate(obj: object) -> Event:
 
 def decode(line: bytes | str) -> Event:
     """Decode one JSON Lines line (bytes or str) into a validated event
-    (``decode_lines`` of that one line)."""
-    decoded, bad = decode_lines([line])
-    event = decoded[0]
-    if bad:
-        assert isinstance(event, EventError)
-        raise event
-    assert type(event) is dict
-    return event
+    (what ``decode_lines`` gives for that one line); raises ``EventError``."""
+    return _decoded(line, None)
 
 
 def _not_json(exc: orjson.JSONDecodeError) -> EventError:
@@ -437,31 +431,35 @@ def decode_lines(lines: Sequence[bytes | str], values: Sequence[object] | None =
     indexes of the bad lines. ``values``: the lines' values as ``parse_lines``
     gives them, where the caller has them already (else the lines are parsed
     here)."""
-    loads = orjson.loads
     decoded: list[Event | EventError] = []
     bad: list[int] = []
     for i, line in enumerate(lines):
         try:
-            if len(line) > MAX_LINE_BYTES:
-                raise EventError(
-                    f"event: line must be at most {MAX_LINE_BYTES} bytes, got {len(line)}")
-            if values is None:
-                try:
-                    obj = loads(line)
-                except orjson.JSONDecodeError as exc:
-                    raise _not_json(exc) from None
-            else:
-                obj = values[i]
-                if isinstance(obj, EventError):
-                    raise obj
-            decoded.append(validate(obj))
+            decoded.append(_decoded(line, None if values is None else values[i]))
         except EventError as exc:
             bad.append(len(decoded))
             decoded.append(exc)
-        except Exception as exc:  # a validator bug must not stop the run
-            bad.append(len(decoded))
-            decoded.append(EventError(f"event: cannot be read ({type(exc).__name__}: {exc})"))
     return decoded, bad
+
+
+def _decoded(line: bytes | str, value: object) -> Event:
+    """One line as a validated event (``value``: its JSON value, parsed
+    already, or None); raises ``EventError``."""
+    if len(line) > MAX_LINE_BYTES:
+        raise EventError(f"event: line must be at most {MAX_LINE_BYTES} bytes, got {len(line)}")
+    if value is None:
+        try:
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise _not_json(exc) from None
+    elif isinstance(value, EventError):
+        raise value
+    try:
+        return validate(value)
+    except EventError:
+        raise
+    except Exception as exc:  # a validator bug must not stop the run
+        raise EventError(f"event: cannot be read ({type(exc).__name__}: {exc})") from None
 
 
 def encode_event(event: Mapping[str, Any]) -> bytes:

@@ -67,12 +67,13 @@ from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
 from engine import Engine, Rules, views
 from schemas.events import EventError, decode
+from simulators.simulation import relaxed_gc
 from simulators.whatif_metrics import Figures
 
 ATTRIBUTION_MS = 3_600_000
@@ -531,6 +532,13 @@ def read_trace(path: str, rules: Rules, workdir: str | None = None, *,
     against those the rules decide (``Trace.unexplained``); ``simulated``: the
     history comes from ``routeq simulate`` (None: where a ``summary.json`` lies
     beside it), whose clock events fire the timers at their deadlines."""
+    with relaxed_gc():
+        return _read(path, rules, workdir, deployments, tenants, outputs, simulated)
+
+
+def _read(path: str, rules: Rules, workdir: str | None,
+          deployments: list[tuple[int, Rules]] | None, tenants: tuple[str, ...],
+          outputs: str | None, simulated: bool | None) -> Trace:
     started = time.perf_counter()
     events_path, _ = trace_files(path)
     reader = _Reader(rules)
@@ -986,12 +994,24 @@ class Replay:
 
     def run(self, tick: Callable[[int], None] | None = None) -> dict[str, Any]:
         """Re-simulate; ``tick(n)`` is called after every ``TICK`` exogenous events."""
+        with open(self.trace.exo, "rb") as exo:
+            self._replay(exo, tick)
+        # the trace ends at its last event: what it had not seen happen by
+        # then (a chat still waiting or held) does not happen here either
+        end = self.trace.t_end
+        self._drain(end)
+        self.collector.end_at(end)
+        return self.collector.summary()
+
+    def _replay(self, exo: BinaryIO, tick: Callable[[int], None] | None) -> None:
+        """Every exogenous event (one a line, as the reader wrote them), and the
+        own events before each."""
         loads = orjson.loads
         n = 0
         switches = self.switches
         ties = self.trace.ties
         behind = self.trace.behind
-        for index, line in enumerate(_lines(Path(self.trace.exo))):
+        for index, line in enumerate(exo):
             while switches and switches[0][0] <= index:
                 _, before, new = switches.pop(0)
                 self._drain(before)  # what came before it, under the old rules
@@ -1010,14 +1030,8 @@ class Replay:
             if first:
                 self._tie(ev.get("tenant"), ts, first)
             self.emit(ev)
-        # the trace ends at its last event: what it had not seen happen by
-        # then (a chat still waiting or held) does not happen here either
-        end = self.trace.t_end
-        self._drain(end)
         if tick is not None and n:
             tick(n)
-        self.collector.end_at(end)
-        return self.collector.summary()
 
     def _drain(self, until: int) -> None:
         """Every own event planned up to ``until``, in order."""
@@ -1103,11 +1117,13 @@ class Replay:
         self.offset += 1
         col = self.collector
         col.event(ev)
-        touched = {ev.get("tenant")}
+        tenant = ev.get("tenant")
+        others: list[str] = []  # tenants besides the event's that outputs touched
         react = self._react
         for o in outs:
             col.output(o)
-            touched.add(o["tenant"])
+            if o["tenant"] != tenant and o["tenant"] not in others:
+                others.append(o["tenant"])
             f = react.get(o["type"])
             if f is not None:
                 key = (o.get("origin") or o["tenant"], o["chat"])
@@ -1122,16 +1138,19 @@ class Replay:
                 f(c, o)
         if ev["type"] in ("visitor.left", "chat.ended"):
             self._closed(ev)
-        lag = self.lag
-        if lag < 0:  # no clock in the history: timers fire at the next event
+        if self.lag < 0:  # no clock in the history: timers fire at the next event
             return
-        for name in touched:
-            if name is None:  # a clock for every tenant
-                continue
-            d = self.engine.next_deadline(name)
-            if d is not None and (name, d) not in self.clocks:
-                self.clocks.add((name, d))
-                self._push(d + lag, name, self._clock, name)
+        if tenant is not None:  # else a clock for every tenant
+            self._plan_clock(tenant)
+        for name in others:
+            self._plan_clock(name)
+
+    def _plan_clock(self, tenant: str) -> None:
+        """A clock at the tenant's next deadline (once per deadline)."""
+        d = self.engine.next_deadline(tenant)
+        if d is not None and (tenant, d) not in self.clocks:
+            self.clocks.add((tenant, d))
+            self._push(d + self.lag, tenant, self._clock, tenant)
 
     # ------------------------------------------------------------ reactions
 
@@ -1308,7 +1327,8 @@ def run_candidate(trace: Trace, rules: Rules, seed: int = 1,
                   recorded: bool = False) -> dict[str, Any]:
     """Re-simulate ``trace`` under ``rules`` (with ``recorded``: the trace's own
     rules and deployments); the metrics summary (with ``whatif`` extras)."""
-    return Replay(trace, rules, seed, recorded).run(tick)
+    with relaxed_gc():
+        return Replay(trace, rules, seed, recorded).run(tick)
 
 
 def dumps(summary: dict[str, Any]) -> bytes:
