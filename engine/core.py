@@ -62,11 +62,14 @@ class Engine:
     ``handoff`` says how a chat that overflows to the platform tenant gets
     there (``inline`` or ``external``, see ``engine/handover.py``).
     ``track_changes``: note what changed, for ``take_changes``.
+    ``dedup``: ignore an event whose id was applied already (CONTRACT.md
+    section 3); off only for a shell whose events have unique ids already
+    (a what-if re-simulation, whose history had its duplicates dropped).
     """
 
     def __init__(
         self, rules: Rules | None = None, *, track_changes: bool = True,
-        handoff: str = handover.INLINE,
+        handoff: str = handover.INLINE, dedup: bool = True,
     ) -> None:
         if handoff not in handover.STRATEGIES:
             raise ValueError(
@@ -80,6 +83,7 @@ class Engine:
         self.ids = IdWindow(self.rules.dedup_window, track_changes, self.rules.dedup_window_ms)
         self.now = 0  # latest time of any tenant (for rejected outputs)
         self.track_changes = track_changes
+        self.dedup = dedup
         # changed since the last take_changes: the engine record, and the
         # tenants whose record changed; each tenant notes its changed agents,
         # visitors and chats, and its id window its changed chunks
@@ -121,7 +125,7 @@ class Engine:
         t = self.tenants.get(name)
         if t is None:
             t = self._tenant(name, ts)
-        if not t.ids.admit(eid, ts if ts > t.now else t.now):
+        if self.dedup and not t.ids.admit(eid, ts if ts > t.now else t.now):
             return out  # a duplicate
         before = t.now
         self._advance(t, ts)
@@ -146,7 +150,7 @@ class Engine:
 
     def _clock_all(self, eid: str, ts: int) -> None:
         """A clock event without a tenant: every tenant's time moves to ``ts``."""
-        if not self.ids.admit(eid, ts if ts > self.now else self.now):
+        if self.dedup and not self.ids.admit(eid, ts if ts > self.now else self.now):
             return
         self._engine_changed = self.track_changes  # its count of ids
         # the overflow target last, so that merchants' overflow timers hand
@@ -206,15 +210,15 @@ class Engine:
     @classmethod
     def restore(
         cls, rules: Rules, recs: Iterable[tuple[EntityKey, Any]], *,
-        track_changes: bool = True, handoff: str = handover.INLINE,
+        track_changes: bool = True, handoff: str = handover.INLINE, dedup: bool = True,
     ) -> Engine:
         """Rebuild an engine from persisted records (``take_changes``/``snapshot``).
 
         Indexes, queues and timers are derived again; priorities are computed
         under ``rules``, which may differ from the rules that wrote the records.
-        ``handoff`` is as for :class:`Engine` (not a persisted setting).
+        ``handoff`` and ``dedup`` are as for :class:`Engine` (not persisted settings).
         """
-        eng = cls(rules, track_changes=track_changes, handoff=handoff)
+        eng = cls(rules, track_changes=track_changes, handoff=handoff, dedup=dedup)
         eng.now, eng.ids, eng.tenants = records.load(
             rules, recs, uses_roster=eng.policy.uses_roster, track_changes=track_changes)
         for t in eng.tenants.values():

@@ -951,7 +951,9 @@ class Replay:
         # last tie and how many own events were emitted there
         self.tie_at: dict[str | None, tuple[int, int]] = {}
         self.group = trace.grouped
-        self.engine = Engine(rules, track_changes=False)
+        # the reader dropped the history's duplicates, and own events have ids
+        # of their own: nothing to drop (an own id equal to a history's would be)
+        self.engine = Engine(rules, track_changes=False, dedup=False)
         self.collector = Figures(t0=trace.t0, t1=trace.t1, wrap_up_ms=rules.wrap_up_ms,
                                  tenants=trace.tenants)
         self.heap: list[_Item] = []
@@ -1015,7 +1017,8 @@ class Replay:
             while switches and switches[0][0] <= index:
                 _, before, new = switches.pop(0)
                 self._drain(before)  # what came before it, under the old rules
-                self.engine = Engine.restore(new, self.engine.snapshot(), track_changes=False)
+                self.engine = Engine.restore(new, self.engine.snapshot(), track_changes=False,
+                                             dedup=False)
             n += 1
             if n == TICK:
                 if tick is not None:

@@ -75,3 +75,19 @@ def test_a_chunk_record_of_ids_alone_still_restores() -> None:
     w.finish_restore(1026)
     assert "x" in w and "z" in w and w.starts == {0: 5, 1: 7}
     assert w.record(1) == [7, "z"]
+
+
+def test_without_dedup_an_id_applied_again_counts_again() -> None:
+    """``dedup=False`` (a what-if re-simulation, whose ids are unique already)
+    applies an event whose id it saw; the default ignores it."""
+    order = {"type": "order.placed", "id": "o1", "ts": T, "tenant": "s", "visitor": "v",
+             "amount": 10.0}
+    for dedup, orders in ((True, 1), (False, 2)):
+        eng = Engine(parse_rules({}), dedup=dedup)
+        eng.apply(validate(order))
+        eng.apply(validate({**order, "ts": T + 1}))
+        assert eng.tenants["s"].visitors["v"].orders == orders
+        clock_all = validate({"type": "clock", "id": "k", "ts": T + 2})
+        eng.apply(clock_all)
+        eng.apply(validate({**clock_all, "ts": T + 3}))
+        assert eng.now == T + 3 if not dedup else eng.now == T + 2

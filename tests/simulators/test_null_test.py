@@ -280,6 +280,7 @@ WRITTEN = {
     "overflow_merchant_tie": "ovf10",  # the same seen from the merchant's side
     "left_order_held": None,  # an order after a chat its visitor's leaving closed
     "grace_cut": "grace",  # a requeue after the offline grace, at the next event
+    "own_ids": None,    # the history's ids are those the re-simulation gives its own events
 }
 
 
