@@ -9,12 +9,11 @@ them in step with the entities; placement (``engine/core.py``) calls them.
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left
 from collections.abc import Iterator
 
 from engine.dedup import IdWindow
 from engine.eta import QueuePace, eta_s
-from engine.queue import Entry, WaitQueue
+from engine.queue import Entry, WaitQueue, find
 from engine.roster import Roster
 from engine.rules import Rules
 from engine.state import WAITING, Agent, Chat, Record, Visitor
@@ -135,7 +134,7 @@ class Tenant:
         any other its ``position`` in the tenant's order."""
         if c.reserved_for is None and self.rules.requires(c.skill):
             q = self.queues.get(c.skill)
-            return c.skill, (bisect_left(q.entries, entry) + 1 if q is not None else 1)
+            return c.skill, (find(q.entries, entry) + 1 if q is not None else 1)
         return None, position
 
     def eta_s(self, c: Chat, entry: Entry, position: int) -> int:
@@ -168,10 +167,10 @@ class Tenant:
         when asked, so that re-keying a chat moves it in one list only."""
         n = 1
         for q in self.queues.values():
-            n += bisect_left(q.entries, entry)
+            n += find(q.entries, entry)
         for q in self.personal.values():
             if q.entries:  # most agents have nothing reserved: skip the search
-                n += bisect_left(q.entries, entry)
+                n += find(q.entries, entry)
         return n
 
     def order(self) -> list[str]:
