@@ -14,13 +14,12 @@ start, is read as starting at the time it is restored).
 
 from __future__ import annotations
 
-from itertools import repeat
 from typing import Any
 
 
 class IdWindow:
     __slots__ = ("window", "window_ms", "chunk", "keep", "seen", "chunks", "starts", "count",
-                 "_n", "_cur", "_room", "track_changes", "_taken", "_dropped")
+                 "_cur", "_room", "track_changes", "_taken", "_dropped")
 
     def __init__(self, window: int, track_changes: bool = False,
                  window_ms: int | None = None) -> None:
@@ -28,13 +27,14 @@ class IdWindow:
         self.window_ms = window_ms  # None: by count alone
         self.chunk = max(1, min(1024, window))
         self.keep = -(-window // self.chunk)  # full chunks kept besides the current one
-        self.seen: dict[str, int] = {}  # id -> chunk number
+        # the ids remembered; each is in one chunk (a set: an absent id, most
+        # ids, is found absent in fewer probes than in a dict)
+        self.seen: set[str] = set()
         self.chunks: dict[int, list[str]] = {}  # oldest first
         self.starts: dict[int, int] = {}  # chunk number -> time its first id was applied
         self.count = 0
         # the chunk being filled and the room left in it (0: the next add
         # takes the careful path: a new chunk, old ones dropped)
-        self._n = 0
         self._cur: list[str] = []
         self._room = 0
         # what changed since the last ``take_changes`` (with ``track_changes``):
@@ -56,7 +56,7 @@ class IdWindow:
             self._room -= 1
             self.count += 1
             self._cur.append(event_id)
-            seen[event_id] = self._n
+            seen.add(event_id)
         else:
             self._start_chunk(event_id, now)
         return True
@@ -70,8 +70,8 @@ class IdWindow:
             ids = self.chunks[n] = []
             self.starts[n] = now
         ids.append(event_id)
-        self.seen[event_id] = n
-        self._n, self._cur, self._room = n, ids, (n + 1) * self.chunk - self.count
+        self.seen.add(event_id)
+        self._cur, self._room = ids, (n + 1) * self.chunk - self.count
         window_ms, starts = self.window_ms, self.starts
         for old in list(self.chunks):
             if old >= n:
@@ -83,16 +83,8 @@ class IdWindow:
                 break
 
     def _drop(self, old: int) -> None:
-        dead = self.chunks.pop(old)
+        self.seen.difference_update(self.chunks.pop(old))
         self.starts.pop(old, None)
-        seen = self.seen
-        # forget the chunk's ids at C speed; an id that a later chunk holds
-        # too (possible after a restore) is the later chunk's: put it back
-        was = list(map(seen.pop, dead, repeat(None)))
-        if was.count(old) != len(was):
-            for i, m in zip(dead, was, strict=True):
-                if m is not None and m != old:
-                    seen[i] = m
         if self.track_changes:
             self._dropped.append(old)
 
@@ -120,13 +112,10 @@ class IdWindow:
         self._room = 0
         if rec and type(rec[0]) is int:
             self.starts[n] = rec[0]
-            ids = [str(i) for i in rec[1:]]
+            self.chunks[n] = [str(i) for i in rec[1:]]
         else:
             self.starts[n] = now
-            ids = [str(i) for i in rec]
-        self.chunks[n] = ids
-        for i in ids:
-            self.seen[i] = n
+            self.chunks[n] = [str(i) for i in rec]
 
     def finish_restore(self, count: int) -> None:
         self._room = 0
@@ -134,7 +123,14 @@ class IdWindow:
         self._taken = count  # what was restored is persisted already
         self._dropped = []
         self.chunks = dict(sorted(self.chunks.items()))  # oldest first
-        # re-apply "latest chunk wins" for ids seen in several chunks
-        for n in self.chunks:
-            for i in self.chunks[n]:
-                self.seen[i] = n
+        # an id in several chunks (records written apart) is the latest one's:
+        # forgotten with it, not with an earlier one
+        seen: set[str] = set()
+        for n in reversed(self.chunks):
+            ids = self.chunks[n]
+            if seen.isdisjoint(ids):
+                seen.update(ids)
+            else:
+                self.chunks[n] = [i for i in ids if i not in seen]
+                seen.update(ids)
+        self.seen = seen

@@ -91,3 +91,18 @@ def test_without_dedup_an_id_applied_again_counts_again() -> None:
         eng.apply(clock_all)
         eng.apply(validate({**clock_all, "ts": T + 3}))
         assert eng.now == T + 3 if not dedup else eng.now == T + 2
+
+
+def test_an_id_restored_in_two_chunks_is_forgotten_with_the_later() -> None:
+    """Records written apart may leave an id in two chunks: it is the later
+    chunk's, and dropping the earlier one keeps it."""
+    w = IdWindow(2, window_ms=None)  # chunks of 2, one full chunk kept besides the current
+    w.restore_chunk(0, [T, "a", "b"])
+    w.restore_chunk(1, [T, "b", "c"])
+    w.finish_restore(4)
+    assert all(i in w for i in "abc")
+    assert w.admit("d", T) and w.admit("e", T)  # chunk 2: chunk 0 goes
+    assert "a" not in w and "b" in w and "c" in w
+    assert w.admit("f", T)  # chunk 3: chunk 1 goes, and "b" with it
+    assert "b" not in w and "c" not in w and "d" in w
+    assert not w.admit("d", T)
