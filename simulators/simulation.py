@@ -151,7 +151,8 @@ class Simulation:
         # drain = false: the history stops at the end of the horizon, as an
         # export of a live server does, with chats still open
         self.drain = bool(scenario.get("drain", True))
-        self.engine = Engine(rules, track_changes=False)
+        # every event's id is its own offset's: no duplicate to drop
+        self.engine = Engine(rules, track_changes=False, dedup=False)
         self.heap: list[tuple[int, int, Callable[[int, Any], None], Any]] = []
         self._seq = itertools.count()
         self.offset = 0
