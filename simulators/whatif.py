@@ -951,8 +951,10 @@ class Replay:
         # last tie and how many own events were emitted there
         self.tie_at: dict[str | None, tuple[int, int]] = {}
         self.group = trace.grouped
-        # the reader dropped the history's duplicates, and own events have ids
-        # of their own: nothing to drop (an own id equal to a history's would be)
+        # the input is what the history applied: the reader dropped what the
+        # recorded rules' window dropped, and a candidate's own window (the
+        # transport's, not routing's) must not drop more; own events' ids could
+        # equal a history's: no window at all
         self.engine = Engine(rules, track_changes=False, dedup=False)
         self.collector = Figures(t0=trace.t0, t1=trace.t1, wrap_up_ms=rules.wrap_up_ms,
                                  tenants=trace.tenants)

@@ -8,6 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from engine import parse_rules
 from simulators.candidates import build, run_all, runs_of, trace_rules
 from simulators.whatif import read_trace, run_candidate
 from streams.cli import main
@@ -186,3 +187,31 @@ def test_quiet_strict_still_says_why_the_null_test_failed(
     captured = capsys.readouterr()
     assert captured.out == "" and "null test FAILED" in captured.err
     assert "ran under other rules than the ones given" in captured.err
+
+
+def test_a_candidate_takes_the_events_the_history_applied(tmp_path: Path) -> None:
+    """A request sent again with its id after the recorded rules' dedup window
+    forgot it was a new chat in the history; a candidate whose window is longer
+    re-simulates it too (the window is the transport's, not routing's), so its
+    figures and its engine count the same chats."""
+    t = 1_800_000_000_000
+    shop = {"tenant": "shop"}
+    events = [
+        {"type": "agent.state", "id": "a", "ts": t, "agent": "a1", "status": "online",
+         "capacity": 1},
+        {"type": "visitor.arrived", "id": "b", "ts": t + 1_000, "visitor": "v1", "channel": "web"},
+        {"type": "chat.requested", "id": "r1", "ts": t + 2_000, "visitor": "v1", "chat": "c1"},
+        {"type": "chat.ended", "id": "e1", "ts": t + 60_000, "chat": "c1", "resolved": True},
+        *({"type": "page.viewed", "id": f"p{i}", "ts": t + 61_000 + i, "visitor": "v1",
+           "page": "home"} for i in range(3)),
+        {"type": "chat.requested", "id": "r1", "ts": t + 70_000, "visitor": "v1", "chat": "c1"},
+        {"type": "page.viewed", "id": "p9", "ts": t + 200_000, "visitor": "v1", "page": "home"},
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"".join(orjson.dumps({**e, **shop}) + b"\n" for e in events))
+    recorded = parse_rules({"dedup": {"window": 1}})
+    trace = read_trace(str(path), recorded, str(tmp_path))
+    assert trace.recorded["overall"]["chats"] == 2
+    for rules in (recorded, parse_rules({})):
+        got = run_candidate(trace, rules)["overall"]
+        assert (got["chats"], got["assigned"]) == (2, 2)
