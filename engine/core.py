@@ -63,8 +63,9 @@ class Engine:
     there (``inline`` or ``external``, see ``engine/handover.py``).
     ``track_changes``: note what changed, for ``take_changes``.
     ``dedup``: ignore an event whose id was applied already (CONTRACT.md
-    section 3); off only for a shell whose events have unique ids already
-    (a what-if re-simulation, whose history had its duplicates dropped).
+    section 3); off only where every id is unique by construction (the
+    simulator numbers its events; a what-if re-simulation replays what its
+    history applied), which saves the id window's work on every event.
     """
 
     def __init__(

@@ -128,9 +128,7 @@ class IdWindow:
         seen: set[str] = set()
         for n in reversed(self.chunks):
             ids = self.chunks[n]
-            if seen.isdisjoint(ids):
-                seen.update(ids)
-            else:
+            if not seen.isdisjoint(ids):
                 self.chunks[n] = [i for i in ids if i not in seen]
-                seen.update(ids)
+            seen.update(ids)
         self.seen = seen

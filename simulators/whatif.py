@@ -1049,12 +1049,10 @@ class Replay:
         """The own events before ``ts``, except those of a tenant whose later
         events in the history come no later than them (``lows``: its clock is
         behind)."""
-        heap, pop = self.heap, heapq.heappop
         if lows is None:
-            while heap and heap[0][0] < ts:
-                t, _, _, _, action, arg = pop(heap)
-                action(t, arg)
+            self._drain(ts - 1)
             return
+        heap, pop = self.heap, heapq.heappop
         held: list[_Item] = []
         while heap and heap[0][0] < ts:
             item = pop(heap)
