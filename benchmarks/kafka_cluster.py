@@ -241,5 +241,19 @@ class TopicReader:
             self.records.extend(recs)
         return self.records
 
+    def read_to_end(self, timeout_s: float = 30.0) -> list[Any]:
+        """Every record written so far: polled until each partition's position
+        reaches its end offset as it is now (or ``timeout_s`` passes)."""
+        self.poll()
+        if not self._assigned:
+            return self.records
+        tps = list(self.consumer.assignment())
+        ends = self.consumer.end_offsets(tps)
+        deadline = time.monotonic() + timeout_s
+        while (any(self.consumer.position(tp) < end for tp, end in ends.items())
+               and time.monotonic() < deadline):
+            self.poll()
+        return self.records
+
     def close(self) -> None:
         self.consumer.close()
