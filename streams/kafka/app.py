@@ -26,7 +26,10 @@ So the shell (1) handles nothing between a partition assignment and the end
 of the table's recovery (those messages stay unacked and come again after
 Faust's seek), and (2) when the router sees a partition jump past its next
 offset, it leaves the messages unacked and seeks the partition back to that
-offset (:class:`~streams.kafka.router.SeekBacks`).
+offset (:class:`~streams.kafka.router.SeekBacks`), and (3) when lost
+messages were a partition's last, so that no later one reveals them, a
+look at the log ends every second finds the partition short of its end and
+not moving, and seeks it back too (:class:`~streams.kafka.router.TailWatch`).
 
 The table (``rocksdb://``, rocksdict underneath) is an ordinary Faust Table,
 co-partitioned with the input topic: Faust recovers it from its changelog on
@@ -54,11 +57,14 @@ from engine.rules import Rules
 from streams.embedded.runtime import FREEZE_EVERY, settle_garbage
 from streams.embedded.store import write_rows
 from streams.kafka.recovery import ChangelogTable, RouteqTableManager
-from streams.kafka.router import SEP, PartitionRouter, SeekBacks
+from streams.kafka.router import SEP, PartitionRouter, SeekBacks, TailWatch
 from streams.kafka.settings import KafkaSettings
 from streams.kafka.table import partition_store
 
 log = logging.getLogger("routeq.worker")
+
+#: seconds between two looks at the input's log ends (TailWatch)
+TAIL_CHECK_S = 1.0
 
 #: the key of the end-of-write marker in the changelog (see RecordBatches.flush)
 MARKER = SEP.encode() + b"end"
@@ -159,6 +165,7 @@ class WorkerShell:
         #: False from a rebalance's start until its table recovery has ended
         self.ready = False
         self.seeks = SeekBacks(self.router)
+        self.tails = TailWatch()
 
     # ------------------------------------------------------------ rebalance
 
@@ -208,9 +215,7 @@ class WorkerShell:
         if not self.ready:
             return []
         router = self.router
-        fresh = {e.message.partition for e in events}.intersection(self.owned) - router.assigned
-        starts = await self._log_starts(fresh) if fresh else {}
-        if not self.ready:  # a rebalance began while we asked
+        if not await self._restore({e.message.partition for e in events}):
             return []
         owned = self.owned
         msgs: list[tuple[int, int, bytes]] = []
@@ -221,10 +226,6 @@ class WorkerShell:
             if p not in owned:
                 continue
             done.append(e)
-            if p not in router.assigned:
-                n = router.assign(p, self._rows(p), start=starts.get(p))
-                log.info("partition %d: %d tenant engines restored, next offset %s",
-                         p, n, router.next_offset.get(p))
             msgs.append((p, m.offset, m.value))
         if not msgs:
             return done
@@ -287,6 +288,41 @@ class WorkerShell:
             await self.app.consumer.seek_wait(
                 {TP(self.s.input_topic, p): offset for p, offset in seeks})
         return done
+
+    async def _restore(self, partitions: Iterable[int]) -> bool:
+        """The router's engines of those of ``partitions`` that are ours and
+        not yet rebuilt, rebuilt from the table; False if a rebalance began."""
+        fresh = self.owned.intersection(partitions) - self.router.assigned
+        if not fresh:
+            return True
+        starts = await self._log_starts(fresh)
+        if not self.ready:  # a rebalance began while we asked
+            return False
+        router = self.router
+        for p in sorted(fresh):
+            if p in self.owned and p not in router.assigned:  # not rebuilt meanwhile
+                n = router.assign(p, self._rows(p), start=starts.get(p))
+                log.info("partition %d: %d tenant engines restored, next offset %s",
+                         p, n, router.next_offset.get(p))
+        return True
+
+    async def watch_tails(self) -> None:
+        """Seek back the partitions whose last messages never came (TailWatch);
+        a partition with no message since its assignment is rebuilt to know
+        its next offset."""
+        if not self.ready or not await self._restore(set(self.owned)):
+            return
+        parts = sorted((self.owned & self.router.assigned).difference(self.seeks.pending))
+        tps = [TP(self.s.input_topic, p) for p in parts]
+        ends = await self.app.consumer.highwaters(*tps) if tps else {}
+        if not self.ready:  # a rebalance began while we asked
+            return
+        seeks = self.tails.check(
+            time.monotonic(), self.router.next_offset,
+            {tp.partition: int(end) for tp, end in ends.items() if end is not None})
+        if seeks:
+            await self.app.consumer.seek_wait(
+                {TP(self.s.input_topic, p): offset for p, offset in seeks})
 
     async def _log_starts(self, partitions: Iterable[int]) -> dict[int, int]:
         """The first offset of each partition's log: where a partition the
@@ -369,6 +405,13 @@ def build_app(s: KafkaSettings, rules: Rules) -> tuple[faust.App, WorkerShell]:
     @app.on_partitions_revoked.connect
     async def _revoked(_app: Any, revoked: Any, **_kw: Any) -> None:
         shell.on_revoked(revoked)
+
+    @app.timer(TAIL_CHECK_S)
+    async def _tails() -> None:
+        try:
+            await shell.watch_tails()
+        except Exception as exc:  # a broker hiccup: the next check asks again
+            log.warning("routeq: checking the input's log ends failed: %r", exc)
 
     if s.clock_ms > 0:
         @app.timer(s.clock_ms / 1000)

@@ -405,6 +405,49 @@ class SeekBacks:
                          p, sb.expected, sb.seeks)
 
 
+class TailWatch:
+    """Partitions whose last messages never came: sought back to their next offset.
+
+    :class:`SeekBacks` finds a lost message when a later one of its partition
+    arrives. When the lost messages are a partition's last (Faust's loss at
+    the end of a rebalance's recovery, with no input after it), nothing
+    arrives to reveal them, and the partition would wait for its next input.
+    So the shell asks the broker for the log ends now and then: a partition
+    whose next offset is short of its log's end and has not moved for
+    :attr:`after_s` seconds is sought back to its next offset.
+    """
+
+    def __init__(self, after_s: float = 5.0) -> None:
+        self.after_s = after_s
+        #: partition -> (its next offset, since when it has been that)
+        self.since: dict[int, tuple[int, float]] = {}
+        self.total = 0
+
+    def check(self, now: float, nexts: dict[int, int],
+              ends: dict[int, int]) -> list[tuple[int, int]]:
+        """``(partition, offset)`` to seek to, given each partition's next
+        offset (``nexts``), the log ends (``ends``) and the time ``now`` (s)."""
+        seeks = []
+        for p, end in ends.items():
+            nxt = nexts.get(p)
+            if nxt is None or nxt >= end:
+                self.since.pop(p, None)
+                continue
+            was = self.since.get(p)
+            if was is None or was[0] != nxt:
+                self.since[p] = (nxt, now)
+            elif now - was[1] >= self.after_s:
+                log.warning("partition %d: offset %d not delivered for %.0f s though the "
+                            "log holds it (its end is at %d); seeking back to %d",
+                            p, nxt, now - was[1], end, nxt)
+                self.since[p] = (nxt, now)
+                self.total += 1
+                seeks.append((p, nxt))
+        for p in set(self.since).difference(ends):
+            del self.since[p]
+        return seeks
+
+
 def _lines(messages: Iterable[tuple[int, int, bytes]]) -> Iterable[tuple[int, int, bytes]]:
     """One message may carry several events, one JSON line each (``routeq produce``
     packs consecutive events of a tenant); they share the message's offset."""

@@ -118,7 +118,7 @@ def run_failover(tmp: Path, n_workers: int, examples: list[list[Obj | str]]) -> 
                 decided = {o["tenant"] for o in outs if o.get("chat") == SENTINEL}
                 return (f"the sentinels' decisions after the kill (missing: "
                         f"{sorted(every - decided)}; killed the owner of {sorted(orphaned)})\n"
-                        + "\n".join(w.tail() for w in survivors))
+                        + _whereabouts(broker, topics, every - decided, workers))
 
             wait_for(done, 180, stalled, alive)
             # the survivors take the dead worker's partitions over (the victim
@@ -152,6 +152,33 @@ def run_failover(tmp: Path, n_workers: int, examples: list[list[Obj | str]]) -> 
     tally["examples"] += len(per_example)
     tally["events"] += sum(len(lines) for lines, _ in per_example)
     tally["seconds"] += time.monotonic() - started
+
+
+def _whereabouts(broker: str, topics: Topics, missing: set[str], workers: list[Worker]) -> str:
+    """Where the missing sentinels are, read afresh: their input records
+    (partition, offset), any decision a new reader of the output topic finds,
+    and every worker's log lines about partitions (for a timeout's message)."""
+    fresh = {name: TopicReader(broker, topic) for name, topic in (
+        ("in", topics.input), ("out", topics.output))}
+    try:
+        ins = fresh["in"].read_to_end()
+        outs = fresh["out"].read_to_end()
+    finally:
+        for r in fresh.values():
+            r.close()
+    said = []
+    for r in ins:
+        for line in r.value.split(b"\n"):
+            if SENTINEL.encode() in line and _tenant(line) in missing:
+                said.append(f"input p{r.partition}@{r.offset}: {_tenant(line)}")
+    decided = [orjson.loads(r.value) for r in outs]
+    found = sorted({o["tenant"] for o in decided if o.get("chat") == SENTINEL} & missing)
+    said.append(f"a new reader of the output topic finds decisions for {found}")
+    keep = ("assigned", "restored", "seek", "Seek", "order", "WARNING", "ERROR", "Worker ready")
+    for w in workers:
+        said.append(f"--- {w.log.name}: partitions {w.assigned()}, alive {w.alive()}")
+        said.extend(line[:300] for line in w.lines() if any(k in line for k in keep))
+    return "\n".join(said)
 
 
 def check(steps: list[Step], lines: list[bytes], runtime: str) -> None:

@@ -20,6 +20,7 @@ from streams.kafka.router import (
     OFFSET_ROW,
     PartitionRouter,
     SeekBacks,
+    TailWatch,
     original_cause,
 )
 from tests.routeq import routeq
@@ -224,6 +225,25 @@ def test_seek_backs_go_on_until_in_order_and_skip_a_hole() -> None:
     answers = [seeks.on_held({3: (50, 60)}) for _ in range(SeekBacks.HOLE_AFTER + 1)]
     assert answers[:-1] == [[(3, 50)]] * SeekBacks.HOLE_AFTER
     assert answers[-1] == [(3, 60)] and seeks.holes == 1 and r.next_offset[3] == 60
+
+
+def test_a_partition_short_of_its_log_end_and_still_is_sought_back() -> None:
+    tails = TailWatch(after_s=5.0)
+    # partition 1 caught up, partition 2 short of its end: watched, not yet sought
+    assert tails.check(0.0, {1: 40, 2: 12}, {1: 40, 2: 20}) == []
+    # partition 2 moves on: its clock starts again
+    assert tails.check(4.0, {1: 40, 2: 15}, {1: 40, 2: 20}) == []
+    assert tails.check(8.0, {1: 40, 2: 15}, {1: 41, 2: 20}) == []
+    # 5 s without a move while its log holds more: seek back to its next offset
+    assert tails.check(9.0, {1: 41, 2: 15}, {1: 41, 2: 20}) == [(2, 15)]
+    # and again only after another 5 s without a move
+    assert tails.check(10.0, {1: 41, 2: 15}, {1: 41, 2: 20}) == []
+    assert tails.check(14.0, {1: 41, 2: 15}, {1: 41, 2: 20}) == [(2, 15)]
+    assert tails.total == 2
+    # a partition with no next offset yet (no message since its assignment),
+    # or no longer asked about, is not watched
+    assert tails.check(30.0, {1: 41}, {1: 45, 3: 9}) == []
+    assert set(tails.since) == {1}
 
 
 LOG_LEN = 120
