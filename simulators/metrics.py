@@ -175,25 +175,6 @@ class Collector:
         # (tenant, interval index) -> [human, within_sl, abandoned, assigned]
         self.interval_origin, self.interval_ms = intervals if intervals is not None else (0, 0)
         self.series: dict[tuple[str, int], list[int]] = {}
-        self._on_event = {
-            "agent.state": self._agent_state,
-            "visitor.arrived": self._arrived,
-            "page.viewed": self._page,
-            "chat.requested": self._requested,
-            "bot.escalated": self._escalated,
-            "chat.ended": self._ended,
-            "visitor.left": self._left,
-            "order.placed": self._order,
-        }
-        self._on_output = {
-            "chat.queued": self._queued,
-            "chat.assigned": self._assigned,
-            "chat.to_bot": self._to_bot,
-            "chat.requeued": self._requeued,
-            "chat.overflowed": self._overflowed,
-            "chat.abandoned": self._abandoned,
-            "chat.closed": self._closed,
-        }
 
     # ------------------------------------------------------------ feeding
 
@@ -210,16 +191,43 @@ class Collector:
             self.first_ts = ts
         if self.last_ts is None or ts > self.last_ts:
             self.last_ts = ts
-        f = self._on_event.get(ev["type"])
-        if f is not None:
-            f(ev)
+        # a chain, not a table of bound methods (see Engine._handle)
+        etype = ev["type"]
+        if etype == "page.viewed":
+            self._page(ev)
+        elif etype == "chat.requested":
+            self._requested(ev)
+        elif etype == "chat.ended":
+            self._ended(ev)
+        elif etype == "visitor.arrived":
+            self._arrived(ev)
+        elif etype == "visitor.left":
+            self._left(ev)
+        elif etype == "agent.state":
+            self._agent_state(ev)
+        elif etype == "order.placed":
+            self._order(ev)
+        elif etype == "bot.escalated":
+            self._escalated(ev)
 
     def output(self, o: dict[str, Any]) -> None:
         if self.wrapping:
             self._unwrap(o["tenant"], o["ts"])
-        f = self._on_output.get(o["type"])
-        if f is not None:
-            f(o)
+        otype = o["type"]
+        if otype == "chat.assigned":
+            self._assigned(o)
+        elif otype == "chat.queued":
+            self._queued(o)
+        elif otype == "chat.to_bot":
+            self._to_bot(o)
+        elif otype == "chat.requeued":
+            self._requeued(o)
+        elif otype == "chat.abandoned":
+            self._abandoned(o)
+        elif otype == "chat.overflowed":
+            self._overflowed(o)
+        elif otype == "chat.closed":
+            self._closed(o)
 
     def _in(self, tenant: str) -> bool:
         return self.only is None or tenant in self.only
