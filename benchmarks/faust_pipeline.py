@@ -152,9 +152,12 @@ def throughput(address: str, lines: list[bytes], expected: int, workers: int, pa
     stamps = [r.timestamp / 1000 for r in recs] or [time.time()]
     # preloaded: from the first output (one batch late) to the last
     wall = max(stamps) - (min(stamps) if preload else t0)
+    # a preload small enough to come out in one batch has no measurable wall
+    # time (its outputs share a millisecond): no rate, rather than a division by 0
     return {"workers": workers, "pack": pack, "preload": preload, "events": len(lines),
             "outputs": len(recs), "complete": len(recs) == expected, "wall_s": round(wall, 3),
-            "produce_s": round(sent_s, 3), "events_per_s": round(len(lines) / wall)}
+            "produce_s": round(sent_s, 3),
+            "events_per_s": round(len(lines) / wall) if wall > 0 else None}
 
 
 def latency(address: str, lines: list[bytes], rate: float, name: str,
@@ -220,8 +223,11 @@ def latency(address: str, lines: list[bytes], rate: float, name: str,
             "p99_ms": round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1)}
 
 
-def med(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
-    vals = [r[key] for r in runs if key in r]
+def med(runs: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
+    """Median, least and most of ``key`` over the runs that measured it (None: none did)."""
+    vals = [r[key] for r in runs if r.get(key) is not None]
+    if not vals:
+        return None
     return {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
 
 
