@@ -164,6 +164,8 @@ class WorkerShell:
         self._since_gc = 0
         #: False from a rebalance's start until its table recovery has ended
         self.ready = False
+        #: counts rebalances (an await that sees it change saw one begin)
+        self.generation = 0
         self.seeks = SeekBacks(self.router)
         self.tails = TailWatch()
 
@@ -171,7 +173,9 @@ class WorkerShell:
 
     def on_assigned(self, assigned: Iterable[TP]) -> None:
         self.ready = False
+        self.generation += 1
         self.seeks.pending.clear()
+        self.tails.reset()
         self.owned = {tp.partition for tp in assigned if tp.topic == self.s.input_topic}
         log.info("routeq: input partitions assigned: %s", sorted(self.owned))
         # partitions no longer ours are dropped; kept ones are rebuilt lazily
@@ -184,6 +188,8 @@ class WorkerShell:
 
     def on_revoked(self, revoked: Iterable[TP]) -> None:
         self.ready = False
+        self.generation += 1
+        self.tails.reset()
         gone = [tp.partition for tp in revoked if tp.topic == self.s.input_topic]
         self.owned.difference_update(gone)
         self.router.revoke(gone)
@@ -295,8 +301,9 @@ class WorkerShell:
         fresh = self.owned.intersection(partitions) - self.router.assigned
         if not fresh:
             return True
+        generation = self.generation
         starts = await self._log_starts(fresh)
-        if not self.ready:  # a rebalance began while we asked
+        if not self.ready or self.generation != generation:  # a rebalance began meanwhile
             return False
         router = self.router
         for p in sorted(fresh):
@@ -312,14 +319,22 @@ class WorkerShell:
         its next offset."""
         if not self.ready or not await self._restore(set(self.owned)):
             return
-        parts = sorted((self.owned & self.router.assigned).difference(self.seeks.pending))
-        tps = [TP(self.s.input_topic, p) for p in parts]
-        ends = await self.app.consumer.highwaters(*tps) if tps else {}
-        if not self.ready:  # a rebalance began while we asked
+        generation = self.generation
+        tps = [TP(self.s.input_topic, p) for p in sorted(self.owned & self.router.assigned)]
+        if not tps:
             return
-        seeks = self.tails.check(
-            time.monotonic(), self.router.next_offset,
-            {tp.partition: int(end) for tp, end in ends.items() if end is not None})
+        consumer = self.app.consumer
+        found = await consumer.highwaters(*tps)
+        # where the consumer has read further than the broker says the log
+        # ends (Tansu's end of a multi-record batch), its position is the end
+        ends = {}
+        for tp in tps:
+            end = max(int(found.get(tp) or 0), int(await consumer.position(tp) or 0))
+            if end > 0:
+                ends[tp.partition] = end
+        if not self.ready or self.generation != generation:  # a rebalance began meanwhile
+            return
+        seeks = self.tails.check(time.monotonic(), self.router.next_offset, ends)
         if seeks:
             await self.app.consumer.seek_wait(
                 {TP(self.s.input_topic, p): offset for p, offset in seeks})

@@ -412,21 +412,28 @@ class TailWatch:
     arrives. When the lost messages are a partition's last (Faust's loss at
     the end of a rebalance's recovery, with no input after it), nothing
     arrives to reveal them, and the partition would wait for its next input.
-    So the shell asks the broker for the log ends now and then: a partition
-    whose next offset is short of its log's end and has not moved for
-    :attr:`after_s` seconds is sought back to its next offset.
+    So the shell looks at each partition's end now and then (the broker's log
+    end, or the consumer's position where that is further: Tansu 0.6 reports
+    a log's end as its last record batch's first offset + 1): a partition
+    whose next offset is short of its end and has not moved for
+    :attr:`after_s` seconds is sought back to its next offset. After
+    :attr:`GIVE_UP_AFTER` seeks that brought nothing for the same next offset
+    and end, the end is out of reach (a transaction marker, records removed
+    by retention): it is logged once and left until either changes.
     """
+
+    GIVE_UP_AFTER = 5
 
     def __init__(self, after_s: float = 5.0) -> None:
         self.after_s = after_s
-        #: partition -> (its next offset, since when it has been that)
-        self.since: dict[int, tuple[int, float]] = {}
+        #: partition -> (its next offset, its end, since when, seeks since)
+        self.since: dict[int, tuple[int, int, float, int]] = {}
         self.total = 0
 
     def check(self, now: float, nexts: dict[int, int],
               ends: dict[int, int]) -> list[tuple[int, int]]:
         """``(partition, offset)`` to seek to, given each partition's next
-        offset (``nexts``), the log ends (``ends``) and the time ``now`` (s)."""
+        offset (``nexts``), ends (``ends``) and the time ``now`` (s)."""
         seeks = []
         for p, end in ends.items():
             nxt = nexts.get(p)
@@ -434,18 +441,28 @@ class TailWatch:
                 self.since.pop(p, None)
                 continue
             was = self.since.get(p)
-            if was is None or was[0] != nxt:
-                self.since[p] = (nxt, now)
-            elif now - was[1] >= self.after_s:
-                log.warning("partition %d: offset %d not delivered for %.0f s though the "
-                            "log holds it (its end is at %d); seeking back to %d",
-                            p, nxt, now - was[1], end, nxt)
-                self.since[p] = (nxt, now)
-                self.total += 1
-                seeks.append((p, nxt))
+            if was is None or was[0] != nxt or was[1] != end:
+                self.since[p] = (nxt, end, now, 0)
+            elif was[3] <= self.GIVE_UP_AFTER and now - was[2] >= self.after_s:
+                n = was[3] + 1
+                if n <= self.GIVE_UP_AFTER:
+                    log.warning("partition %d: offset %d not delivered for %.0f s though the "
+                                "log holds it (its end is at %d); seeking back to %d",
+                                p, nxt, now - was[2], end, nxt)
+                    seeks.append((p, nxt))
+                    self.total += 1
+                else:
+                    log.warning("partition %d: %d seeks back to offset %d brought nothing "
+                                "(the log's end at %d is out of reach); waiting for new input",
+                                p, was[3], nxt, end)
+                self.since[p] = (nxt, end, now, n)
         for p in set(self.since).difference(ends):
             del self.since[p]
         return seeks
+
+    def reset(self) -> None:
+        """A rebalance: the time a partition has waited starts again."""
+        self.since.clear()
 
 
 def _lines(messages: Iterable[tuple[int, int, bytes]]) -> Iterable[tuple[int, int, bytes]]:

@@ -240,10 +240,22 @@ def test_a_partition_short_of_its_log_end_and_still_is_sought_back() -> None:
     assert tails.check(10.0, {1: 41, 2: 15}, {1: 41, 2: 20}) == []
     assert tails.check(14.0, {1: 41, 2: 15}, {1: 41, 2: 20}) == [(2, 15)]
     assert tails.total == 2
-    # a partition with no next offset yet (no message since its assignment),
-    # or no longer asked about, is not watched
+    # a partition with no next offset yet, or no longer asked about, is not watched
     assert tails.check(30.0, {1: 41}, {1: 45, 3: 9}) == []
     assert set(tails.since) == {1}
+    # a rebalance: the wait starts again
+    tails.reset()
+    assert tails.check(36.0, {1: 41}, {1: 45}) == []
+
+
+def test_a_tail_out_of_reach_is_given_up_until_the_log_moves() -> None:
+    tails = TailWatch(after_s=5.0)
+    assert tails.check(0.0, {4: 7}, {4: 8}) == []
+    got = [tails.check(5.0 * k, {4: 7}, {4: 8}) for k in range(1, TailWatch.GIVE_UP_AFTER + 3)]
+    assert got == [[(4, 7)]] * TailWatch.GIVE_UP_AFTER + [[], []]
+    # new input moves the end: watched again
+    assert tails.check(100.0, {4: 7}, {4: 9}) == []
+    assert tails.check(105.0, {4: 7}, {4: 9}) == [(4, 7)]
 
 
 LOG_LEN = 120
