@@ -59,8 +59,10 @@ def relaxed_gc() -> Iterator[None]:
     no reference cycles while it lasts, so every pass of the cyclic
     collector over them is pure overhead: a quarter of the wall time of a
     simulated 11.11 day with the default thresholds, 7 % of an M/M/c run
-    with relaxed ones. On the way out it is switched back on, and its next
-    young pass frees what the run left as cycles (a finished re-simulation).
+    with relaxed ones (the engine, the simulator, the figures collector and
+    the what-if reader and re-simulation keep no tables of their own bound
+    methods, which would make each of them a cycle). On the way out it is
+    switched back on, and its next pass frees any cycle the run left.
     """
     was = gc.isenabled()
     gc.disable()

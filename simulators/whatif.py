@@ -88,6 +88,9 @@ NEW, BOT, WAITING, ASSIGNED, CLOSED = range(5)
 # what the reader does with an input event (``_Reader.classify``)
 DROP, KEEP = range(2)
 LAST = 2**62  # at equal times after the events planned at a line of the history
+#: the outputs about a chat that the reader and the re-simulation follow
+CHAT_OUTPUTS = frozenset({"chat.queued", "chat.assigned", "chat.requeued", "chat.to_bot",
+                          "chat.abandoned"})
 #: a planned action: (time, line of the history it re-creates, order planned,
 #: tenant, action, its argument)
 _Item = tuple[int, int, int, str, Callable[[int, Any], None], Any]
@@ -298,11 +301,6 @@ class _Reader:
         self.late_own = 0  # a tenant's own clock events after a deadline due
         self.seen: dict[str, int] = {}
         self.line = -1  # the history's line being read
-        self.react: dict[str, Callable[[Obs, dict[str, Any]], None]] = {
-            "chat.queued": self._queued, "chat.assigned": self._assigned,
-            "chat.requeued": self._requeued, "chat.to_bot": self._to_bot,
-            "chat.abandoned": self._abandoned,
-        }
 
     def classify(self, ev: dict[str, Any]) -> int:
         """Record what ``ev`` shows: KEEP where it is exogenous (kept as recorded),
@@ -465,12 +463,23 @@ class _Reader:
                     o.open_ms = t_end - o.bot_t
 
     def output(self, out: dict[str, Any]) -> None:
-        f = self.react.get(out["type"])
-        if f is None:
+        otype = out["type"]
+        if otype not in CHAT_OUTPUTS:
             return
         o = self.chats.get((out.get("origin") or out["tenant"], out["chat"]))
-        if o is not None:
-            f(o, out)
+        if o is None:
+            return
+        # a chain, not a table of bound methods (see Engine._handle)
+        if otype == "chat.assigned":
+            self._assigned(o, out)
+        elif otype == "chat.queued":
+            self._queued(o, out)
+        elif otype == "chat.requeued":
+            self._requeued(o, out)
+        elif otype == "chat.to_bot":
+            self._to_bot(o, out)
+        else:
+            self._abandoned(o, out)
 
     def _queued(self, o: Obs, out: dict[str, Any]) -> None:
         if o.status == CLOSED:
@@ -973,11 +982,6 @@ class Replay:
         # exogenous events), the re-simulation's own clocks come after the
         # longest it took, so that they never fire a timer before it would have
         self.lag = trace.timer_lag_ms + 1 if trace.timer_lag_ms > 0 else trace.timer_lag_ms
-        self._react: dict[str, Callable[[_Chat, dict[str, Any]], None]] = {
-            "chat.queued": self._on_queued, "chat.assigned": self._on_assigned,
-            "chat.to_bot": self._on_to_bot, "chat.requeued": self._on_requeued,
-            "chat.abandoned": self._on_abandoned,
-        }
 
     def _push(self, t: int, tenant: str, action: Callable[[int, Any], None], arg: Any,
               line: int = LAST) -> None:
@@ -1122,13 +1126,11 @@ class Replay:
         col.event(ev)
         tenant = ev.get("tenant")
         others: list[str] = []  # tenants besides the event's that outputs touched
-        react = self._react
         for o in outs:
             col.output(o)
             if o["tenant"] != tenant and o["tenant"] not in others:
                 others.append(o["tenant"])
-            f = react.get(o["type"])
-            if f is not None:
+            if o["type"] in CHAT_OUTPUTS:
                 key = (o.get("origin") or o["tenant"], o["chat"])
                 c = self.chats.get(key)
                 if c is None:
@@ -1138,7 +1140,7 @@ class Replay:
                                                 _Draws(self.trace, obs, which, self.seed), o["ts"])
                     if obs is not None:
                         self.by_visitor.setdefault((key[0], obs.visitor), []).append(c)
-                f(c, o)
+                self._react(c, o)
         if ev["type"] in ("visitor.left", "chat.ended"):
             self._closed(ev)
         if self.lag < 0:  # no clock in the history: timers fire at the next event
@@ -1156,6 +1158,21 @@ class Replay:
             self._push(d + self.lag, tenant, self._clock, tenant)
 
     # ------------------------------------------------------------ reactions
+
+    def _react(self, c: _Chat, o: dict[str, Any]) -> None:
+        """What the re-simulated world does about an output of CHAT_OUTPUTS
+        (a chain, not a table of bound methods: see Engine._handle)."""
+        otype = o["type"]
+        if otype == "chat.assigned":
+            self._on_assigned(c, o)
+        elif otype == "chat.queued":
+            self._on_queued(c, o)
+        elif otype == "chat.to_bot":
+            self._on_to_bot(c, o)
+        elif otype == "chat.requeued":
+            self._on_requeued(c, o)
+        else:
+            self._on_abandoned(c, o)
 
     def _on_queued(self, c: _Chat, o: dict[str, Any]) -> None:
         if c.status == WAITING or c.status == CLOSED:
