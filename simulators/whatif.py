@@ -188,9 +188,11 @@ class Trace:
     # rules deployed during the history: (exogenous events before it, the time
     # of the last event before it, rules); the recorded rules switch there
     deployments: list[tuple[int, int, Rules]] = field(default_factory=list)
-    # exogenous event index -> how many events the re-simulation re-creates came
-    # at that same time before it in the history (the order of a tie)
-    ties: dict[int, int] = field(default_factory=dict)
+    # exogenous event index -> (the tie, how many events the re-simulation
+    # re-creates came at that same time before it in the history: the order
+    # of a tie); a tie is numbered anew wherever its tenant's (or, grouped, any
+    # tenant's) time changed, even to come back to the same time later
+    ties: dict[int, tuple[int, int]] = field(default_factory=dict)
     # exogenous event index -> tenant -> an earlier time than its own: the
     # tenant's later events come at that time (its clock is behind another's),
     # so its own events in the re-simulation go first only where earlier
@@ -565,14 +567,15 @@ def _read(path: str, rules: Rules, workdir: str | None,
     t_end = span[0]
     # per tenant (all as one, None, where chats may overflow): its previous
     # event's time, how many events the re-simulation re-creates came at that
-    # time since it changed, and how many clock events (which it re-creates
-    # where on time)
+    # time since it changed, how many clock events (which it re-creates where
+    # on time), and the tie's number
     at_ts: dict[str | None, list[int]] = {}
+    n_ties = 0
     ran_under = (rules, *(d[1] for d in deployments or ()))
     grouped = any(r.overflow_enabled for r in ran_under)
     last_ts = -1
-    ties: dict[int, int] = {}
-    ties_clocks: dict[int, int] = {}
+    ties: dict[int, tuple[int, int]] = {}
+    ties_clocks: dict[int, tuple[int, int]] = {}
     exo_ts = array("q")  # each kept event's time, and its tenant's number
     exo_tenant = array("i")
     numbers: dict[str | None, int] = {None: -1}
@@ -608,7 +611,8 @@ def _read(path: str, rules: Rules, workdir: str | None,
                 group = None if grouped else tenant
                 tie = at_ts.get(group)
                 if tie is None or tie[0] != ts:
-                    tie = at_ts[group] = [ts, 0, 0]
+                    n_ties += 1
+                    tie = at_ts[group] = [ts, 0, 0, n_ties]
                 clock = ev["type"] == "clock"
                 due = engine.next_deadline(tenant) if clock else None
                 reader.line = line_no
@@ -623,9 +627,9 @@ def _read(path: str, rules: Rules, workdir: str | None,
                         tie[2] += 1
                 else:
                     if tie[1]:
-                        ties[exo_n] = tie[1]
+                        ties[exo_n] = (tie[3], tie[1])
                     if tie[1] + tie[2]:
-                        ties_clocks[exo_n] = tie[1] + tie[2]
+                        ties_clocks[exo_n] = (tie[3], tie[1] + tie[2])
                 outs = engine.apply(ev, offset)
                 if recorded_outs is not None:
                     recorded_outs.check(offset, outs)
@@ -956,8 +960,8 @@ class Replay:
         self.rules = rules
         self.seed = seed
         self.switches = list(trace.deployments) if recorded else []
-        # per tenant (or None: all, where chats overflow), the time of its
-        # last tie and how many own events were emitted there
+        # per tenant (or None: all, where chats overflow), the number of its
+        # last tie (Trace.ties) and how many own events were emitted there
         self.tie_at: dict[str | None, tuple[int, int]] = {}
         self.group = trace.grouped
         # the input is what the history applied: the reader dropped what the
@@ -1035,9 +1039,9 @@ class Replay:
                 continue  # on time: the engine's own deadlines clock it here
             ts = ev["ts"]
             self._before(ts, behind.get(index) if behind else None)
-            first = ties.get(index, 0)
-            if first:
-                self._tie(ev.get("tenant"), ts, first)
+            tie = ties.get(index)
+            if tie is not None:
+                self._tie(ev.get("tenant"), ts, tie)
             self.emit(ev)
         if tick is not None and n:
             tick(n)
@@ -1090,14 +1094,15 @@ class Replay:
         if ev["type"] == "visitor.left":
             self.by_visitor[(tenant, ev["visitor"])] = kept
 
-    def _tie(self, tenant: str | None, ts: int, first: int) -> None:
+    def _tie(self, tenant: str | None, ts: int, tie: tuple[int, int]) -> None:
         """At a tie, as many of the re-simulation's own events of the tenant go
         first as did in the history (tenants' times differ where events came
         late, so ties are counted per tenant; where chats may overflow, all
         tenants are one). Events held back (their tenant is behind) wait."""
         key = None if self.group else tenant
+        number, first = tie
         at, done = self.tie_at.get(key, (-1, 0))
-        if at != ts:
+        if at != number:  # the history's time moved since: counted anew, as the reader did
             done = 0
         heap, pop = self.heap, heapq.heappop
         others: list[_Item] = []
@@ -1109,7 +1114,7 @@ class Replay:
             before = self.offset
             item[4](ts, item[5])
             done += self.offset - before
-        self.tie_at[key] = (ts, done)
+        self.tie_at[key] = (number, done)
         for item in others:
             heapq.heappush(heap, item)
 

@@ -281,6 +281,9 @@ WRITTEN = {
     "left_order_held": None,  # an order after a chat its visitor's leaving closed
     "grace_cut": "grace",  # a requeue after the offline grace, at the next event
     "own_ids": None,    # the history's ids are those the re-simulation gives its own events
+    # a chat id ended and requested again twice, late behind its tenant's
+    # clock, another tenant's event at another time between the two ties
+    "tie_other_time": "ovf10",
 }
 
 
