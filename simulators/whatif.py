@@ -666,8 +666,9 @@ def _read(path: str, rules: Rules, workdir: str | None,
     # on time, the history's clock events are re-created by the re-simulation's
     trace.ties = ties_clocks if trace.timer_lag_ms == 0 else ties
     trace.grouped = grouped
+    # the platform is tied to the others only where chats may overflow to it
     trace.behind = _behind(exo_ts, exo_tenant, [n for n in numbers if n is not None],
-                           {r.platform for r in ran_under})
+                           {r.platform for r in ran_under if r.overflow_enabled})
     if recorded_outs is not None:
         trace.unexplained = recorded_outs.verdict()
     trace.tenants = tuple(tenants)
