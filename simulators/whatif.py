@@ -88,6 +88,10 @@ NEW, BOT, WAITING, ASSIGNED, CLOSED = range(5)
 # what the reader does with an input event (``_Reader.classify``)
 DROP, KEEP = range(2)
 LAST = 2**62  # at equal times after the events planned at a line of the history
+#: the times of a tenant (grouped: of all) whose ties the reader keeps counting:
+#: where one tenant is behind another their times interleave, and a time seen
+#: again within this many others continues its tie
+TIE_TIMES = 64
 #: the outputs about a chat that the reader and the re-simulation follow
 CHAT_OUTPUTS = frozenset({"chat.queued", "chat.assigned", "chat.requeued", "chat.to_bot",
                           "chat.abandoned"})
@@ -188,10 +192,11 @@ class Trace:
     # rules deployed during the history: (exogenous events before it, the time
     # of the last event before it, rules); the recorded rules switch there
     deployments: list[tuple[int, int, Rules]] = field(default_factory=list)
-    # exogenous event index -> (the tie, how many events the re-simulation
-    # re-creates came at that same time before it in the history: the order
-    # of a tie); a tie is numbered anew wherever its tenant's (or, grouped, any
-    # tenant's) time changed, even to come back to the same time later
+    # exogenous event index -> (the tie's number, how many events the
+    # re-simulation re-creates came at that same time before it in the
+    # history: the order of a tie); a tie is the events of one time of a
+    # tenant (grouped: of all tenants, whose times interleave where one is
+    # behind another), numbered when first seen (see TIE_TIMES)
     ties: dict[int, tuple[int, int]] = field(default_factory=dict)
     # exogenous event index -> tenant -> an earlier time than its own: the
     # tenant's later events come at that time (its clock is behind another's),
@@ -565,11 +570,11 @@ def _read(path: str, rules: Rules, workdir: str | None,
     fd, exo_path = tempfile.mkstemp(prefix="routeq-whatif-", suffix=".jsonl", dir=workdir)
     events = exo_n = rejected = duplicates = 0
     t_end = span[0]
-    # per tenant (all as one, None, where chats may overflow): its previous
-    # event's time, how many events the re-simulation re-creates came at that
-    # time since it changed, how many clock events (which it re-creates where
+    # per tenant (all as one, None, where chats may overflow), its latest
+    # times (TIE_TIMES of them), each with how many events the re-simulation
+    # re-creates came at it, how many clock events (which it re-creates where
     # on time), and the tie's number
-    at_ts: dict[str | None, list[int]] = {}
+    at_ts: dict[str | None, dict[int, list[int]]] = {}
     n_ties = 0
     ran_under = (rules, *(d[1] for d in deployments or ()))
     grouped = any(r.overflow_enabled for r in ran_under)
@@ -609,10 +614,16 @@ def _read(path: str, rules: Rules, workdir: str | None,
                     t_end = ts
                 last_ts = ts
                 group = None if grouped else tenant
-                tie = at_ts.get(group)
-                if tie is None or tie[0] != ts:
+                times = at_ts.get(group)
+                if times is None:
+                    times = at_ts[group] = {}
+                tie = times.pop(ts, None)
+                if tie is None:
                     n_ties += 1
-                    tie = at_ts[group] = [ts, 0, 0, n_ties]
+                    tie = [0, 0, n_ties]
+                    if len(times) >= TIE_TIMES:
+                        del times[next(iter(times))]  # the least recently seen
+                times[ts] = tie
                 clock = ev["type"] == "clock"
                 due = engine.next_deadline(tenant) if clock else None
                 reader.line = line_no
@@ -620,16 +631,16 @@ def _read(path: str, rules: Rules, workdir: str | None,
                 # decoded, as it was before the engine saw it: no candidate checks it again
                 kept = orjson.dumps(ev) if keep else b""
                 if keep == DROP:
-                    tie[1] += 1
+                    tie[0] += 1
                 elif clock:
                     # only a clock that fires a timer is re-created where on time
                     if due is not None and due <= ts:
-                        tie[2] += 1
+                        tie[1] += 1
                 else:
-                    if tie[1]:
-                        ties[exo_n] = (tie[3], tie[1])
-                    if tie[1] + tie[2]:
-                        ties_clocks[exo_n] = (tie[3], tie[1] + tie[2])
+                    if tie[0]:
+                        ties[exo_n] = (tie[2], tie[0])
+                    if tie[0] + tie[1]:
+                        ties_clocks[exo_n] = (tie[2], tie[0] + tie[1])
                 outs = engine.apply(ev, offset)
                 if recorded_outs is not None:
                     recorded_outs.check(offset, outs)
@@ -961,9 +972,9 @@ class Replay:
         self.rules = rules
         self.seed = seed
         self.switches = list(trace.deployments) if recorded else []
-        # per tenant (or None: all, where chats overflow), the number of its
-        # last tie (Trace.ties) and how many own events were emitted there
-        self.tie_at: dict[str | None, tuple[int, int]] = {}
+        # per tenant (or None: all, where chats overflow), its ties' numbers
+        # (Trace.ties) and how many own events were emitted at each
+        self.tie_at: dict[str | None, dict[int, int]] = {}
         self.group = trace.grouped
         # the input is what the history applied: the reader dropped what the
         # recorded rules' window dropped, and a candidate's own window (the
@@ -1102,9 +1113,10 @@ class Replay:
         tenants are one). Events held back (their tenant is behind) wait."""
         key = None if self.group else tenant
         number, first = tie
-        at, done = self.tie_at.get(key, (-1, 0))
-        if at != number:  # the history's time moved since: counted anew, as the reader did
-            done = 0
+        counts = self.tie_at.get(key)
+        if counts is None:
+            counts = self.tie_at[key] = {}
+        done = counts.get(number, 0)
         heap, pop = self.heap, heapq.heappop
         others: list[_Item] = []
         while heap and heap[0][0] <= ts and done < first:
@@ -1115,7 +1127,9 @@ class Replay:
             before = self.offset
             item[4](ts, item[5])
             done += self.offset - before
-        self.tie_at[key] = (number, done)
+        if number not in counts and len(counts) >= 16 * TIE_TIMES:
+            del counts[next(iter(counts))]  # long forgotten by the reader
+        counts[number] = done
         for item in others:
             heapq.heappush(heap, item)
 

@@ -287,6 +287,9 @@ WRITTEN = {
     # an event of the platform tenant, behind another tenant's clock, where
     # chats never overflow: the platform is a tenant like any other
     "platform_no_overflow": None,
+    # a tie of one tenant's time, another tenant's event ahead of it between
+    # the escalation that goes first and the capacity cut that follows
+    "tie_behind_again": "ovf10",
 }
 
 
