@@ -90,7 +90,7 @@ DROP, KEEP = range(2)
 LAST = 2**62  # at equal times after the events planned at a line of the history
 #: the times of a tenant (grouped: of all) whose ties the reader keeps counting:
 #: where one tenant is behind another their times interleave, and a time seen
-#: again within this many others continues its tie
+#: again within this many others (at least) continues its tie
 TIE_TIMES = 64
 #: the outputs about a chat that the reader and the re-simulation follow
 CHAT_OUTPUTS = frozenset({"chat.queued", "chat.assigned", "chat.requeued", "chat.to_bot",
@@ -571,9 +571,9 @@ def _read(path: str, rules: Rules, workdir: str | None,
     events = exo_n = rejected = duplicates = 0
     t_end = span[0]
     # per tenant (all as one, None, where chats may overflow), its latest
-    # times (TIE_TIMES of them), each with how many events the re-simulation
-    # re-creates came at it, how many clock events (which it re-creates where
-    # on time), and the tie's number
+    # times at which the re-simulation re-creates events (TIE_TIMES of them
+    # at least), each with how many it re-creates there, how many clock events
+    # (which it re-creates where on time), and the tie's number
     at_ts: dict[str | None, dict[int, list[int]]] = {}
     n_ties = 0
     ran_under = (rules, *(d[1] for d in deployments or ()))
@@ -617,26 +617,23 @@ def _read(path: str, rules: Rules, workdir: str | None,
                 times = at_ts.get(group)
                 if times is None:
                     times = at_ts[group] = {}
-                tie = times.pop(ts, None)
-                if tie is None:
-                    n_ties += 1
-                    tie = [0, 0, n_ties]
-                    if len(times) >= TIE_TIMES:
-                        del times[next(iter(times))]  # the least recently seen
-                times[ts] = tie
+                tie = times.get(ts)
                 clock = ev["type"] == "clock"
                 due = engine.next_deadline(tenant) if clock else None
                 reader.line = line_no
                 keep = reader.classify(ev)
                 # decoded, as it was before the engine saw it: no candidate checks it again
                 kept = orjson.dumps(ev) if keep else b""
-                if keep == DROP:
-                    tie[0] += 1
-                elif clock:
-                    # only a clock that fires a timer is re-created where on time
-                    if due is not None and due <= ts:
-                        tie[1] += 1
-                else:
+                # only a clock that fires a timer is re-created where on time
+                fires = clock and due is not None and due <= ts
+                if keep == DROP or fires:
+                    if tie is None:
+                        n_ties += 1
+                        tie = times[ts] = [0, 0, n_ties]
+                        if len(times) > 2 * TIE_TIMES:  # the latest TIE_TIMES go on
+                            at_ts[group] = dict(list(times.items())[-TIE_TIMES:])
+                    tie[0 if keep == DROP else 1] += 1
+                elif not clock and tie is not None:
                     if tie[0]:
                         ties[exo_n] = (tie[2], tie[0])
                     if tie[0] + tie[1]:
