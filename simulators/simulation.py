@@ -62,10 +62,7 @@ def relaxed_gc() -> Iterator[None]:
     with relaxed ones (the engine, the simulator, the figures collector and
     the what-if reader and re-simulation keep no tables of their own bound
     methods, which would make each of them a cycle). On the way out it is
-    switched back on, and what the run allocated and still holds (a what-if
-    trace: millions of objects) goes to the oldest generation unscanned
-    (frozen and thawed at once), not into the next young pass, which would
-    walk all of it; a full pass frees any cycle the run left.
+    switched back on, and its next pass frees any cycle the run left.
     """
     was = gc.isenabled()
     gc.disable()
@@ -73,9 +70,6 @@ def relaxed_gc() -> Iterator[None]:
         yield
     finally:
         if was:
-            if gc.get_freeze_count() == 0:  # nobody else's frozen objects to thaw
-                gc.freeze()
-                gc.unfreeze()
             gc.enable()
 
 
