@@ -78,7 +78,8 @@ def test_every_assignment_explains_its_page_part(r: Rules, events: list[dict[str
             continue
         cls = o["value"]
         assert o["score"]["page"] == pytest.approx(index(cls))
-        assert o["reason"] in ("exclusive", "sticky", "skill", "best", "overflow")
+        # every reason but a baseline policy's name (CONTRACT.md, chat.assigned)
+        assert o["reason"] in ("exclusive", "sticky", "skill", "best", "overflow", "transfer")
 
 
 # ------------------------------------------------------------ overflow by value
