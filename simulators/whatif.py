@@ -67,7 +67,7 @@ from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import orjson
 
@@ -95,6 +95,7 @@ TIE_TIMES = 64
 #: the outputs about a chat that the reader and the re-simulation follow
 CHAT_OUTPUTS = frozenset({"chat.queued", "chat.assigned", "chat.requeued", "chat.to_bot",
                           "chat.abandoned"})
+_V = TypeVar("_V")
 #: a planned action: (time, line of the history it re-creates, order planned,
 #: tenant, action, its argument)
 _Item = tuple[int, int, int, str, Callable[[int, Any], None], Any]
@@ -630,8 +631,7 @@ def _read(path: str, rules: Rules, workdir: str | None,
                     if tie is None:
                         n_ties += 1
                         tie = times[ts] = [0, 0, n_ties]
-                        if len(times) > 2 * TIE_TIMES:  # the latest TIE_TIMES go on
-                            at_ts[group] = dict(list(times.items())[-TIE_TIMES:])
+                        at_ts[group] = _latest(times, TIE_TIMES)
                     tie[0 if keep == DROP else 1] += 1
                 elif not clock and tie is not None:
                     if tie[0]:
@@ -691,6 +691,11 @@ def _read(path: str, rules: Rules, workdir: str | None,
     trace.recorded = col.summary()
     trace.read_s = time.perf_counter() - started
     return trace
+
+
+def _latest(d: dict[int, _V], n: int) -> dict[int, _V]:
+    """``d``, or only its ``n`` latest entries once it holds twice as many."""
+    return d if len(d) <= 2 * n else dict(list(d.items())[-n:])
 
 
 def _behind(times: array[int], tenants: array[int], names: list[str],
@@ -1124,9 +1129,8 @@ class Replay:
             before = self.offset
             item[4](ts, item[5])
             done += self.offset - before
-        if number not in counts and len(counts) >= 16 * TIE_TIMES:
-            del counts[next(iter(counts))]  # long forgotten by the reader
         counts[number] = done
+        self.tie_at[key] = _latest(counts, 16 * TIE_TIMES)  # the older: long forgotten
         for item in others:
             heapq.heappush(heap, item)
 

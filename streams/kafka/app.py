@@ -290,10 +290,19 @@ class WorkerShell:
             self._since_gc = 0
             settle_garbage()
         self.batches += 1
-        if seeks:  # in the consumer's thread (a seek from here races its fetches)
-            await self.app.consumer.seek_wait(
-                {TP(self.s.input_topic, p): offset for p, offset in seeks})
+        if seeks:
+            await self._seek(seeks)
         return done
+
+    async def _seek(self, seeks: list[tuple[int, int]]) -> None:
+        """Seek input partitions to offsets ``(partition, offset)``, in the
+        consumer's thread (a seek from here races its fetches)."""
+        await self.app.consumer.seek_wait(
+            {TP(self.s.input_topic, p): offset for p, offset in seeks})
+
+    def _steady(self, generation: int) -> bool:
+        """No rebalance began since ``generation`` was read (and none is under way)."""
+        return self.ready and self.generation == generation
 
     async def _restore(self, partitions: Iterable[int]) -> bool:
         """The router's engines of those of ``partitions`` that are ours and
@@ -303,11 +312,11 @@ class WorkerShell:
             return True
         generation = self.generation
         starts = await self._log_starts(fresh)
-        if not self.ready or self.generation != generation:  # a rebalance began meanwhile
+        if not self._steady(generation):
             return False
         router = self.router
         for p in sorted(fresh):
-            if p in self.owned and p not in router.assigned:  # not rebuilt meanwhile
+            if p not in router.assigned:  # not rebuilt meanwhile (the other task)
                 n = router.assign(p, self._rows(p), start=starts.get(p))
                 log.info("partition %d: %d tenant engines restored, next offset %s",
                          p, n, router.next_offset.get(p))
@@ -332,12 +341,11 @@ class WorkerShell:
             end = max(int(found.get(tp) or 0), int(await consumer.position(tp) or 0))
             if end > 0:
                 ends[tp.partition] = end
-        if not self.ready or self.generation != generation:  # a rebalance began meanwhile
+        if not self._steady(generation):
             return
         seeks = self.tails.check(time.monotonic(), self.router.next_offset, ends)
         if seeks:
-            await self.app.consumer.seek_wait(
-                {TP(self.s.input_topic, p): offset for p, offset in seeks})
+            await self._seek(seeks)
 
     async def _log_starts(self, partitions: Iterable[int]) -> dict[int, int]:
         """The first offset of each partition's log: where a partition the
