@@ -72,17 +72,37 @@ ATTRIBUTION_S = 3600.0
 OUTCOMES = ("served", "abandoned", "bot")
 
 
+class _Visitor:
+    """What the figures keep of one visitor of one tenant."""
+
+    __slots__ = ("page", "last_agent", "last_chat", "last_t", "last_abandoned", "open")
+
+    def __init__(self) -> None:
+        self.page: str | None = None  # the page they are on
+        self.last_agent: str | None = None  # of this tenant, who answered them last
+        # their latest request (an order is credited to it): its id, when it
+        # was made, and whether it was abandoned
+        self.last_chat: str | None = None
+        self.last_t = 0
+        self.last_abandoned = False
+        # the ids of their chats not ended yet, None for none (ids, not chats:
+        # a chat points at its visitor, and the two must not make a reference
+        # cycle; None, not an empty list, for the many who are done)
+        self.open: list[str] | None = None
+
+
 class _Chat:
-    __slots__ = ("id", "tenant", "visitor", "page", "t_req", "entered", "counted", "human", "bot",
-                 "queued", "assigned_ts", "agent", "agent_tenant", "outcome", "escalated",
+    __slots__ = ("id", "tenant", "visitor", "vis", "page", "t_req", "entered", "counted", "human",
+                 "bot", "queued", "assigned_ts", "agent", "agent_tenant", "outcome", "escalated",
                  "units", "eta_ms")
 
-    def __init__(self, cid: str, tenant: str, visitor: str, page: str | None, t: int,
+    def __init__(self, cid: str, tenant: str, visitor: str, vis: _Visitor, t: int,
                  counted: bool) -> None:
         self.id = cid
         self.tenant = tenant
         self.visitor = visitor
-        self.page = page
+        self.vis = vis
+        self.page = vis.page
         self.t_req = t
         self.entered = t
         self.counted = counted
@@ -118,9 +138,9 @@ class _Tally:
         self.assigned = self.abandoned = self.overflowed = self.requeued = self.waited = 0
         self.served = self.bot_resolved = self.left_after_answer = 0
         self.waits: list[int] = []
-        # [request ms, estimated wait ms, actual wait ms] of each chat that was
+        # (request ms, estimated wait ms, actual wait ms) of each chat that was
         # queued and then assigned (the estimate of its first chat.queued)
-        self.etas: list[list[int]] = []
+        self.etas: list[tuple[int, int, int]] = []
         self.abandoned_wait_ms = 0
         self.within_sl = 0
         self.sticky_seen = self.sticky_hits = 0
@@ -156,12 +176,8 @@ class Collector:
         # orders and agents only (the others still route as recorded)
         self.only = tenants
         self.chats: dict[tuple[str, str], _Chat] = {}
-        self.pages: dict[tuple[str, str], str] = {}  # (tenant, visitor) -> current page
-        self.last_agent: dict[tuple[str, str], str] = {}  # (tenant, visitor) -> last agent
-        self.last_chat: dict[tuple[str, str], _Chat] = {}
-        self.open_by_visitor: dict[tuple[str, str], list[_Chat]] = {}
+        self.visitors: dict[tuple[str, str], _Visitor] = {}
         self.agents: dict[tuple[str, str], tuple[str, int, dict[str, int]]] = {}
-        self.held: dict[tuple[str, str], int] = {}
         # wrap-up: an ended chat's units stay busy this long (the rules', or
         # the agent's own from agent.state); per tenant, a heap of (until,
         # agent, units), given back when that tenant's time passes ``until``
@@ -252,8 +268,8 @@ class Collector:
     def _release(self, c: _Chat, ts: int) -> None:
         """An assigned chat ended: its units come back now, or after the wrap-up."""
         assert c.agent is not None
-        key = (c.agent_tenant, c.agent)
-        wrap = self.agent_wrap.get(key, self.wrap_up_ms)
+        wrap = (self.agent_wrap.get((c.agent_tenant, c.agent), self.wrap_up_ms)
+                if self.agent_wrap else self.wrap_up_ms)
         if wrap > 0:
             heap = self.wrapping.get(c.agent_tenant)
             if heap is None:
@@ -275,8 +291,6 @@ class Collector:
         t = self._tally(tenant)
         self._integrate(t, now)
         t.held += delta
-        key = (tenant, agent)
-        self.held[key] = self.held.get(key, 0) + delta
 
     # ------------------------------------------------------------ inputs
 
@@ -307,19 +321,29 @@ class Collector:
         if self.since <= ev["ts"] < self.until and self._in(ev["tenant"]):
             self._tally(ev["tenant"]).visitors += 1
 
+    def _visitor(self, tenant: str, vid: str) -> _Visitor:
+        key = (tenant, vid)
+        v = self.visitors.get(key)
+        if v is None:
+            v = self.visitors[key] = _Visitor()
+        return v
+
     def _page(self, ev: dict[str, Any]) -> None:
-        self.pages[(ev["tenant"], ev["visitor"])] = ev["page"]
+        self._visitor(ev["tenant"], ev["visitor"]).page = ev["page"]
 
     def _requested(self, ev: dict[str, Any]) -> None:
         tenant, vid, ts = ev["tenant"], ev["visitor"], ev["ts"]
         key = (tenant, ev["chat"])
         if key in self.chats:
             return
-        vkey = (tenant, vid)
+        v = self._visitor(tenant, vid)
         counted = self.since <= ts < self.until and self._in(tenant)
-        c = self.chats[key] = _Chat(ev["chat"], tenant, vid, self.pages.get(vkey), ts, counted)
-        self.last_chat[vkey] = c
-        self.open_by_visitor.setdefault(vkey, []).append(c)
+        c = self.chats[key] = _Chat(ev["chat"], tenant, vid, v, ts, counted)
+        v.last_chat, v.last_t, v.last_abandoned = c.id, ts, False
+        if v.open is None:
+            v.open = [c.id]
+        else:
+            v.open.append(c.id)
         if counted:
             t = self._tally(tenant)
             t.chats += 1
@@ -336,14 +360,16 @@ class Collector:
         c.escalated = True
         c.entered = ev["ts"]
 
-    def _finish(self, key: tuple[str, str], c: _Chat, outcome: str, ts: int) -> None:
+    def _finish(self, c: _Chat, outcome: str, ts: int) -> None:
         c.outcome = outcome
-        del self.chats[key]
-        opened = self.open_by_visitor.get((c.tenant, c.visitor))
-        if opened is not None:
-            opened.remove(c)
-            if not opened:
-                del self.open_by_visitor[(c.tenant, c.visitor)]
+        del self.chats[(c.tenant, c.id)]
+        v = c.vis
+        if v.open is not None:
+            v.open.remove(c.id)
+            if not v.open:
+                v.open = None
+        if outcome == "abandoned" and v.last_chat == c.id:
+            v.last_abandoned = True
         if c.counted:
             # "closed" (outside business hours) only where it happened
             self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
@@ -361,22 +387,25 @@ class Collector:
         if c.agent is not None:
             self._release(c, ev["ts"])
             c.agent = None
-            self._finish(key, c, "served", ev["ts"])
+            self._finish(c, "served", ev["ts"])
         elif not c.human:  # still with the bot (never escalated, or robot_only)
             if c.counted and ev.get("resolved"):
                 self._tally(c.tenant).bot_resolved += 1
-            self._finish(key, c, "bot", ev["ts"])
+            self._finish(c, "bot", ev["ts"])
         # else it ended while it waited: the engine reports chat.abandoned
 
     def _left(self, ev: dict[str, Any]) -> None:
-        vkey = (ev["tenant"], ev["visitor"])
-        for c in list(self.open_by_visitor.get(vkey, ())):
+        tenant = ev["tenant"]
+        v = self.visitors.get((tenant, ev["visitor"]))
+        if v is None or v.open is None:
+            return
+        for c in [self.chats[(tenant, cid)] for cid in v.open]:
             if c.agent is not None:  # the engine closes an assigned chat too
                 self._release(c, ev["ts"])
                 c.agent = None
-                self._finish((c.tenant, c.id), c, "served", ev["ts"])
+                self._finish(c, "served", ev["ts"])
             elif not c.human:  # with the bot: the engine drops it
-                self._finish((c.tenant, c.id), c, "bot", ev["ts"])
+                self._finish(c, "bot", ev["ts"])
 
     def _order(self, ev: dict[str, Any]) -> None:
         ts = ev["ts"]
@@ -387,23 +416,22 @@ class Collector:
         amount = float(ev["amount"])
         t.orders += 1
         t.revenue += amount
-        c = self.last_chat.get((tenant, ev["visitor"]))
-        if c is not None and ts - c.t_req <= self.attribution_ms and c.outcome != "abandoned":
+        v = self.visitors.get((tenant, ev["visitor"]))
+        if (v is not None and v.last_chat is not None and ts - v.last_t <= self.attribution_ms
+                and not v.last_abandoned):
             t.chat_orders += 1
             t.chat_revenue += amount
 
     # ------------------------------------------------------------ outputs
 
-    def _chat_of(self, o: dict[str, Any]) -> tuple[tuple[str, str], _Chat] | None:
-        key = (o.get("origin") or o["tenant"], o["chat"])
-        c = self.chats.get(key)
-        return (key, c) if c is not None else None
+    def _chat_of(self, o: dict[str, Any]) -> _Chat | None:
+        """The open chat an output names (kept under (tenant, chat) of its request)."""
+        return self.chats.get((o.get("origin") or o["tenant"], o["chat"]))
 
     def _queued(self, o: dict[str, Any]) -> None:
-        found = self._chat_of(o)
-        if found is None:
+        c = self._chat_of(o)
+        if c is None:
             return
-        c = found[1]
         if not c.human:
             self._human(c)
         if not c.queued and c.assigned_ts < 0:
@@ -431,10 +459,9 @@ class Collector:
                 t.escalated += 1
 
     def _assigned(self, o: dict[str, Any]) -> None:
-        found = self._chat_of(o)
-        if found is None:
+        c = self._chat_of(o)
+        if c is None:
             return
-        c = found[1]
         ts = o["ts"]
         if not c.human:
             self._human(c)
@@ -445,10 +472,9 @@ class Collector:
         if c.assigned_ts >= 0:
             return  # a reassignment after a requeue: the wait was counted once
         c.assigned_ts = ts
-        vkey = (c.tenant, c.visitor)
-        last = self.last_agent.get(vkey)
+        last = c.vis.last_agent
         if at == c.tenant:
-            self.last_agent[vkey] = agent
+            c.vis.last_agent = agent
         if not c.counted:
             return
         t = self._tally(c.tenant)
@@ -456,7 +482,7 @@ class Collector:
         t.assigned += 1
         t.waits.append(wait)
         if c.eta_ms >= 0:
-            t.etas.append([c.entered, c.eta_ms, wait])
+            t.etas.append((c.entered, c.eta_ms, wait))
         within = wait <= self.sl_ms
         if within:
             t.within_sl += 1
@@ -481,19 +507,17 @@ class Collector:
                 t.skill_hits += 1
 
     def _to_bot(self, o: dict[str, Any]) -> None:
-        found = self._chat_of(o)
-        if found is None:
+        c = self._chat_of(o)
+        if c is None:
             return
-        c = found[1]
         c.bot = True
         if c.counted:
             self._tally(c.tenant).to_bot += 1
 
     def _requeued(self, o: dict[str, Any]) -> None:
-        found = self._chat_of(o)
-        if found is None:
+        c = self._chat_of(o)
+        if c is None:
             return
-        c = found[1]
         if c.agent is not None:
             self._hold(c.agent_tenant, c.agent, -c.units, o["ts"])
             c.agent = None
@@ -501,28 +525,27 @@ class Collector:
             self._tally(c.tenant).requeued += 1
 
     def _overflowed(self, o: dict[str, Any]) -> None:
-        found = self._chat_of(o)
-        if found is not None and found[1].counted:
-            self._tally(found[1].tenant).overflowed += 1
+        c = self._chat_of(o)
+        if c is not None and c.counted:
+            self._tally(c.tenant).overflowed += 1
 
     def _closed(self, o: dict[str, Any]) -> None:
         """The tenant was closed: no chat opened (neither served nor abandoned)."""
-        found = self._chat_of(o)
-        if found is not None:
-            self._finish(found[0], found[1], "closed", o["ts"])
+        c = self._chat_of(o)
+        if c is not None:
+            self._finish(c, "closed", o["ts"])
 
     def _abandoned(self, o: dict[str, Any]) -> None:
-        found = self._chat_of(o)
-        if found is None:
+        c = self._chat_of(o)
+        if c is None:
             return
-        key, c = found
         if not c.human:
             self._human(c)
         if c.assigned_ts >= 0:
             # answered once, requeued, then given up: it counts once, answered
             if c.counted:
                 self._tally(c.tenant).left_after_answer += 1
-            self._finish(key, c, "served", o["ts"])
+            self._finish(c, "served", o["ts"])
             return
         if c.counted:
             t = self._tally(c.tenant)
@@ -531,7 +554,7 @@ class Collector:
                 self._interval(c, 2)
             t.abandoned_wait_ms += o["ts"] - c.entered
             t.pages[c.page or "(none)"][5] += 1
-        self._finish(key, c, "abandoned", o["ts"])
+        self._finish(c, "abandoned", o["ts"])
 
     # ------------------------------------------------------------ report
 
@@ -648,12 +671,12 @@ def _report(t: _Tally, sl_s: float) -> dict[str, Any]:
     }
 
 
-def eta_accuracy(etas: list[list[int]]) -> dict[str, Any]:
+def eta_accuracy(etas: list[tuple[int, int, int]]) -> dict[str, Any]:
     """How well ``chat.queued``'s ``eta_s`` foretold the wait of the chats that
     were then assigned: mean absolute error and bias (estimate − wait) in
     seconds, the error as a share of the mean wait, overall and in the peak
     hour (the clock hour in which most of these chats were requested)."""
-    def block(rows: list[list[int]]) -> dict[str, Any]:
+    def block(rows: list[tuple[int, int, int]]) -> dict[str, Any]:
         if not rows:
             return {"chats": 0, "mae_s": None, "bias_s": None, "mean_wait_s": None,
                     "mae_share": None}
@@ -665,7 +688,7 @@ def eta_accuracy(etas: list[list[int]]) -> dict[str, Any]:
                 "mean_wait_s": round(wait, 3), "mae_share": _ratio(mae, wait)}
 
     out = block(etas)
-    hours: dict[int, list[list[int]]] = {}
+    hours: dict[int, list[tuple[int, int, int]]] = {}
     for row in etas:
         hours.setdefault(row[0] // 3_600_000, []).append(row)
     if hours:
