@@ -27,11 +27,10 @@ from __future__ import annotations
 import bisect
 import gc
 import heapq
-import itertools
 import math
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -42,12 +41,16 @@ from engine import POLICIES, Engine, Rules, views
 from schemas.outputs import encode_lines
 from simulators.metrics import SL_S, Collector
 from simulators.scenario import ScenarioError, get, need, start_ms
-from simulators.traffic import HOUR_MS, MINUTE_MS, Choice, lognormal_params, multipliers
+from simulators.traffic import (
+    HOUR_MS, MINUTE_MS, Choice, expovariate, lognormal_params, multipliers)
 
 PAGES = ("home", "list", "search", "detail", "cart", "checkout", "order", "after_sales")
 
 # a simulated chat's state, as the simulator knows it from the engine's outputs
 NEW, BOT, WAITING, ASSIGNED, REQUEUED, CLOSED = range(6)
+# what a scheduled step does (see Simulation._act), the commonest first
+(END, ARRIVAL, GIVE_UP, CLOCK, ACCEPT, DECLINE, REQUEST, PAGE, BOT_DONE, TICK, AGENT_CLOSE,
+ ORDER_THEN_LEAVE, AGENT_STATE, DROP_START, DROP_END, BACK) = range(16)
 FLUSH_EVERY = 8192
 
 
@@ -158,8 +161,10 @@ class Simulation:
         self.drain = bool(scenario.get("drain", True))
         # every event's id is its own offset's: no duplicate to drop
         self.engine = Engine(rules, track_changes=False, dedup=False)
-        self.heap: list[tuple[int, int, Callable[[int, Any], None], Any]] = []
-        self._seq = itertools.count()
+        # (time, sequence, what, its argument): steps at one time in the order
+        # they were scheduled
+        self.heap: list[tuple[int, int, int, Any]] = []
+        self._seq = 0
         self.offset = 0
         self.n_outputs = 0
         self.n_visitors = 0
@@ -279,14 +284,14 @@ class Simulation:
             plan += [(off, "away"), (off + 10 * MINUTE_MS, "offline")]
             for t, status in plan:
                 if t < self.end or t == self.t0:
-                    self._push(t, self._agent_state, (tenant.name, aid, status, base))
+                    self._push(t, AGENT_STATE, (tenant.name, aid, status, base))
             if flap_rate > 0:
-                at_f = on + self.rng.expovariate(flap_rate)
+                at_f = on + expovariate(self.rng, flap_rate)
                 while at_f < min(off, self.end):
-                    length = int(self.rng.expovariate(1.0 / flap_ms))
-                    self._push(int(at_f), self._drop_start,
+                    length = int(expovariate(self.rng, 1.0 / flap_ms))
+                    self._push(int(at_f), DROP_START,
                                (tenant.name, aid, length, rnd() < flap_reported))
-                    at_f += length + self.rng.expovariate(flap_rate)
+                    at_f += length + expovariate(self.rng, flap_rate)
 
     def _queue_model(self, sc: dict[str, Any]) -> None:
         """One queue: either stationary (``agents``, ``offered_erlangs``,
@@ -301,7 +306,7 @@ class Simulation:
         self.accept_s = self.decline = self.skill_speedup = self.concurrency = 0.0
         self.unskilled = 1.0
         self.send_accept = self.rules.acceptance_required
-        name = str(sc.get("tenant", "queue"))
+        name = self.queue_tenant = str(sc.get("tenant", "queue"))
         tm = self.tenants[name] = TenantModel(name, 1.0)
         self._mult = [1.0]
         self._mmax = 1.0
@@ -318,9 +323,9 @@ class Simulation:
         self._agent_group(tm, {"count": c, "capacity": 1, "shift": [0.0, self.hours + 1e6]},
                           "queue.", "a")
         self.arrival_rate_ms = load / self.handle_s / 1000.0
-        first = self.t0 + self.rng.expovariate(self.arrival_rate_ms)
+        first = self.t0 + expovariate(self.rng, self.arrival_rate_ms)
         if first < self.end:
-            self._push(int(first), self._arrival, first)
+            self._push(int(first), ARRIVAL, first)
 
     def _forecast_model(self, q: dict[str, Any], tm: TenantModel) -> None:
         rows = need(q, "intervals", "queue.", list)
@@ -360,7 +365,7 @@ class Simulation:
                       for m in range(minutes)]
         first = self._next_arrival(float(self.t0))
         if first is not None:
-            self._push(int(first), self._arrival, first)
+            self._push(int(first), ARRIVAL, first)
 
     def _interval_of(self, t: int) -> int:
         return max(0, bisect.bisect_right(self.interval_starts, t) - 1)
@@ -439,7 +444,7 @@ class Simulation:
         self._mmax = max(self._mult) or 1.0
         first = self._next_arrival(float(self.t0))
         if first is not None:
-            self._push(int(first), self._arrival, first)
+            self._push(int(first), ARRIVAL, first)
 
     def theory(self) -> dict[str, Any] | None:
         """For a queue scenario, what Erlang C (no patience) or Erlang A predicts."""
@@ -496,8 +501,46 @@ class Simulation:
 
     # ------------------------------------------------------------ the loop
 
-    def _push(self, t: int, action: Callable[[int, Any], None], arg: Any) -> None:
-        heapq.heappush(self.heap, (t, next(self._seq), action, arg))
+    def _push(self, t: int, what: int, arg: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self.heap, (t, self._seq, what, arg))
+
+    def _act(self, t: int, what: int, arg: Any) -> None:
+        """Take one scheduled step. A chain over step kinds, not bound methods
+        on the heap: those would be allocated at every push, called through
+        the interpreter, and make the heap a cycle with the simulation."""
+        if what == END:
+            self._end(t, arg)
+        elif what == ARRIVAL:
+            self._arrival(t, arg)
+        elif what == GIVE_UP:
+            self._give_up(t, arg)
+        elif what == CLOCK:
+            self._clock(t, arg)
+        elif what == ACCEPT:
+            self._accept(t, arg)
+        elif what == DECLINE:
+            self._decline(t, arg)
+        elif what == REQUEST:
+            self._request(t, arg)
+        elif what == PAGE:
+            self._page(t, arg)
+        elif what == BOT_DONE:
+            self._bot_done(t, arg)
+        elif what == TICK:
+            self._tick(t, arg)
+        elif what == AGENT_CLOSE:
+            self._agent_close(t, arg)
+        elif what == ORDER_THEN_LEAVE:
+            self._order_then_leave(t, arg)
+        elif what == AGENT_STATE:
+            self._agent_state(t, arg)
+        elif what == DROP_START:
+            self._drop_start(t, arg)
+        elif what == DROP_END:
+            self._drop_end(t, arg)
+        elif what == BACK:
+            self._back(t, arg)
 
     def run(self, events_out: BinaryIO | None = None, outputs_out: BinaryIO | None = None,
             progress: bool = False) -> RunStats:
@@ -514,7 +557,7 @@ class Simulation:
         heap, pop = self.heap, heapq.heappop
         stop = 2**62 if self.drain else self.end
         while heap and heap[0][0] < stop:
-            t, _, action, arg = pop(heap)
+            t, _, what, arg = pop(heap)
             self.now = t
             if t >= tick and bar is not None:
                 step = min((t - self.t0) // MINUTE_MS, bar.total) - ticked
@@ -523,7 +566,7 @@ class Simulation:
                     ticked += step
                     bar.set_postfix(events=self.offset, refresh=False)
                 tick = self.t0 + (ticked + 1) * MINUTE_MS
-            action(t, arg)
+            self._act(t, what, arg)
         wall = time.perf_counter() - started
         if bar is not None:
             bar.close()
@@ -615,7 +658,7 @@ class Simulation:
     def _grace_clock(self, t: int, tenant: str, status: str) -> None:
         """An agent went offline: a clock when the offline grace would end."""
         if status == "offline" and self.rules.offline_grace_ms:
-            self._push(t + self.rules.offline_grace_ms, self._tick, tenant)
+            self._push(t + self.rules.offline_grace_ms, TICK, tenant)
 
     def _tick(self, t: int, tenant: str) -> None:
         """A clock for ``tenant``, so that an engine timer fires on time."""
@@ -629,7 +672,7 @@ class Simulation:
         self.dark[key] = t + length
         if reported:
             self._presence(t, tenant, aid, "offline")
-        self._push(t + length, self._drop_end, (tenant, aid, reported))
+        self._push(t + length, DROP_END, (tenant, aid, reported))
 
     def _drop_end(self, t: int, arg: tuple[str, str, bool]) -> None:
         tenant, aid, reported = arg
@@ -645,7 +688,7 @@ class Simulation:
         key = (o["tenant"], o["agent"])
         self.set_away.add(key)
         if key not in self.dark:
-            self._push(o["ts"] + int(self.back_s * 1000), self._back, key)
+            self._push(o["ts"] + int(self.back_s * 1000), BACK, key)
 
     def _back(self, t: int, key: tuple[str, str]) -> None:
         if key in self.set_away and key not in self.dark and self.planned.get(key) == "online":
@@ -654,14 +697,14 @@ class Simulation:
 
     def _next_arrival(self, tf: float) -> float | None:
         """The next arrival time after ``tf`` (thinning against the rate curve)."""
-        rnd = self.rng.random
-        expo = self.rng.expovariate
+        rng = self.rng
+        rnd = rng.random
         mult, mmax = self._mult, self._mmax
         rate = self.arrival_rate_ms * mmax
         end, t0 = self.end, self.t0
         n = len(mult)
         while True:
-            tf += expo(rate)
+            tf += expovariate(rng, rate)
             if tf >= end:
                 return None
             m = int(tf - t0) // MINUTE_MS
@@ -674,23 +717,24 @@ class Simulation:
             if self.interval_starts:
                 nxt: float | None = self._next_arrival(tf)
             else:
-                after = tf + self.rng.expovariate(self.arrival_rate_ms)
+                after = tf + expovariate(self.rng, self.arrival_rate_ms)
                 nxt = after if after < self.end else None
         else:
             assert self._tenant_choice is not None
             self._visit(t, self.tenants[self._tenant_choice.draw(self.rng.random)])
             nxt = self._next_arrival(tf)
         if nxt is not None:
-            self._push(int(nxt), self._arrival, nxt)
+            self._push(int(nxt), ARRIVAL, nxt)
 
     def _queue_arrival(self, t: int) -> None:
         self.n_visitors += 1
         n = self.n_chats = self.n_chats + 1
-        tenant = next(iter(self.tenants))
+        tenant = self.queue_tenant
         p = Profile(f"v{n}", "web", None, None, None)
-        c = self.chats[f"c{n}"] = SimChat(f"c{n}", tenant, p, None, t)
+        cid = f"c{n}"
+        c = self.chats[cid] = SimChat(cid, tenant, p, None, t)
         ev = {"type": "chat.requested", "id": self._eid(), "ts": t, "tenant": tenant,
-              "visitor": p.id, "chat": c.id}
+              "visitor": p.id, "chat": cid}
         if self.interval_starts:
             mix = self.interval_mix[self._interval_of(t)]
             skill = (mix.draw(self.rng.random) if mix is not None
@@ -705,7 +749,7 @@ class Simulation:
         exclusive = None
         if rnd() < self.p_member:
             tier = int(self.tiers.draw(rnd))
-            orders = int(self.rng.expovariate(1 / 4.0))
+            orders = int(expovariate(self.rng, 1 / 4.0))
             ltv = round(orders * self.order_mean * (0.5 + rnd()), 2)
             customer = {"member": True, "tier": tier, "orders": orders, "ltv": ltv}
             if tier >= 4 and tm.vip and rnd() < self.p_exclusive:
@@ -750,7 +794,7 @@ class Simulation:
             self._place_order(t, tm, p)
         if rnd() < self.help.get(page, 0.0):
             dwell = self.dwell_rate.get(page, 1 / 30_000)
-            self._push(t + int(rnd() / dwell), self._request, (tm, p, page))
+            self._push(t + int(rnd() / dwell), REQUEST, (tm, p, page))
         else:
             self._move_on(t, tm, p, page)
 
@@ -761,7 +805,7 @@ class Simulation:
             self._leave_site(tm, p)
             return
         dwell = self.dwell_rate.get(page, 1 / 30_000)
-        self._push(t + int(self.rng.expovariate(dwell)), self._page, (tm, p, nxt))
+        self._push(t + int(expovariate(self.rng, dwell)), PAGE, (tm, p, nxt))
 
     def _leave_site(self, tm: TenantModel, p: Profile) -> None:
         pool = tm.pool
@@ -779,7 +823,8 @@ class Simulation:
     def _request(self, t: int, arg: tuple[TenantModel, Profile, str]) -> None:
         tm, p, page = arg
         n = self.n_chats = self.n_chats + 1
-        c = self.chats[f"c{n}"] = SimChat(f"c{n}", tm.name, p, page, t)
+        cid = f"c{n}"
+        c = self.chats[cid] = SimChat(cid, tm.name, p, page, t)
         msgs = self.messages.get(page, self.default_messages)
         self.emit({"type": "chat.requested", "id": self._eid(), "ts": t, "tenant": tm.name,
                    "visitor": p.id, "chat": c.id,
@@ -798,22 +843,22 @@ class Simulation:
             patience_s = (self._interval_mean(self.interval_patience, c)
                           if self.interval_starts else self.patience_s)
             if patience_s > 0:
-                wait = self.rng.expovariate(1.0 / (patience_s * 1000.0))
-                self._push(t + int(wait), self._give_up, (c, c.gen))
+                wait = expovariate(self.rng, 1.0 / (patience_s * 1000.0))
+                self._push(t + int(wait), GIVE_UP, (c, c.gen))
             if self.agent_closes > 0 and self.rng.random() < self.agent_closes:
-                after = self.rng.expovariate(1.0 / (self.closed_after_s * 1000.0))
-                self._push(t + int(after), self._agent_close, (c, c.gen))
+                after = expovariate(self.rng, 1.0 / (self.closed_after_s * 1000.0))
+                self._push(t + int(after), AGENT_CLOSE, (c, c.gen))
             if self.reserves and o["tenant"] == c.tenant:
                 p = c.profile
                 rules = self.rules
                 if p.last_agent is not None and c.t_req + rules.sticky_wait_ms > t:
-                    self._push(c.t_req + rules.sticky_wait_ms, self._clock, (c.tenant, c, -1))
+                    self._push(c.t_req + rules.sticky_wait_ms, CLOCK, (c.tenant, c, -1))
                 if p.exclusive is not None and c.t_req + rules.exclusive_wait_ms > t:
-                    self._push(c.t_req + rules.exclusive_wait_ms, self._clock, (c.tenant, c, -1))
+                    self._push(c.t_req + rules.exclusive_wait_ms, CLOCK, (c.tenant, c, -1))
         if (not c.overflow_clock and o["tenant"] == c.tenant
                 and self.rules.may_overflow(c.tenant)):
             c.overflow_clock = True
-            self._push(max(t, c.t_req + self.rules.overflow_ms(c.page)), self._clock,
+            self._push(max(t, c.t_req + self.rules.overflow_ms(c.page)), CLOCK,
                        (c.tenant, c, -1))
 
     def _on_assigned(self, o: dict[str, Any]) -> None:
@@ -833,18 +878,18 @@ class Simulation:
         if tenant == c.tenant:
             c.profile.last_agent = agent
         if not self.send_accept:
-            self._push(t + self._handle_ms(c), self._end, (c, c.gen))
+            self._push(t + self._handle_ms(c), END, (c, c.gen))
             return
         rnd = self.rng.random
-        delay = int(self.rng.expovariate(1.0 / (self.accept_s * 1000.0))) if self.accept_s else 0
+        delay = int(expovariate(self.rng, 1.0 / (self.accept_s * 1000.0))) if self.accept_s else 0
         declines = rnd() < self.decline
         # an agent whose app is dark, or who misses this one, never answers
         missed = (self.dark.get((tenant, agent), 0) > t
                   or (self.miss > 0 and rnd() < self.miss))
         if not missed:
-            self._push(t + delay, self._decline if declines else self._accept, (c, c.gen))
+            self._push(t + delay, DECLINE if declines else ACCEPT, (c, c.gen))
         if self.rules.acceptance_required:
-            self._push(t + self.rules.offer_timeout_ms, self._clock, (tenant, c, c.gen))
+            self._push(t + self.rules.offer_timeout_ms, CLOCK, (tenant, c, c.gen))
 
     def _on_to_bot(self, o: dict[str, Any]) -> None:
         c = self.chats.get(o["chat"])
@@ -852,8 +897,8 @@ class Simulation:
             return
         c.status = BOT
         c.gen += 1
-        self._push(o["ts"] + int(self.rng.expovariate(1.0 / (self.bot_s * 1000.0))),
-                   self._bot_done, (c, c.gen))
+        self._push(o["ts"] + int(expovariate(self.rng, 1.0 / (self.bot_s * 1000.0))),
+                   BOT_DONE, (c, c.gen))
 
     def _on_requeued(self, o: dict[str, Any]) -> None:
         self.active[(o["tenant"], o["agent"])] -= 1
@@ -888,7 +933,7 @@ class Simulation:
                     else self.handle_s)
         mean_ms = handle_s * 1000.0 * factor
         if self.handle_dist == "exponential":
-            return int(self.rng.expovariate(1.0 / mean_ms))
+            return int(expovariate(self.rng, 1.0 / mean_ms))
         return int(mean_ms * self.rng.lognormvariate(self.handle_mu, self.handle_sigma))
 
     def _clock(self, t: int, arg: tuple[str, SimChat, int]) -> None:
@@ -908,7 +953,7 @@ class Simulation:
                    "chat": c.id, "agent": c.agent})
         if c.gen == gen:  # not requeued by a timer that fired first
             c.accepted = True
-            self._push(t + self._handle_ms(c), self._end, (c, gen))
+            self._push(t + self._handle_ms(c), END, (c, gen))
 
     def _decline(self, t: int, arg: tuple[SimChat, int]) -> None:
         c, gen = arg
@@ -931,14 +976,14 @@ class Simulation:
             self.emit({"type": "visitor.left", "id": self._eid(), "ts": t,
                        "tenant": c.tenant, "visitor": c.profile.id})
             if self.rules.wrap_up_ms:
-                self._push(t + self.rules.wrap_up_ms, self._tick, c.agent_tenant)
+                self._push(t + self.rules.wrap_up_ms, TICK, c.agent_tenant)
             if self.kind == "shop":
                 self._leave_site(self.tenants[c.tenant], c.profile)
             return
         self.emit({"type": "chat.ended", "id": self._eid(), "ts": t, "tenant": c.tenant,
                    "chat": c.id, "resolved": True})
         if self.rules.wrap_up_ms:  # the unit comes back when the wrap-up's timer fires
-            self._push(t + self.rules.wrap_up_ms, self._tick, c.agent_tenant)
+            self._push(t + self.rules.wrap_up_ms, TICK, c.agent_tenant)
         self._after_chat(t, c, c.wait_ms)
 
     def _agent_close(self, t: int, arg: tuple[SimChat, int]) -> None:
@@ -988,7 +1033,7 @@ class Simulation:
         page = c.page or "home"
         p = self.order_after_chat.get(page, self.order_after_chat.get("default", 0.0))
         if p and self.rng.random() < p * math.exp(-wait_ms / (self.wait_decay_s * 1000.0)):
-            self._push(t + int(self.rng.expovariate(1 / 60_000)), self._order_then_leave,
+            self._push(t + int(expovariate(self.rng, 1 / 60_000)), ORDER_THEN_LEAVE,
                        (tm, c.profile))
         else:
             self._move_on(t, tm, c.profile, page)

@@ -6,6 +6,7 @@ handle-time draws. Every draw takes the simulation's one seeded
 from __future__ import annotations
 
 import math
+import random
 from bisect import bisect
 from collections.abc import Callable
 from typing import Any
@@ -80,3 +81,10 @@ def lognormal_params(mean: float, cv: float) -> tuple[float, float]:
     """(mu, sigma) of the lognormal with this mean and coefficient of variation."""
     sigma2 = math.log(1.0 + cv * cv)
     return math.log(mean) - sigma2 / 2, math.sqrt(sigma2)
+
+
+def expovariate(rng: random.Random, lambd: float) -> float:
+    """``rng.expovariate(lambd)``: the same draw, the same float. The standard
+    library's is interpreted Python, and the simulator draws one or two for
+    every chat."""
+    return -math.log(1.0 - rng.random()) / lambd
