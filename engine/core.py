@@ -502,7 +502,7 @@ class Engine:
         c = Chat(key, key, t.take_seq(), v.id, t.now)
         c.skill = skill_of_request(self.rules, ev.get("skill"), ev.get("message"), v)
         t.chats[key] = c
-        v.chats.append(key)
+        v.chats += (key,)
         self._note_visitor(t, v)
         mode = after_hours if after_hours is not None else self.rules.mode_for(t.name, v.page)
         c.mode = mode
@@ -596,7 +596,7 @@ class Engine:
         v.left = True
         v.last_ts = t.now
         self._note_visitor(t, v)
-        found = [f for key in list(v.chats)
+        found = [f for key in v.chats
                  if (f := self._resolve(t, {**ev, "chat": key})) is not None]
         # the chats that wait end first: an agent freed by the visitor's
         # served chat must not be handed one of the visitor's waiting ones
@@ -858,21 +858,26 @@ class Engine:
         t.rr = a.seq
         self._note_chat(t, c)
         self._note_agent(t, a)
-        out = self._head(t, "chat.assigned", c)
-        out["chat"], out["visitor"] = c.server_ids()
-        out["agent"] = a.id
-        out["wait_ms"] = t.now - c.t0
-        out["priority"] = round3(c.base + aging)
-        out["match"] = round3(sum(match))
-        out["score"] = {
-            "page": page, "loyalty": round3(loyalty), "returning": returning,
-            "level": level, "aging": round3(aging), "skill": skill,
-            "load": round3(load), "sticky": sticky, "exclusive": exclusive,
-            "region": region, "channel": channel,
+        chat, visitor = c.server_ids()
+        # the commonest output, built as one literal (sized once) rather than
+        # grown from _head key by key; the head's optional keys go when unset
+        out: Output = {
+            "type": "chat.assigned", "ts": t.now, "tenant": t.name, "cause": self._cause,
+            "offset": self._offset, "origin": c.origin,
+            "chat": chat, "visitor": visitor, "agent": a.id, "wait_ms": t.now - c.t0,
+            "priority": round3(c.base + aging), "match": round3(sum(match)),
+            "score": {
+                "page": page, "loyalty": round3(loyalty), "returning": returning,
+                "level": level, "aging": round3(aging), "skill": skill,
+                "load": round3(load), "sticky": sticky, "exclusive": exclusive,
+                "region": region, "channel": channel,
+            },
+            "reason": reason, "step": self._step(t, c).name, "rules": rules.hash,
         }
-        out["reason"] = reason
-        out["step"] = self._step(t, c).name
-        out["rules"] = rules.hash
+        if self._offset is None:
+            del out["offset"]
+        if c.origin is None:
+            del out["origin"]
         if c.skill is not None:
             out["skill"] = c.skill
         if rules.capacity_weights:
@@ -904,7 +909,8 @@ class Engine:
         queues = t.queues
         # the shared queue, and those of the agent's skills (required skills'
         # chats, and chats whose step asks for a skill)
-        buckets: Iterable[str | None] = (None, *(s for s in a.skills if s in queues))
+        buckets: Iterable[str | None] = (
+            (None, *(s for s in a.skills if s in queues)) if a.skills else (None,))
         for bucket in buckets:
             q = queues.get(bucket)
             if not q:
@@ -1055,7 +1061,7 @@ class Engine:
         v = t.visitors.get(c.visitor)
         self._note_chat(t, c)
         if v is not None and c.key in v.chats:
-            v.chats.remove(c.key)
+            v.chats = tuple(k for k in v.chats if k != c.key)
             self._note_visitor(t, v)
         self._handover.dropped(self, t, c)
 

@@ -85,7 +85,7 @@ def receive(p: Tenant, ev: Event) -> tuple[Chat, Visitor] | None:
     pc.skill = ev.get("skill")
     pc.mode = "human_only"
     p.chats[key] = pc
-    pv.chats.append(key)
+    pv.chats += (key,)
     return pc, pv
 
 

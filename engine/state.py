@@ -107,7 +107,9 @@ class Visitor:
         self.exclusive: str | None = None
         self.returning = False
         self.left = False
-        self.chats: list[str] = []  # open chat keys
+        # open chat keys: a tuple, so that the many visitors with none share
+        # the one empty tuple rather than each holding an empty list
+        self.chats: tuple[str, ...] = ()
 
     def time_on_site_ms(self) -> int:
         return self.last_ts - self.first_ts
@@ -132,7 +134,7 @@ class Visitor:
         v.category, v.channel, v.region = r["category"], r["channel"], r["region"]
         v.member, v.tier, v.orders, v.ltv = r["member"], r["tier"], r["orders"], r["ltv"]
         v.last_agent, v.exclusive = r["last_agent"], r["exclusive"]
-        v.returning, v.left, v.chats = r["returning"], r["left"], list(r["chats"])
+        v.returning, v.left, v.chats = r["returning"], r["left"], tuple(r["chats"])
         return v
 
 
