@@ -92,20 +92,21 @@ class _Visitor:
 
 
 class _Chat:
-    __slots__ = ("id", "tenant", "visitor", "vis", "page", "t_req", "entered", "counted", "human",
-                 "bot", "queued", "assigned_ts", "agent", "agent_tenant", "outcome", "escalated",
-                 "units", "eta_ms")
+    __slots__ = ("id", "tenant", "visitor", "vis", "tally", "page", "t_req", "entered", "counted",
+                 "human", "bot", "queued", "assigned_ts", "agent", "agent_tenant", "outcome",
+                 "escalated", "units", "eta_ms")
 
     def __init__(self, cid: str, tenant: str, visitor: str, vis: _Visitor, t: int,
-                 counted: bool) -> None:
+                 counted: bool, tally: _Tally) -> None:
         self.id = cid
         self.tenant = tenant
         self.visitor = visitor
         self.vis = vis
+        self.counted = counted
+        self.tally = tally  # its tenant's if counted (else the collector's scratch one)
         self.page = vis.page
         self.t_req = t
         self.entered = t
-        self.counted = counted
         self.human = False
         self.bot = False
         self.escalated = False
@@ -172,6 +173,7 @@ class Collector:
         self.sl_s = sl_s
         self.attribution_ms = attribution_s * 1000.0
         self.tenants: dict[str, _Tally] = {}
+        self._scratch = _Tally()  # what chats that do not count count in (never reported)
         # with tenants: the report covers these tenants' chats, visitors,
         # orders and agents only (the others still route as recorded)
         self.only = tenants
@@ -338,14 +340,14 @@ class Collector:
             return
         v = self._visitor(tenant, vid)
         counted = self.since <= ts < self.until and self._in(tenant)
-        c = self.chats[key] = _Chat(ev["chat"], tenant, vid, v, ts, counted)
+        t = self._tally(tenant) if counted else self._scratch
+        c = self.chats[key] = _Chat(ev["chat"], tenant, vid, v, ts, counted, t)
         v.last_chat, v.last_t, v.last_abandoned = c.id, ts, False
         if v.open is None:
             v.open = [c.id]
         else:
             v.open.append(c.id)
         if counted:
-            t = self._tally(tenant)
             t.chats += 1
             page = c.page or "(none)"
             row = t.pages.get(page)
@@ -373,7 +375,7 @@ class Collector:
         if c.counted:
             # "closed" (outside business hours) only where it happened
             self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
-            t = self._tally(c.tenant)
+            t = c.tally
             if outcome == "served":
                 t.served += 1
             elif outcome == "bot":
@@ -390,7 +392,7 @@ class Collector:
             self._finish(c, "served", ev["ts"])
         elif not c.human:  # still with the bot (never escalated, or robot_only)
             if c.counted and ev.get("resolved"):
-                self._tally(c.tenant).bot_resolved += 1
+                c.tally.bot_resolved += 1
             self._finish(c, "bot", ev["ts"])
         # else it ended while it waited: the engine reports chat.abandoned
 
@@ -438,7 +440,7 @@ class Collector:
             c.queued = True
             c.eta_ms = o["eta_s"] * 1000
             if c.counted:
-                self._tally(c.tenant).waited += 1
+                c.tally.waited += 1
 
     def _interval(self, c: _Chat, field: int) -> None:
         key = (c.tenant, (c.entered - self.interval_origin) // self.interval_ms)
@@ -452,7 +454,7 @@ class Collector:
         if c.counted:
             if self.interval_ms:
                 self._interval(c, 0)
-            t = self._tally(c.tenant)
+            t = c.tally
             t.human += 1
             t.pages[c.page or "(none)"][4] += 1
             if c.escalated:
@@ -477,7 +479,7 @@ class Collector:
             c.vis.last_agent = agent
         if not c.counted:
             return
-        t = self._tally(c.tenant)
+        t = c.tally
         wait = ts - c.entered
         t.assigned += 1
         t.waits.append(wait)
@@ -512,7 +514,7 @@ class Collector:
             return
         c.bot = True
         if c.counted:
-            self._tally(c.tenant).to_bot += 1
+            c.tally.to_bot += 1
 
     def _requeued(self, o: dict[str, Any]) -> None:
         c = self._chat_of(o)
@@ -522,12 +524,12 @@ class Collector:
             self._hold(c.agent_tenant, c.agent, -c.units, o["ts"])
             c.agent = None
         if c.counted:
-            self._tally(c.tenant).requeued += 1
+            c.tally.requeued += 1
 
     def _overflowed(self, o: dict[str, Any]) -> None:
         c = self._chat_of(o)
         if c is not None and c.counted:
-            self._tally(c.tenant).overflowed += 1
+            c.tally.overflowed += 1
 
     def _closed(self, o: dict[str, Any]) -> None:
         """The tenant was closed: no chat opened (neither served nor abandoned)."""
@@ -544,11 +546,11 @@ class Collector:
         if c.assigned_ts >= 0:
             # answered once, requeued, then given up: it counts once, answered
             if c.counted:
-                self._tally(c.tenant).left_after_answer += 1
+                c.tally.left_after_answer += 1
             self._finish(c, "served", o["ts"])
             return
         if c.counted:
-            t = self._tally(c.tenant)
+            t = c.tally
             t.abandoned += 1
             if self.interval_ms:
                 self._interval(c, 2)

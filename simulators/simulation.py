@@ -1,6 +1,6 @@
 """The closed-loop, discrete-event simulation.
 
-One heap of ``(time_ms, seq, action, arg)``; popping an action may emit input
+One heap of ``(time_ms, seq, what, arg)``; taking a step may emit input
 events, each applied to the engine at once (its offset is its position in the
 log, exactly as ``routeq run`` numbers input lines). The engine's outputs are
 read back and schedule the endogenous events: an agent's acceptance or decline
