@@ -586,8 +586,8 @@ class Engine:
 
     def _on_chat_ended(self, t: Tenant, ev: Event) -> None:
         found = self._resolve(t, ev)
-        if found is not None:
-            self._close(*found)
+        if found is not None:  # unpacked, not *found: compiled, that is a direct call
+            self._close(found[0], found[1])
 
     def _on_visitor_left(self, t: Tenant, ev: Event) -> None:
         v = t.visitors.get(ev["visitor"])
@@ -602,10 +602,10 @@ class Engine:
         # served chat must not be handed one of the visitor's waiting ones
         for tc in found:
             if tc[1].status != ASSIGNED:
-                self._close(*tc)
+                self._close(tc[0], tc[1])
         for tc in found:
             if tc[1].status == ASSIGNED:
-                self._close(*tc)
+                self._close(tc[0], tc[1])
 
     # --------------------------------------------------------- placement
 

@@ -197,7 +197,7 @@ class Collector:
     # ------------------------------------------------------------ feeding
 
     def event(self, ev: dict[str, Any]) -> None:
-        ts = ev["ts"]
+        ts: int = ev["ts"]  # typed: compiled, compared as a native int
         if self.wrapping:
             tenant = ev.get("tenant")
             if tenant is not None:
@@ -207,7 +207,8 @@ class Collector:
                     self._unwrap(name, ts)
         if self.first_ts is None:
             self.first_ts = ts
-        if self.last_ts is None or ts > self.last_ts:
+        last = self.last_ts
+        if last is None or ts > last:
             self.last_ts = ts
         # a chain, not a table of bound methods (see Engine._handle)
         etype = ev["type"]
@@ -334,7 +335,9 @@ class Collector:
         self._visitor(ev["tenant"], ev["visitor"]).page = ev["page"]
 
     def _requested(self, ev: dict[str, Any]) -> None:
-        tenant, vid, ts = ev["tenant"], ev["visitor"], ev["ts"]
+        tenant: str = ev["tenant"]
+        vid: str = ev["visitor"]
+        ts: int = ev["ts"]
         key = (tenant, ev["chat"])
         if key in self.chats:
             return
@@ -382,18 +385,18 @@ class Collector:
                 t.bot_ended += 1
 
     def _ended(self, ev: dict[str, Any]) -> None:
-        key = (ev["tenant"], ev["chat"])
-        c = self.chats.get(key)
+        c = self.chats.get((ev["tenant"], ev["chat"]))
         if c is None:
             return
+        ts: int = ev["ts"]
         if c.agent is not None:
-            self._release(c, ev["ts"])
+            self._release(c, ts)
             c.agent = None
-            self._finish(c, "served", ev["ts"])
+            self._finish(c, "served", ts)
         elif not c.human:  # still with the bot (never escalated, or robot_only)
             if c.counted and ev.get("resolved"):
                 c.tally.bot_resolved += 1
-            self._finish(c, "bot", ev["ts"])
+            self._finish(c, "bot", ts)
         # else it ended while it waited: the engine reports chat.abandoned
 
     def _left(self, ev: dict[str, Any]) -> None:
@@ -464,10 +467,11 @@ class Collector:
         c = self._chat_of(o)
         if c is None:
             return
-        ts = o["ts"]
+        ts: int = o["ts"]
         if not c.human:
             self._human(c)
-        agent, at = o["agent"], o["tenant"]
+        agent: str = o["agent"]
+        at: str = o["tenant"]
         c.agent, c.agent_tenant = agent, at
         c.units = o.get("units", 1)  # of the agent's capacity ([capacity.weights])
         self._hold(at, agent, c.units, ts)

@@ -836,7 +836,7 @@ class Simulation:
         c = self.chats.get(o["chat"])
         if c is None:
             return
-        t = o["ts"]
+        t: int = o["ts"]
         if c.status != WAITING:
             c.status = WAITING
             c.gen += 1
@@ -865,11 +865,13 @@ class Simulation:
         c = self.chats.get(o["chat"])
         if c is None:
             return
-        t = o["ts"]
+        t: int = o["ts"]  # typed: compiled, native arithmetic
+        agent: str = o["agent"]
+        tenant: str = o["tenant"]
         c.status = ASSIGNED
         c.gen += 1
-        c.agent = agent = o["agent"]
-        c.agent_tenant = tenant = o["tenant"]
+        c.agent = agent
+        c.agent_tenant = tenant
         c.skill = o.get("skill")
         c.accepted = False
         if c.wait_ms < 0:
