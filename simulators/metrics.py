@@ -92,18 +92,21 @@ class _Visitor:
 
 
 class _Chat:
-    __slots__ = ("id", "tenant", "visitor", "vis", "tally", "page", "t_req", "entered", "counted",
-                 "human", "bot", "queued", "assigned_ts", "agent", "agent_tenant", "outcome",
-                 "escalated", "units", "eta_ms")
+    __slots__ = ("id", "tenant", "visitor", "vis", "tally", "row", "page", "t_req", "entered",
+                 "counted", "human", "bot", "queued", "assigned_ts", "agent", "agent_tenant",
+                 "outcome", "escalated", "units", "eta_ms")
 
     def __init__(self, cid: str, tenant: str, visitor: str, vis: _Visitor, t: int,
-                 counted: bool, tally: _Tally) -> None:
+                 counted: bool, tally: _Tally, row: list[float]) -> None:
         self.id = cid
         self.tenant = tenant
         self.visitor = visitor
         self.vis = vis
         self.counted = counted
-        self.tally = tally  # its tenant's if counted (else the collector's scratch one)
+        # where it counts: its tenant's tally and the row of its page there
+        # (if it does not count, the collector's scratch ones)
+        self.tally = tally
+        self.row = row
         self.page = vis.page
         self.t_req = t
         self.entered = t
@@ -166,19 +169,22 @@ class Collector:
                  attribution_s: float = ATTRIBUTION_S, wrap_up_ms: int = 0,
                  intervals: tuple[int, int] | None = None,
                  tenants: frozenset[str] | None = None) -> None:
+        # unbounded: the widest ints that compiled code compares natively
         self.since = since_ms if since_ms is not None else -(2**62)
-        self.until = until_ms if until_ms is not None else 2**62
+        self.until = until_ms if until_ms is not None else 2**62 - 1
         self.busy_until = busy_until_ms if busy_until_ms is not None else self.until
         self.sl_ms = sl_s * 1000.0
         self.sl_s = sl_s
         self.attribution_ms = attribution_s * 1000.0
         self.tenants: dict[str, _Tally] = {}
-        self._scratch = _Tally()  # what chats that do not count count in (never reported)
+        # what the chats outside the report count in (written, never read)
+        self._scratch = _Tally()
+        self._scratch_row: list[float] = [0] * _PAGE_FIELDS
         # with tenants: the report covers these tenants' chats, visitors,
         # orders and agents only (the others still route as recorded)
         self.only = tenants
         self.chats: dict[tuple[str, str], _Chat] = {}
-        self.visitors: dict[tuple[str, str], _Visitor] = {}
+        self.visitors: dict[str, dict[str, _Visitor]] = {}  # tenant -> visitor id -> record
         self.agents: dict[tuple[str, str], tuple[str, int, dict[str, int]]] = {}
         # wrap-up: an ended chat's units stay busy this long (the rules', or
         # the agent's own from agent.state); per tenant, a heap of (until,
@@ -325,11 +331,18 @@ class Collector:
             self._tally(ev["tenant"]).visitors += 1
 
     def _visitor(self, tenant: str, vid: str) -> _Visitor:
-        key = (tenant, vid)
-        v = self.visitors.get(key)
+        """The visitor's record, made at their first event."""
+        vs = self.visitors.get(tenant)
+        if vs is None:
+            vs = self.visitors[tenant] = {}
+        v = vs.get(vid)
         if v is None:
-            v = self.visitors[key] = _Visitor()
+            v = vs[vid] = _Visitor()
         return v
+
+    def _visitor_of(self, tenant: str, vid: str) -> _Visitor | None:
+        vs = self.visitors.get(tenant)
+        return vs.get(vid) if vs is not None else None
 
     def _page(self, ev: dict[str, Any]) -> None:
         self._visitor(ev["tenant"], ev["visitor"]).page = ev["page"]
@@ -343,20 +356,22 @@ class Collector:
             return
         v = self._visitor(tenant, vid)
         counted = self.since <= ts < self.until and self._in(tenant)
-        t = self._tally(tenant) if counted else self._scratch
-        c = self.chats[key] = _Chat(ev["chat"], tenant, vid, v, ts, counted, t)
+        if counted:
+            t = self._tally(tenant)
+            page = v.page or "(none)"
+            row = t.pages.get(page)
+            if row is None:
+                row = t.pages[page] = [0] * _PAGE_FIELDS
+            t.chats += 1
+            row[0] += 1
+        else:
+            t, row = self._scratch, self._scratch_row
+        c = self.chats[key] = _Chat(ev["chat"], tenant, vid, v, ts, counted, t, row)
         v.last_chat, v.last_t, v.last_abandoned = c.id, ts, False
         if v.open is None:
             v.open = [c.id]
         else:
             v.open.append(c.id)
-        if counted:
-            t.chats += 1
-            page = c.page or "(none)"
-            row = t.pages.get(page)
-            if row is None:
-                row = t.pages[page] = [0] * _PAGE_FIELDS
-            row[0] += 1
 
     def _escalated(self, ev: dict[str, Any]) -> None:
         c = self.chats.get((ev["tenant"], ev["chat"]))
@@ -401,7 +416,7 @@ class Collector:
 
     def _left(self, ev: dict[str, Any]) -> None:
         tenant = ev["tenant"]
-        v = self.visitors.get((tenant, ev["visitor"]))
+        v = self._visitor_of(tenant, ev["visitor"])
         if v is None or v.open is None:
             return
         for c in [self.chats[(tenant, cid)] for cid in v.open]:
@@ -421,7 +436,7 @@ class Collector:
         amount = float(ev["amount"])
         t.orders += 1
         t.revenue += amount
-        v = self.visitors.get((tenant, ev["visitor"]))
+        v = self._visitor_of(tenant, ev["visitor"])
         if (v is not None and v.last_chat is not None and ts - v.last_t <= self.attribution_ms
                 and not v.last_abandoned):
             t.chat_orders += 1
@@ -459,7 +474,7 @@ class Collector:
                 self._interval(c, 0)
             t = c.tally
             t.human += 1
-            t.pages[c.page or "(none)"][4] += 1
+            c.row[4] += 1
             if c.escalated:
                 t.escalated += 1
 
@@ -496,7 +511,7 @@ class Collector:
             self._interval(c, 3)
             if within:
                 self._interval(c, 1)
-        row = t.pages[c.page or "(none)"]
+        row = c.row
         row[1] += wait
         row[2] += 1
         if within:
@@ -559,7 +574,7 @@ class Collector:
             if self.interval_ms:
                 self._interval(c, 2)
             t.abandoned_wait_ms += o["ts"] - c.entered
-            t.pages[c.page or "(none)"][5] += 1
+            c.row[5] += 1
         self._finish(c, "abandoned", o["ts"])
 
     # ------------------------------------------------------------ report
