@@ -909,7 +909,7 @@ class Engine:
         queues = t.queues
         # the shared queue, and those of the agent's skills (required skills'
         # chats, and chats whose step asks for a skill)
-        buckets: Iterable[str | None] = (
+        buckets: tuple[str | None, ...] = (
             (None, *(s for s in a.skills if s in queues)) if a.skills else (None,))
         for bucket in buckets:
             q = queues.get(bucket)

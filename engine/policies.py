@@ -17,8 +17,6 @@ chooses exactly as an uninterrupted one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from engine.rules import Rules
 from engine.scoring import eligible, fits, match_total, units_of
 from engine.state import Agent, Chat, Visitor
@@ -38,16 +36,18 @@ class Policy:
         """Ascending key of a waiting chat (smaller = served first)."""
         return float(t0)
 
-    def pool(self, rules: Rules, t: Tenant, c: Chat) -> Iterable[Agent]:
+    def pool(self, rules: Rules, t: Tenant, c: Chat) -> dict[str, Agent]:
+        """The agents with room who may take the chat, by id (a dict, which
+        compiled code walks natively)."""
         if c.need or rules.requires(c.skill):
-            return t.avail.get(c.skill, {}).values()  # type: ignore[arg-type]
-        return t.avail_all.values()
+            return t.avail.get(c.skill, {})  # type: ignore[arg-type]
+        return t.avail_all
 
     def pick(self, rules: Rules, t: Tenant, c: Chat, v: Visitor) -> Agent | None:
         best: Agent | None = None
         best_key: tuple[float, ...] | None = None
         weighted = bool(rules.capacity_weights)  # else an agent with room fits any chat
-        for a in self.pool(rules, t, c):
+        for a in self.pool(rules, t, c).values():
             if not eligible(rules, a, c, v) or (weighted and not fits(rules, a, c)):
                 continue
             k = self.rank(rules, t, a, c, v)

@@ -171,7 +171,7 @@ class Simulation:
         self.n_chats = 0
         self.now = self.t0
         self.chats: dict[str, SimChat] = {}
-        self.active: dict[tuple[str, str], int] = {}  # (tenant, agent) -> chats held
+        self.active: dict[str, dict[str, int]] = {}  # tenant -> agent -> chats held
         self.skills: dict[tuple[str, str], dict[str, int]] = {}
         self.tenants: dict[str, TenantModel] = {}
         self._ev_buf: list[bytes] = []
@@ -272,7 +272,7 @@ class Simulation:
             if g.get("exclusive", False):
                 tenant.vip.append(aid)
             self.skills[(tenant.name, aid)] = skills
-            self.active[(tenant.name, aid)] = 0
+            self.active.setdefault(tenant.name, {})[aid] = 0
             on = self.t0 + int(shift[0] * HOUR_MS)
             if shift[0] > 0:
                 on += int(rnd() * 5 * MINUTE_MS)
@@ -876,7 +876,7 @@ class Simulation:
         c.accepted = False
         if c.wait_ms < 0:
             c.wait_ms = t - c.entered
-        self.active[(tenant, agent)] += 1
+        self.active[tenant][agent] += 1
         if tenant == c.tenant:
             c.profile.last_agent = agent
         if not self.send_accept:
@@ -903,7 +903,7 @@ class Simulation:
                    BOT_DONE, (c, c.gen))
 
     def _on_requeued(self, o: dict[str, Any]) -> None:
-        self.active[(o["tenant"], o["agent"])] -= 1
+        self.active[o["tenant"]][o["agent"]] -= 1
         c = self.chats.get(o["chat"])
         if c is not None:
             c.status = REQUEUED
@@ -928,7 +928,7 @@ class Simulation:
         if c.skill is not None:
             level = self.skills.get((c.agent_tenant, c.agent), {}).get(c.skill, 0)
             factor = self.unskilled if level == 0 else 1.0 + self.skill_speedup * (3 - level)
-        held = self.active.get((c.agent_tenant, c.agent), 1)
+        held = self.active[c.agent_tenant][c.agent]
         if held > 1:
             factor *= 1.0 + self.concurrency * (held - 1)
         handle_s = (self._interval_mean(self.interval_handle, c) if self.interval_starts
@@ -970,7 +970,7 @@ class Simulation:
             return
         c.status = CLOSED
         c.gen += 1
-        self.active[(c.agent_tenant, c.agent)] -= 1
+        self.active[c.agent_tenant][c.agent] -= 1
         del self.chats[c.id]
         if self.left_mid_chat > 0 and self.rng.random() < self.left_mid_chat:
             # the visitor closes the window: the engine ends the chat (and
