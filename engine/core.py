@@ -25,6 +25,7 @@ from engine.scoring import (
     eligible,
     fits,
     match_parts,
+    match_sum,
     priority_at,
     priority_base,
     priority_parts,
@@ -865,7 +866,7 @@ class Engine:
             "type": "chat.assigned", "ts": t.now, "tenant": t.name, "cause": self._cause,
             "offset": self._offset, "origin": c.origin,
             "chat": chat, "visitor": visitor, "agent": a.id, "wait_ms": t.now - c.t0,
-            "priority": round3(c.base + aging), "match": round3(sum(match)),
+            "priority": round3(c.base + aging), "match": round3(match_sum(match)),
             "score": {
                 "page": page, "loyalty": round3(loyalty), "returning": returning,
                 "level": level, "aging": round3(aging), "skill": skill,

@@ -111,9 +111,17 @@ def match_parts(rules: Rules, a: Agent, c: Chat, v: Visitor) -> MatchParts:
     return skill, load, sticky, exclusive, region, channel
 
 
+def match_sum(m: MatchParts) -> float:
+    """``sum(m)`` as Python 3.11 adds floats: from 0, left to right. Spelled
+    out, compiled code adds native floats instead of boxing the parts into a
+    tuple object for the builtin."""
+    skill, load, sticky, exclusive, region, channel = m
+    return 0.0 + skill + load + sticky + exclusive + region + channel
+
+
 def match_total(rules: Rules, a: Agent, c: Chat, v: Visitor) -> float:
     """The match score: the sum of ``match_parts``, in their order."""
-    return sum(match_parts(rules, a, c, v))
+    return match_sum(match_parts(rules, a, c, v))
 
 
 def units_of(rules: Rules, skill: str | None) -> int:

@@ -601,9 +601,9 @@ class Simulation:
             self.n_outputs += len(outs)
             if self._outputs_out is not None:
                 self._out_buf.append(encode_lines(outs))
-            output = self.collector.output
+            collector = self.collector  # a method called on it, not a bound one kept: native
             for o in outs:
-                output(o)
+                collector.output(o)
                 self._react(o)
         if len(buf) >= FLUSH_EVERY:
             self._flush()

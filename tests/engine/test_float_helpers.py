@@ -1,5 +1,5 @@
-"""``round3`` gives exactly the float ``round(x, 3)`` gives (the outputs'
-bytes depend on it)."""
+"""``round3`` gives exactly the float ``round(x, 3)`` gives, and ``match_sum``
+exactly the float ``sum`` gives (the outputs' bytes depend on both)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.scoring import round3
+from engine.scoring import MatchParts, match_sum, round3
 
 
 def same(a: float, b: float) -> bool:
@@ -40,3 +40,12 @@ def test_scores_as_the_engine_makes_them() -> None:
     for i in range(200_000):
         x = i * 0.001 + i * 1e-7 - 37.5 + (i % 7) * 0.1
         assert same(round3(x), round(x, 3)), x
+
+
+@given(st.tuples(*[st.floats(allow_nan=False) | st.sampled_from([0.0, -0.0])] * 6))
+def test_match_sum_is_the_builtin_sum(parts: MatchParts) -> None:
+    assert same(match_sum(parts), sum(parts))
+
+
+def test_match_sum_of_negative_zeros() -> None:
+    assert same(match_sum((-0.0,) * 6), sum((-0.0,) * 6))  # 0.0 both: the sum starts at 0
