@@ -75,13 +75,23 @@ LONG: dict[str, tuple[str | None, str]] = {
         ".venv/bin/python -m benchmarks.versus --before-env ROUTEQ_PURE=1 --pairs 1 "
         "engine_apply --sizes 10x100 --events 2000 --reps 1",
         "~3 min: 5 runs of each side"),
-    ".venv/bin/python -m benchmarks.versus --before 1a4aa2c --before-build "
+    ".venv/bin/python -m benchmarks.versus --before e71b505 --before-build "
     "$VERSUS_NOW/.venv/bin/python setup.py build_ext --inplace -q > build.log 2>&1 "
-    "--keys wall_s,wall_ratio_routeq_over_ciw --pairs 3 simulate --reps 1 --hours 1 "
-    "--mmc-reps 3": (
-        None, "~3 min: it compiles 1a4aa2c's core, then 3 pairs; --before-build is "
+    "--keys wall_s,wall_ratio_routeq_over_ciw,customers_per_s --pairs 3 simulate --reps 1 "
+    "--hours 1 --mmc-reps 3": (
+        None, "~3 min: it compiles e71b505's core, then 3 pairs; --before-build is "
         "tested in tests/benchmarks/test_versus.py and the simulate benchmark by its "
         "--quick line"),
+    ".venv/bin/python -m benchmarks.versus --before e71b505 --before-build "
+    "$VERSUS_NOW/.venv/bin/python setup.py build_ext --inplace -q > build.log 2>&1 "
+    "--keys visitor_bytes,waiting_chat_bytes,agent_bytes --pairs 2 memory --quick": (
+        None, "~3 min: it compiles e71b505's core, then 2 pairs; --before-build is tested "
+        "in tests/benchmarks/test_versus.py and benchmarks.memory by the benchmarks' smoke "
+        "test"),
+    ".venv/bin/python -m benchmarks.versus --before e9596ce --keys "
+    "candidates_per_min,median_wall_s --pairs 3 whatif --rate-only": (
+        None, "~2 min: 3 pairs of 5 timed compares; versus against a commit is tested in "
+        "tests/benchmarks/test_versus.py and whatif --rate-only by its own line"),
     ".venv/bin/python -m benchmarks.presence": (
         ".venv/bin/python -m benchmarks.presence --quick --hours 0.5 --seeds 1",
         "~1 min: 5 seeds of 12 simulated hours under four rules"),
