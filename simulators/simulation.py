@@ -42,7 +42,13 @@ from schemas.outputs import encode_lines
 from simulators.metrics import SL_S, Collector
 from simulators.scenario import ScenarioError, get, need, start_ms
 from simulators.traffic import (
-    HOUR_MS, MINUTE_MS, Choice, expovariate, lognormal_params, multipliers)
+    HOUR_MS,
+    MINUTE_MS,
+    Choice,
+    expovariate,
+    lognormal_params,
+    multipliers,
+)
 
 PAGES = ("home", "list", "search", "detail", "cart", "checkout", "order", "after_sales")
 
