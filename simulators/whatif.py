@@ -96,9 +96,11 @@ TIE_TIMES = 64
 CHAT_OUTPUTS = frozenset({"chat.queued", "chat.assigned", "chat.requeued", "chat.to_bot",
                           "chat.abandoned"})
 _V = TypeVar("_V")
-#: a planned action: (time, line of the history it re-creates, order planned,
-#: tenant, action, its argument)
-_Item = tuple[int, int, int, str, Callable[[int, Any], None], Any]
+# what a planned step does (see Replay._act), the commonest first
+END, ACCEPT, CLOCK, GIVE_UP, DECLINE, GIVE_BACK, BOT_DONE, ORDER = range(8)
+#: a planned step: (time, line of the history it re-creates, order planned,
+#: tenant, what, its argument)
+_Item = tuple[int, int, int, str, int, Any]
 
 
 class TraceError(ValueError):
@@ -1001,18 +1003,38 @@ class Replay:
         # longest it took, so that they never fire a timer before it would have
         self.lag = trace.timer_lag_ms + 1 if trace.timer_lag_ms > 0 else trace.timer_lag_ms
 
-    def _push(self, t: int, tenant: str, action: Callable[[int, Any], None], arg: Any,
-              line: int = LAST) -> None:
-        """Plan ``action`` at ``t``; at equal times in the order of the history's
-        ``line`` (where it re-creates that line's event), then as planned."""
-        heapq.heappush(self.heap, (t, line, next(self._seq), tenant, action, arg))
+    def _push(self, t: int, tenant: str, what: int, arg: Any, line: int = LAST) -> None:
+        """Plan step ``what`` at ``t``; at equal times in the order of the
+        history's ``line`` (where it re-creates that line's event), then as
+        planned."""
+        heapq.heappush(self.heap, (t, line, next(self._seq), tenant, what, arg))
 
-    def _push_close(self, t: int, c: _Chat, action: Callable[[int, Any], None],
-                    arg: Any) -> None:
+    def _act(self, t: int, what: int, arg: Any) -> None:
+        """Take one planned step: a chain over kinds, as the simulator's, not
+        bound methods on the heap (one allocated per plan, called through the
+        interpreter, and the heap a cycle with the re-simulation)."""
+        if what == END:
+            self._end(t, arg)
+        elif what == ACCEPT:
+            self._accept(t, arg)
+        elif what == CLOCK:
+            self._clock(t, arg)
+        elif what == GIVE_UP:
+            self._give_up(t, arg)
+        elif what == DECLINE:
+            self._decline(t, arg)
+        elif what == GIVE_BACK:
+            self._give_back(t, arg)
+        elif what == BOT_DONE:
+            self._bot_done(t, arg)
+        elif what == ORDER:
+            self._order(t, arg)
+
+    def _push_close(self, t: int, c: _Chat, what: int, arg: Any) -> None:
         """Plan the action that closes ``c`` at ``t`` (where the history closed
         it then, at its line)."""
         close = c.obs.close if c.obs is not None else (-1, -1)
-        self._push(t, c.tenant, action, arg, close[1] if close[0] == t else LAST)
+        self._push(t, c.tenant, what, arg, close[1] if close[0] == t else LAST)
 
     def _id(self) -> str:
         self.n_ids += 1
@@ -1064,8 +1086,8 @@ class Replay:
         """Every own event planned up to ``until``, in order."""
         heap, pop = self.heap, heapq.heappop
         while heap and heap[0][0] <= until:
-            t, _, _, _, action, arg = pop(heap)
-            action(t, arg)
+            t, _, _, _, what, arg = pop(heap)
+            self._act(t, what, arg)
 
     def _before(self, ts: int, lows: dict[str, int] | None) -> None:
         """The own events before ``ts``, except those of a tenant whose later
@@ -1082,7 +1104,7 @@ class Replay:
             if low is not None and item[0] >= low:
                 held.append(item)
             else:
-                item[4](item[0], item[5])
+                self._act(item[0], item[4], item[5])
         for item in held:
             heapq.heappush(heap, item)
 
@@ -1127,7 +1149,7 @@ class Replay:
                 others.append(item)
                 continue
             before = self.offset
-            item[4](ts, item[5])
+            self._act(ts, item[4], item[5])
             done += self.offset - before
         counts[number] = done
         self.tie_at[key] = _latest(counts, 16 * TIE_TIMES)  # the older: long forgotten
@@ -1176,7 +1198,7 @@ class Replay:
         d = self.engine.next_deadline(tenant)
         if d is not None and (tenant, d) not in self.clocks:
             self.clocks.add((tenant, d))
-            self._push(d + self.lag, tenant, self._clock, tenant)
+            self._push(d + self.lag, tenant, CLOCK, tenant)
 
     # ------------------------------------------------------------ reactions
 
@@ -1205,7 +1227,7 @@ class Replay:
             if not math.isinf(p):
                 c.gave_up_at = c.entered + int(p)
         if c.gave_up_at >= 0:  # (again: patience may have run out while it was offered)
-            self._push_close(max(c.gave_up_at, o["ts"]), c, self._give_up, c)
+            self._push_close(max(c.gave_up_at, o["ts"]), c, GIVE_UP, c)
 
     def _on_assigned(self, c: _Chat, o: dict[str, Any]) -> None:
         t = o["ts"]
@@ -1222,19 +1244,19 @@ class Replay:
         kind, delay = seen[c.offers] if c.offers < len(seen) else ("accept", c.draws.accept_ms)
         c.offers += 1
         if kind == "accept":
-            self._push(t + delay, c.tenant, self._accept, (c, c.gen, c.offers - 1))
+            self._push(t + delay, c.tenant, ACCEPT, (c, c.gen, c.offers - 1))
         elif kind == "decline":
-            self._push(t + delay, c.tenant, self._decline, (c, c.gen))
+            self._push(t + delay, c.tenant, DECLINE, (c, c.gen))
         elif kind == "end":  # the chat ended (the visitor left) before an answer
-            self._push_close(t + delay, c, self._end, (c, c.gen))
+            self._push_close(t + delay, c, END, (c, c.gen))
         elif kind == "transfer":  # handed on before an answer
-            self._push(t + delay, c.tenant, self._give_back, (c, c.gen, c.offers - 1))
+            self._push(t + delay, c.tenant, GIVE_BACK, (c, c.gen, c.offers - 1))
         # "none": the offer times out (the engine's timer)
 
     def _on_to_bot(self, c: _Chat, o: dict[str, Any]) -> None:
         c.status = BOT
         c.gen += 1
-        self._push(o["ts"] + c.draws.bot[1], c.tenant, self._bot_done, (c, c.gen))
+        self._push(o["ts"] + c.draws.bot[1], c.tenant, BOT_DONE, (c, c.gen))
 
     def _on_requeued(self, c: _Chat, o: dict[str, Any]) -> None:
         if c.status != CLOSED:
@@ -1275,9 +1297,9 @@ class Replay:
         declines it) where the trace's did."""
         back = c.obs.given_back.get(n) if c.obs is not None else None
         if back is not None:
-            self._push(t + back[0], c.tenant, self._give_back, (c, c.gen, n))
+            self._push(t + back[0], c.tenant, GIVE_BACK, (c, c.gen, n))
         else:
-            self._push_close(t + self._handle(c, n), c, self._end, (c, c.gen))
+            self._push_close(t + self._handle(c, n), c, END, (c, c.gen))
 
     def _give_back(self, t: int, arg: tuple[_Chat, int, int]) -> None:
         c, gen, n = arg
@@ -1331,7 +1353,7 @@ class Replay:
             return
         d = c.draws
         if d.u_order < _order_chance(self.trace, obs.page or "", c.wait_ms):
-            self._push(t + d.delay, c.tenant, self._order, (c, d.amount))
+            self._push(t + d.delay, c.tenant, ORDER, (c, d.amount))
 
     def _order(self, t: int, arg: tuple[_Chat, float]) -> None:
         c, amount = arg
