@@ -859,26 +859,21 @@ class Engine:
         t.rr = a.seq
         self._note_chat(t, c)
         self._note_agent(t, a)
-        chat, visitor = c.server_ids()
-        # the commonest output, built as one literal (sized once) rather than
-        # grown from _head key by key; the head's optional keys go when unset
-        out: Output = {
-            "type": "chat.assigned", "ts": t.now, "tenant": t.name, "cause": self._cause,
-            "offset": self._offset, "origin": c.origin,
-            "chat": chat, "visitor": visitor, "agent": a.id, "wait_ms": t.now - c.t0,
-            "priority": round3(c.base + aging), "match": round3(match_sum(match)),
-            "score": {
-                "page": page, "loyalty": round3(loyalty), "returning": returning,
-                "level": level, "aging": round3(aging), "skill": skill,
-                "load": round3(load), "sticky": sticky, "exclusive": exclusive,
-                "region": region, "channel": channel,
-            },
-            "reason": reason, "step": self._step(t, c).name, "rules": rules.hash,
+        out = self._head(t, "chat.assigned", c)
+        out["chat"], out["visitor"] = c.server_ids()
+        out["agent"] = a.id
+        out["wait_ms"] = t.now - c.t0
+        out["priority"] = round3(c.base + aging)
+        out["match"] = round3(match_sum(match))
+        out["score"] = {
+            "page": page, "loyalty": round3(loyalty), "returning": returning,
+            "level": level, "aging": round3(aging), "skill": skill,
+            "load": round3(load), "sticky": sticky, "exclusive": exclusive,
+            "region": region, "channel": channel,
         }
-        if self._offset is None:
-            del out["offset"]
-        if c.origin is None:
-            del out["origin"]
+        out["reason"] = reason
+        out["step"] = self._step(t, c).name
+        out["rules"] = rules.hash
         if c.skill is not None:
             out["skill"] = c.skill
         if rules.capacity_weights:
